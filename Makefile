@@ -1,0 +1,31 @@
+# Two commands do all the set-up from a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lab bench clean
+
+# torch==2.13.0 first (the CPU build); the project's own range admits it, so pip keeps it.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (alignlib)" >/dev/null
+	touch $(STAMP)
+
+run: $(STAMP)  ## execute every notebook into build/ with an HTML index
+	$(BIN)/python -m alignlib.notebooks run --out build
+
+test: $(STAMP)  ## the whole test suite, notebooks included
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+lab: $(STAMP)  ## JupyterLab on the notebooks
+	$(BIN)/jupyter lab notebooks
+
+bench: $(STAMP)  ## CPU benchmarks, JSON in benchmarks/results/
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,231 @@
+"""The notebook suite: record a notebook's key numbers, execute notebooks with papermill, and
+compare what they recorded with the regression baselines.
+
+Command line::
+
+    python -m alignlib.notebooks run [--profile default|full] [--only PATTERN] [--out DIR]
+
+executes every notebook in ``notebooks/`` (or those whose name contains PATTERN) into DIR
+(default ``build/``), writes each one's metrics beside it and an ``index.html`` that links them,
+and exits non-zero naming the notebook, the cell and the error if one fails.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alignlib.files import atomic_write_bytes, atomic_write_json
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+PARAMS_DIR = NOTEBOOK_DIR / "params"
+BASELINE_DIR = PROJECT_ROOT / "tests" / "baselines"
+PROFILES = ("default", "full")
+DEFAULT_RTOL = 1e-3
+DEFAULT_ATOL = 1e-6
+
+
+def record_metrics(metrics_path: str | None, **metrics: float) -> dict[str, float]:
+    """Record a notebook's key numbers as JSON at ``metrics_path`` (skipped when it is empty).
+
+    Every value must be a finite number: a NaN recorded here would make the regression test
+    meaningless, so it is an error.
+    """
+    clean = {}
+    for name, value in metrics.items():
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"metric {name!r} is {value}; only finite numbers can be recorded")
+        clean[name] = value
+    if metrics_path:
+        atomic_write_json(metrics_path, clean)
+    return clean
+
+
+def discover(only: str | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The suite's notebooks ``NN_name.ipynb`` in order, optionally those whose name contains ``only``."""
+    notebooks = sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        notebooks = [p for p in notebooks if only in p.stem]
+    return notebooks
+
+
+def profile_parameters(notebook: Path, profile: str) -> dict:
+    """Parameters of a profile: none for ``default`` (the notebook's own), a YAML file for ``full``."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    if profile == "default":
+        return {}
+    import yaml
+
+    path = PARAMS_DIR / f"{notebook.stem}.{profile}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{notebook.name}: no {profile} parameter file at {path}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised: the message names the notebook, the failing cell and the error."""
+
+
+@dataclass
+class NotebookRun:
+    notebook: Path
+    output: Path
+    metrics_path: Path
+    seconds: float
+    metrics: dict = field(default_factory=dict)
+
+
+def execute(
+    notebook: Path,
+    out_dir: Path,
+    profile: str = "default",
+    cell_timeout: int = 1800,
+    extra_parameters: dict | None = None,
+) -> NotebookRun:
+    """Execute one notebook with papermill (kernel ``python3``) into ``out_dir``.
+
+    The executed copy goes to ``out_dir/<name>.ipynb`` and its metrics to
+    ``out_dir/<name>.metrics.json``. Raises :class:`NotebookFailed` on an error in a cell.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / notebook.name
+    metrics_path = out_dir / f"{notebook.stem}.metrics.json"
+    metrics_path.unlink(missing_ok=True)
+    parameters = {**profile_parameters(notebook, profile), **(extra_parameters or {})}
+    parameters["metrics_path"] = str(metrics_path)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            language="python",
+            execution_timeout=cell_timeout,
+            progress_bar=False,
+            cwd=str(notebook.parent),
+        )
+    except PapermillExecutionError as error:
+        raise NotebookFailed(
+            f"{notebook.name}: cell {error.exec_count or error.cell_index} failed with "
+            f"{error.ename}: {error.evalue}\n  executed copy: {output}"
+        ) from None
+    seconds = time.perf_counter() - start
+    if not metrics_path.exists():
+        raise NotebookFailed(f"{notebook.name}: ran, but recorded no metrics at {metrics_path}")
+    metrics = json.loads(metrics_path.read_text())
+    return NotebookRun(notebook, output, metrics_path, seconds, metrics)
+
+
+def compare_with_baseline(metrics: dict, baseline: dict) -> list[str]:
+    """Differences between recorded metrics and a baseline ``{name: {value, rtol, atol}}``.
+
+    Returns one line per problem: a metric out of tolerance, missing, or not in the baseline.
+    """
+    problems = []
+    for name, spec in sorted(baseline.items()):
+        if name not in metrics:
+            problems.append(f"{name}: in the baseline but not recorded")
+            continue
+        expected, got = spec["value"], metrics[name]
+        rtol, atol = spec.get("rtol", DEFAULT_RTOL), spec.get("atol", DEFAULT_ATOL)
+        if not abs(got - expected) <= atol + rtol * abs(expected):
+            problems.append(f"{name}: got {got:.6g}, baseline {expected:.6g} (rtol {rtol:g}, atol {atol:g})")
+    for name in sorted(set(metrics) - set(baseline)):
+        problems.append(f"{name}: recorded but not in the baseline (run pytest --update-baselines)")
+    return problems
+
+
+def updated_baseline(metrics: dict, old: dict | None) -> dict:
+    """A baseline holding the new values, keeping each metric's tolerance from ``old``."""
+    old = old or {}
+    return {
+        name: {
+            "value": value,
+            "rtol": old.get(name, {}).get("rtol", DEFAULT_RTOL),
+            "atol": old.get(name, {}).get("atol", DEFAULT_ATOL),
+        }
+        for name, value in sorted(metrics.items())
+    }
+
+
+def write_index(runs: list[NotebookRun], failures: list[str], out_dir: Path, profile: str) -> Path:
+    """Render each executed notebook to HTML and write ``out_dir/index.html`` linking them."""
+    import nbconvert
+    import nbformat
+
+    exporter = nbconvert.HTMLExporter()
+    rows = []
+    for run in runs:
+        body, _ = exporter.from_notebook_node(nbformat.read(run.output, as_version=4))
+        html_path = run.output.with_suffix(".html")
+        atomic_write_bytes(html_path, body.encode())
+        metrics = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in sorted(run.metrics.items())
+        )
+        rows.append(
+            f"<h2><a href='{html_path.name}'>{html.escape(run.notebook.stem)}</a></h2>"
+            f"<p>{run.seconds:.1f} s &middot; <a href='{run.output.name}'>executed notebook</a> &middot; "
+            f"<a href='{run.metrics_path.name}'>metrics</a></p><table>{metrics}</table>"
+        )
+    failed = "".join(f"<pre class='failed'>{html.escape(f)}</pre>" for f in failures)
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>alignlib notebooks</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td{padding:0 1em}"
+        ".failed{color:#b00}</style></head><body>"
+        f"<h1>alignlib notebooks ({html.escape(profile)} profile)</h1>{failed}{''.join(rows)}</body></html>"
+    )
+    return atomic_write_bytes(out_dir / "index.html", page.encode())
+
+
+def run_suite(profile: str, only: str | None, out_dir: Path, cell_timeout: int) -> int:
+    from tqdm.auto import tqdm
+
+    notebooks = discover(only)
+    if not notebooks:
+        print(f"no notebook in {NOTEBOOK_DIR} matches {only!r}", file=sys.stderr)
+        return 2
+    runs, failures = [], []
+    with tqdm(notebooks, desc="notebooks", unit="nb") as bar:
+        for notebook in bar:
+            bar.set_postfix_str(notebook.stem)
+            try:
+                runs.append(execute(notebook, out_dir, profile, cell_timeout))
+            except NotebookFailed as error:
+                failures.append(str(error))
+    index = write_index(runs, failures, Path(out_dir).resolve(), profile)
+    for run in runs:
+        print(f"ok      {run.notebook.name} ({run.seconds:.1f} s) -> {run.output}")
+    for failure in failures:
+        print(f"FAILED  {failure}", file=sys.stderr)
+    print(f"\nOpen {index} to read the executed notebooks and their metrics.")
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m alignlib.notebooks", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="execute notebooks with papermill")
+    run.add_argument("--profile", choices=PROFILES, default="default",
+                     help="default: the notebooks' small CPU parameters; full: notebooks/params/*.full.yaml (GPU scale)")
+    run.add_argument("--only", metavar="PATTERN", help="run only notebooks whose name contains PATTERN")
+    run.add_argument("--out", type=Path, default=PROJECT_ROOT / "build", help="output folder (default: build/)")
+    run.add_argument("--cell-timeout", type=int, default=1800, metavar="SECONDS", help="time limit per cell")
+    args = parser.parse_args(argv)
+    return run_suite(args.profile, args.only, args.out, args.cell_timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
