@@ -157,7 +157,7 @@ def sinkhorn_log(
     b: torch.Tensor,
     epsilon: float,
     g: torch.Tensor | None = None,
-    tol: float | None = None,
+    tol: float = 1e-5,
     max_iter: int = 2000,
     check_every: int = 10,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,12 +176,10 @@ def sinkhorn_log(
         cost: ``(B, Tm, Tn)``; a: ``(B, Tm)``, b: ``(B, Tn)`` probability weights (zeros allowed).
         epsilon: the entropic regularisation.
         g: ``(B, Tn)`` warm start (for example GeomLoss's potential); zeros if None.
-        tol: L1 marginal error to stop at; default 1e-5 in float64, 1e-4 otherwise.
+        tol: L1 marginal error to stop at.
     Returns:
         ``f (B, Tm), g (B, Tn)`` with plan ``P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)``.
     """
-    if tol is None:
-        tol = 1e-5 if cost.dtype == torch.float64 else 1e-4
     log_a, log_b = a.log(), b.log()  # -inf on padding: those rows/columns get no mass
     g = torch.zeros_like(b) if g is None else g
 
@@ -222,7 +220,7 @@ def entropic_plan(
     x_mask: torch.Tensor | None = None,
     y_mask: torch.Tensor | None = None,
     blur: float = 0.05,
-    tol: float | None = None,
+    tol: float = 1e-5,
     max_iter: int = 2000,
 ) -> torch.Tensor:
     """Entropic transport plan ``(B, Tm, Tn)`` with ``epsilon = blur**2`` and cosine cost.
@@ -230,7 +228,8 @@ def entropic_plan(
     GeomLoss's epsilon-scaling gives dual potentials after about one iteration at the final
     epsilon; a plan rebuilt from them alone can miss its marginals at small blur. Log-domain
     Sinkhorn iterations started from GeomLoss's ``g`` (:func:`sinkhorn_log`) then bring the column
-    marginals within ``tol`` (L1); the row marginals are exact.
+    marginals within ``tol`` (L1); the row marginals are exact. The iterations run in float64
+    whatever the input dtype: at tiny blur, ``(f + g - C) / eps`` is too large for float32.
     """
     from geomloss import SamplesLoss
 
@@ -247,8 +246,9 @@ def entropic_plan(
     )
     _, g = solver(a, x, b, y)
     epsilon = blur**2
+    cost, a, b, g = cost.double(), a.double(), b.double(), g.double()
     f, g = sinkhorn_log(cost, a, b, epsilon, g=g, tol=tol, max_iter=max_iter)
-    return plan_from_potentials(f, g, cost, a, b, epsilon)
+    return plan_from_potentials(f, g, cost, a, b, epsilon).to(x.dtype)
 
 
 def exact_plan(

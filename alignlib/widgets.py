@@ -27,8 +27,6 @@ class PlanState:
 def compute_plan_state(method: str, n_source: int, n_target: int, noise: float, warp: float,
                        blur: float, dim: int = 16, seed: int = 0) -> PlanState:
     """Draw a warped pair (see :func:`alignlib.warped_pairs.warped_pair`) and solve its plan."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     pair = warped_pair(n_source, n_target, dim=dim, noise=noise, warp=warp, seed=seed)
     if method == "relaxed":
         plan = ot.relaxed_plan(pair.source, pair.target)
@@ -73,6 +71,8 @@ class TransportPlanExplorer:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
         self.dim, self.seed = dim, seed
         self.method = w.ToggleButtons(options=METHODS, value=method, description="method")
         self.blur = w.FloatLogSlider(value=blur, base=10, min=-2.5, max=0, step=0.05, description="blur",

@@ -1,0 +1,62 @@
+"""The notebook suite as regression tests: every notebook runs with its default (CPU) parameters
+and its recorded metrics must match tests/baselines/<notebook>.json within each tolerance.
+Baselines change only with ``pytest --update-baselines``."""
+import json
+
+import jupytext
+import nbformat
+import pytest
+from jupytext.compare import compare_notebooks
+
+from alignlib import notebooks
+from alignlib.files import atomic_write_json
+
+NOTEBOOKS = notebooks.discover()
+
+
+def test_the_suite_has_notebooks():
+    assert [p.stem for p in NOTEBOOKS][:1] == ["01_optimal_transport"]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_matches_its_baseline(notebook, tmp_path, request):
+    run = notebooks.execute(notebook, tmp_path)
+    baseline_path = notebooks.BASELINE_DIR / f"{notebook.stem}.json"
+    old = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
+    if request.config.getoption("--update-baselines"):
+        atomic_write_json(baseline_path, notebooks.updated_baseline(run.metrics, old))
+        pytest.skip(f"baseline rewritten: {baseline_path}")
+    assert old is not None, f"no baseline at {baseline_path}; create it with pytest --update-baselines"
+    problems = notebooks.compare_with_baseline(run.metrics, old)
+    assert not problems, f"{notebook.name} drifted from its baseline:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_pair_is_in_sync_and_stripped(notebook):
+    ipynb = nbformat.read(notebook, as_version=4)
+    for cell in ipynb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{notebook.name} has outputs; run nbstripout"
+    paired = notebook.with_suffix(".py")
+    assert paired.exists(), f"{notebook.name} has no py:percent twin"
+    compare_notebooks(jupytext.read(paired), jupytext.read(notebook), fmt="py:percent")
+    assert ipynb.metadata["kernelspec"]["name"] == "python3"
+    assert ipynb.metadata["language_info"]["name"] == "python"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_and_full_profile(notebook):
+    ipynb = nbformat.read(notebook, as_version=4)
+    tagged = [c for c in ipynb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{notebook.name}: expected one cell tagged 'parameters', found {len(tagged)}"
+    source = tagged[0].source
+    assert 'metrics_path: str = ""' in source
+    names = [line.split(":")[0] for line in source.splitlines() if line and not line.startswith("#")]
+    for line in source.splitlines():
+        if line and not line.startswith("#"):
+            assert ":" in line.split("=")[0], f"{notebook.name}: parameter not annotated: {line!r}"
+    full = notebooks.profile_parameters(notebook, "full")
+    unknown = set(full) - set(names)
+    assert not unknown, f"{notebook.name}: full profile sets unknown parameters {sorted(unknown)}"
+    assert full, f"{notebook.name}: the full profile changes nothing"

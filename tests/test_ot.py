@@ -1,0 +1,214 @@
+"""Local alignment (OT) against independent sources: brute-force loops, scipy's LP solver,
+POT's exact and log-domain Sinkhorn solvers, and closed-form properties."""
+import math
+
+import numpy as np
+import ot as pot
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from alignlib import ot
+from alignlib.warped_pairs import warp_indices, warped_pair
+
+
+def random_tokens(batch, n_source, n_target, dim, seed=0, dtype=torch.float64):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, n_source, dim, generator=generator, dtype=dtype)
+    y = torch.randn(batch, n_target, dim, generator=generator, dtype=dtype)
+    return x, y
+
+
+def uniform(n):
+    return np.full(n, 1.0 / n)
+
+
+def test_cosine_cost_matches_double_loop():
+    x, y = random_tokens(2, 5, 4, 3)
+    cost = ot.cosine_cost(x, y)
+    for k in range(2):
+        for i in range(5):
+            for j in range(4):
+                u, v = x[k, i].numpy(), y[k, j].numpy()
+                expected = 1 - u @ v / (np.linalg.norm(u) * np.linalg.norm(v))
+                assert cost[k, i, j].item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_relaxed_plan_is_the_closed_form():
+    x, y = random_tokens(3, 7, 5, 4)
+    plan = ot.relaxed_plan(x, y)
+    cost = ot.cosine_cost(x, y).numpy()
+    for k in range(3):
+        expected = np.zeros((7, 5))
+        expected[np.arange(7), cost[k].argmin(axis=1)] = 1 / 7
+        np.testing.assert_allclose(plan[k].numpy(), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_source=st.integers(1, 9), n_target=st.integers(1, 9), dim=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_relaxed_cost_is_never_above_exact(n_source, n_target, dim, seed):
+    x, y = random_tokens(1, n_source, n_target, dim, seed)
+    cost = ot.cosine_cost(x, y)
+    relaxed = ot.plan_cost(ot.relaxed_plan(x, y), cost).item()
+    exact = pot.emd2(uniform(n_source), uniform(n_target), cost[0].numpy())
+    assert relaxed <= exact + 1e-12
+
+
+def test_exact_plan_matches_linear_program():
+    x, y = random_tokens(1, 5, 4, 3, seed=3)
+    cost = ot.cosine_cost(x, y)[0].numpy()
+    # Eq. 3 as an LP over the 20 plan entries: row sums 1/5, column sums 1/4, P >= 0.
+    rows = np.kron(np.eye(5), np.ones((1, 4)))
+    cols = np.kron(np.ones((1, 5)), np.eye(4))
+    lp = linprog(cost.ravel(), A_eq=np.vstack([rows, cols]), b_eq=np.r_[uniform(5), uniform(4)], bounds=(0, None))
+    plan = ot.exact_plan(x, y)
+    assert ot.plan_cost(plan, ot.cosine_cost(x, y)).item() == pytest.approx(lp.fun, abs=1e-10)
+    row, col = ot.marginals(plan)
+    np.testing.assert_allclose(row[0].numpy(), uniform(5), atol=1e-12)
+    np.testing.assert_allclose(col[0].numpy(), uniform(4), atol=1e-12)
+
+
+def test_entropic_plan_marginals_and_pot_agreement():
+    pair = warped_pair(14, 10, dim=8, noise=0.3, warp=0.5, batch=3, seed=1)
+    blur = 0.2
+    plan = ot.entropic_plan(pair.source, pair.target, blur=blur, tol=1e-9)
+    row, col = ot.marginals(plan)
+    np.testing.assert_allclose(row.numpy(), np.tile(uniform(14), (3, 1)), atol=1e-5)
+    np.testing.assert_allclose(col.numpy(), np.tile(uniform(10), (3, 1)), atol=1e-5)
+    cost = ot.cosine_cost(pair.source, pair.target).numpy()
+    for k in range(3):
+        reference = pot.sinkhorn(uniform(14), uniform(10), cost[k], blur**2, method="sinkhorn_log",
+                                 numItermax=100_000, stopThr=1e-12)
+        np.testing.assert_allclose(plan[k].numpy(), reference, atol=1e-7)
+
+
+def test_entropic_cost_tends_to_exact_as_blur_shrinks():
+    pair = warped_pair(10, 8, dim=8, noise=0.4, warp=0.0, batch=2, seed=2)
+    cost = ot.cosine_cost(pair.source, pair.target)
+    exact = ot.plan_cost(ot.exact_plan(pair.source, pair.target), cost)
+    gaps = []
+    for blur in (0.5, 0.2, 0.1):
+        plan = ot.entropic_plan(pair.source, pair.target, blur=blur, tol=1e-7, max_iter=20_000)
+        gaps.append((ot.plan_cost(plan, cost) - exact).abs().max().item())
+    assert gaps[0] > gaps[1] > gaps[2]
+    assert gaps[2] < 2e-3
+
+
+def test_ot_distance_converges_to_entropic_ot_value():
+    """GeomLoss's loss (debias=False) with a slow annealing equals <P,C> + eps KL(P | a b^T)
+    evaluated on POT's converged plan."""
+    pair = warped_pair(9, 7, dim=6, noise=0.3, warp=0.3, batch=1, seed=4)
+    blur = 0.3
+    eps = blur**2
+    cost = ot.cosine_cost(pair.source, pair.target)[0].numpy()
+    a, b = uniform(9), uniform(7)
+    plan = pot.sinkhorn(a, b, cost, eps, method="sinkhorn_log", numItermax=100_000, stopThr=1e-13)
+    expected = (plan * cost).sum() + eps * (plan * np.log(plan / np.outer(a, b))).sum()
+    got = ot.ot_distance(pair.source, pair.target, blur=blur, scaling=0.995).item()
+    assert got == pytest.approx(expected, rel=1e-3)
+
+
+def test_ot_distance_gradients_are_finite_and_ignore_padding():
+    x, y = random_tokens(2, 6, 5, 4, seed=5)
+    x_mask = torch.ones(2, 6, dtype=torch.bool)
+    x_mask[1, 4:] = False
+    x = x.requires_grad_()
+    loss = ot.ot_distance(x, y, x_mask=x_mask).sum()
+    loss.backward()
+    assert torch.isfinite(x.grad).all()
+    assert x.grad[1, 4:].abs().max().item() == 0.0
+    assert x.grad[1, :4].abs().max().item() > 0.0
+
+
+@pytest.mark.parametrize("method", ["relaxed", "entropic", "exact"])
+def test_padding_equals_the_unpadded_problem(method):
+    x, y = random_tokens(1, 8, 6, 4, seed=6)
+    x_mask = torch.tensor([[True] * 5 + [False] * 3])
+    y_mask = torch.tensor([[True] * 4 + [False] * 2])
+    solve = {"relaxed": ot.relaxed_plan, "exact": ot.exact_plan,
+             "entropic": lambda *args, **kw: ot.entropic_plan(*args, blur=0.3, tol=1e-10, **kw)}[method]
+    padded = solve(x, y, x_mask, y_mask)
+    alone = solve(x[:, :5], y[:, :4])
+    np.testing.assert_allclose(padded[:, :5, :4].numpy(), alone.numpy(), atol=1e-9)
+    assert padded[:, 5:].abs().max().item() == 0.0 and padded[:, :, 4:].abs().max().item() == 0.0
+
+
+def test_transport_is_plan_transpose_times_x():
+    x, y = random_tokens(2, 6, 4, 3, seed=7)
+    plan = ot.relaxed_plan(x, y)
+    aligned = ot.transport(plan, x)
+    assert aligned.shape == (2, 4, 3)
+    for k in range(2):
+        for j in range(4):
+            expected = sum(plan[k, i, j] * x[k, i] for i in range(6))
+            np.testing.assert_allclose(aligned[k, j].numpy(), expected.numpy(), atol=1e-12)
+    averaged = ot.transport(plan, x, barycentric=True)
+    received = plan.sum(dim=1)
+    hit = received > 0
+    np.testing.assert_allclose(averaged[hit].numpy(), (aligned[hit] / received[hit][:, None]).numpy())
+    assert (averaged[~hit] == 0).all()
+
+
+def test_warp_indices_are_monotone_and_cover_the_ends():
+    for warp in (-3.0, 0.0, 1.0, 3.0):
+        index = warp_indices(40, 25, warp)
+        assert (index[1:] >= index[:-1]).all()
+        assert index.min() >= 0 and index.max() <= 24
+    assert warp_indices(10, 10, 0.0).tolist() == list(range(10))
+
+
+def test_known_time_warp_is_recovered():
+    pair = warped_pair(30, 20, dim=16, noise=0.3, warp=1.0, batch=8, seed=0)
+    accuracy = {
+        "relaxed": ot.correspondence_accuracy(ot.relaxed_plan(pair.source, pair.target), pair.correspondence),
+        "exact": ot.correspondence_accuracy(ot.exact_plan(pair.source, pair.target), pair.correspondence),
+        "entropic": ot.correspondence_accuracy(
+            ot.entropic_plan(pair.source, pair.target, blur=0.05, tol=1e-3), pair.correspondence),
+    }
+    print("recovered correspondence accuracy:", accuracy)
+    assert accuracy["relaxed"] > 0.9
+    assert accuracy["exact"] > 0.8
+    assert accuracy["entropic"] > 0.8
+
+
+@pytest.mark.filterwarnings("ignore:sinkhorn_log stopped")
+def test_tiny_blur_and_huge_features_stay_finite():
+    x, y = random_tokens(2, 12, 9, 5, seed=8, dtype=torch.float32)
+    for scale in (1e-4, 1.0, 1e4):
+        plan = ot.entropic_plan(x * scale, y * scale, blur=1e-3, max_iter=50)
+        assert torch.isfinite(plan).all()
+        assert plan.sum(dim=(1, 2)).sub(1).abs().max().item() < 1e-3
+        assert torch.isfinite(ot.ot_distance(x * scale, y * scale, blur=1e-3)).all()
+        assert torch.isfinite(ot.relaxed_plan(x * scale, y * scale)).all()
+
+
+@pytest.mark.parametrize(
+    "x, y, x_mask, blur, message",
+    [
+        (torch.randn(1, 4, 3), torch.randn(1, 5, 2), None, 0.05, "feature dims differ"),
+        (torch.randn(1, 0, 3), torch.randn(1, 5, 3), None, 0.05, "empty sequence"),
+        (torch.randn(1, 4, 3), torch.randn(2, 5, 3), None, 0.05, "batch sizes differ"),
+        (torch.randn(4, 3), torch.randn(1, 5, 3), None, 0.05, "expected 3 dims"),
+        (torch.randn(1, 4, 3), torch.randn(1, 5, 3), torch.zeros(1, 4, dtype=torch.bool), 0.05, "all tokens are padding"),
+        (torch.randn(1, 4, 3), torch.randn(1, 5, 3), torch.ones(1, 3, dtype=torch.bool), 0.05, "x_mask: expected shape"),
+        (torch.tensor([[[math.nan, 0, 1]]]), torch.randn(1, 5, 3), None, 0.05, "NaN or infinite"),
+        (torch.tensor([[[math.inf, 0, 1]]]), torch.randn(1, 5, 3), None, 0.05, "NaN or infinite"),
+        (torch.randn(1, 4, 3), torch.randn(1, 5, 3), None, 0.0, "blur must be a positive"),
+        (torch.randn(1, 4, 3), torch.randn(1, 5, 3), None, -1.0, "blur must be a positive"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(x, y, x_mask, blur, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        ot.entropic_plan(x, y, x_mask=x_mask, blur=blur)
+    if "blur" not in message:
+        with pytest.raises((ValueError, TypeError), match=message):
+            ot.relaxed_plan(x, y, x_mask=x_mask)
+        with pytest.raises((ValueError, TypeError), match=message):
+            ot.exact_plan(x, y, x_mask=x_mask)
+
+
+def test_integer_tokens_are_rejected():
+    with pytest.raises(TypeError, match="floating dtype"):
+        ot.cosine_cost(torch.ones(1, 2, 3, dtype=torch.long), torch.ones(1, 2, 3, dtype=torch.long))
