@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lab bench clean
+.PHONY: run test lab bench notebooks clean
 
 # torch==2.13.0 first (the CPU build); the project's own range admits it, so pip keeps it.
 $(STAMP): pyproject.toml
@@ -26,6 +26,10 @@ lab: $(STAMP)  ## JupyterLab on the notebooks
 
 bench: $(STAMP)  ## CPU benchmarks, JSON in benchmarks/results/
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+notebooks: $(STAMP)  ## sync each .ipynb with its .py twin, then strip outputs
+	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.ipynb
+	$(BIN)/nbstripout notebooks/[0-9][0-9]_*.ipynb
 
 clean:
 	rm -rf build .pytest_cache

@@ -2,6 +2,9 @@
 and its recorded metrics must match tests/baselines/<notebook>.json within each tolerance.
 Baselines change only with ``pytest --update-baselines``."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import jupytext
 import nbformat
@@ -43,6 +46,12 @@ def test_pair_is_in_sync_and_stripped(notebook):
     compare_notebooks(jupytext.read(paired), jupytext.read(notebook), fmt="py:percent")
     assert ipynb.metadata["kernelspec"]["name"] == "python3"
     assert ipynb.metadata["language_info"]["name"] == "python"
+
+
+def test_nbstripout_verify_passes():
+    nbstripout = Path(sys.executable).parent / "nbstripout"
+    result = subprocess.run([str(nbstripout), "--verify", *map(str, NOTEBOOKS)], capture_output=True, text=True)
+    assert result.returncode == 0, f"run `make notebooks` to strip: {result.stdout}{result.stderr}"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
