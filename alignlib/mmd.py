@@ -23,12 +23,13 @@ import torch
 from alignlib.checks import check_mask, check_pair, check_positive
 
 Bandwidth = str | float | Sequence[float]
+_LINEAR_CHUNK = 512  # token pairs per step of the linear-time estimator
 
 
 def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``|x_i - y_j|^2`` for ``(B, Tm, d), (B, Tn, d) -> (B, Tm, Tn)``, via one matrix product."""
-    sq = x.pow(2).sum(-1)[:, :, None] + y.pow(2).sum(-1)[:, None, :] - 2 * x @ y.transpose(1, 2)
-    return sq.clamp_min(0.0)
+    norms = x.pow(2).sum(-1)[:, :, None] + y.pow(2).sum(-1)[:, None, :]
+    return torch.baddbmm(norms, x, y.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
 
 
 def bandwidths(
@@ -77,22 +78,37 @@ def _median_gamma(x, y, x_mask, y_mask) -> torch.Tensor:
 
 def gaussian_kernel(x: torch.Tensor, y: torch.Tensor, gammas: torch.Tensor) -> torch.Tensor:
     """``sum_k exp(-gamma_k |x_i - y_j|^2)``: ``(B, Tm, d), (B, Tn, d), (B, K) -> (B, Tm, Tn)``."""
-    sq = squared_distances(x, y)
-    return torch.exp(-gammas[:, :, None, None] * sq[:, None]).sum(dim=1)
+    return _kernel_from_distances(squared_distances(x, y), gammas)
+
+
+def _kernel_from_distances(sq: torch.Tensor, gammas: torch.Tensor) -> torch.Tensor:
+    if gammas.shape[1] == 1:  # the common case: one temporary, exponentiated in place
+        return (-gammas[:, 0, None, None] * sq).exp_()
+    return sum((-gammas[:, k, None, None] * sq).exp_() for k in range(gammas.shape[1]))
+
+
+def kernel_blocks(x: torch.Tensor, y: torch.Tensor, gammas: torch.Tensor):
+    """The three kernel blocks ``K_xx (B, Tm, Tm)``, ``K_yy (B, Tn, Tn)``, ``K_xy (B, Tm, Tn)``.
+
+    Both sets are first centred on their pooled mean (distances do not change, rounding does),
+    and the within-set diagonals are exactly 1, even for features scaled by 1e4.
+    """
+    centre = torch.cat([x, y], dim=1).mean(dim=1, keepdim=True).detach()
+    x, y = x - centre, y - centre
+
+    def within(u):
+        sq = squared_distances(u, u)
+        sq.diagonal(dim1=1, dim2=2).zero_()
+        return _kernel_from_distances(sq, gammas)
+
+    return within(x), within(y), gaussian_kernel(x, y, gammas)
 
 
 def pooled_kernel(x: torch.Tensor, y: torch.Tensor, gammas: torch.Tensor) -> torch.Tensor:
-    """Kernel matrix ``(B, Tm + Tn, Tm + Tn)`` of the pooled tokens ``[x; y]``.
-
-    The pooled tokens are centred first (distances do not change, rounding does) and the
-    diagonal distances are set to exactly 0, so ``k(u, u) = 1`` even for features scaled by 1e4.
-    """
-    pooled = torch.cat([x, y], dim=1)
-    pooled = pooled - pooled.mean(dim=1, keepdim=True).detach()
-    sq = squared_distances(pooled, pooled)
-    eye = torch.eye(sq.shape[1], dtype=torch.bool, device=sq.device)
-    sq = sq.masked_fill(eye, 0.0)
-    return torch.exp(-gammas[:, :, None, None] * sq[:, None]).sum(dim=1)
+    """Kernel matrix ``(B, Tm + Tn, Tm + Tn)`` of the pooled tokens ``[x; y]``, assembled from
+    :func:`kernel_blocks`."""
+    k_xx, k_yy, k_xy = kernel_blocks(x, y, gammas)
+    return torch.cat([torch.cat([k_xx, k_xy], dim=2), torch.cat([k_xy.transpose(1, 2), k_yy], dim=2)], dim=1)
 
 
 def _validate(x, y, x_mask, y_mask):
@@ -114,28 +130,27 @@ def mmd2(
     diagonal ``k(x_i, x_i) = 1``, so it is >= 0 and exactly 0 for identical sets.
     ``estimator="unbiased"`` drops the diagonal of the two within-set sums (U-statistic): its
     expectation is the population MMD^2, and it can be negative. Needs >= 2 real tokens per set.
-
-    Computed as one quadratic form ``w^T K w`` over the pooled tokens ``[x; y]``, with weights
-    ``+1/Tm`` on ``x`` and ``-1/Tn`` on ``y``: one matrix product instead of three kernel blocks.
     """
     if estimator not in ("biased", "unbiased"):
         raise ValueError(f"unknown estimator {estimator!r}; use 'biased' or 'unbiased'")
     x_mask, y_mask = _validate(x, y, x_mask, y_mask)
     gammas = bandwidths(x, y, bandwidth, x_mask, y_mask)
     n_x, n_y = x_mask.sum(1).to(x.dtype), y_mask.sum(1).to(x.dtype)
-    kernel = pooled_kernel(x, y, gammas)  # (B, Tm + Tn, Tm + Tn)
-    if estimator == "biased":
-        weights = torch.cat([x_mask / n_x[:, None], -(y_mask / n_y[:, None])], dim=1)
-        return torch.einsum("bi,bij,bj->b", weights, kernel, weights)
-    if (n_x < 2).any() or (n_y < 2).any():
+    if estimator == "unbiased" and ((n_x < 2).any() or (n_y < 2).any()):
         raise ValueError("the unbiased estimator needs at least 2 real tokens in each set")
-    in_x = torch.cat([x_mask, torch.zeros_like(y_mask)], dim=1).to(x.dtype)
-    in_y = torch.cat([torch.zeros_like(x_mask), y_mask], dim=1).to(x.dtype)
-    diagonal = kernel.diagonal(dim1=1, dim2=2)
-    within_x = torch.einsum("bi,bij,bj->b", in_x, kernel, in_x) - (diagonal * in_x).sum(1)
-    within_y = torch.einsum("bi,bij,bj->b", in_y, kernel, in_y) - (diagonal * in_y).sum(1)
-    across = torch.einsum("bi,bij,bj->b", in_x, kernel, in_y)
-    return within_x / (n_x * (n_x - 1)) + within_y / (n_y * (n_y - 1)) - 2 * across / (n_x * n_y)
+    k_xx, k_yy, k_xy = kernel_blocks(x, y, gammas)
+    in_x, in_y = x_mask.to(x.dtype), y_mask.to(x.dtype)
+
+    def total(kernel, left, right):  # left^T kernel right, batched: (B,)
+        return (left[:, None, :] @ (kernel @ right[:, :, None]))[:, 0, 0]
+
+    within_x, within_y, across = total(k_xx, in_x, in_x), total(k_yy, in_y, in_y), total(k_xy, in_x, in_y)
+    if estimator == "biased":
+        return within_x / n_x**2 + within_y / n_y**2 - 2 * across / (n_x * n_y)
+    diagonal_x = (k_xx.diagonal(dim1=1, dim2=2) * in_x).sum(1)
+    diagonal_y = (k_yy.diagonal(dim1=1, dim2=2) * in_y).sum(1)
+    return ((within_x - diagonal_x) / (n_x * (n_x - 1)) + (within_y - diagonal_y) / (n_y * (n_y - 1))
+            - 2 * across / (n_x * n_y))
 
 
 def mmd2_linear(
@@ -159,20 +174,26 @@ def mmd2_linear(
     n_pairs = torch.minimum(x_mask.sum(1), y_mask.sum(1)) // 2  # (B,)
     if (n_pairs < 1).any():
         raise ValueError("the linear estimator needs at least 2 real tokens in each set")
-    # Move each item's real tokens to the front, keeping their order.
-    x = x.gather(1, _real_first(x_mask)[:, :, None].expand_as(x))
-    y = y.gather(1, _real_first(y_mask)[:, :, None].expand_as(y))
+    if not x_mask.all():  # move each item's real tokens to the front, keeping their order
+        x = x.gather(1, _real_first(x_mask)[:, :, None].expand_as(x))
+    if not y_mask.all():
+        y = y.gather(1, _real_first(y_mask)[:, :, None].expand_as(y))
     steps = int(n_pairs.max())
-    x_even, x_odd = x[:, 0:2 * steps:2], x[:, 1:2 * steps:2]
-    y_even, y_odd = y[:, 0:2 * steps:2], y[:, 1:2 * steps:2]
 
     def k(u, v):
-        sq = (u - v).pow(2).sum(-1)  # (B, steps)
+        sq = torch.sub(u, v).square_().sum(-1)  # (B, chunk)
         return torch.exp(-gammas[:, :, None] * sq[:, None]).sum(1)
 
-    h = k(x_even, x_odd) + k(y_even, y_odd) - k(x_even, y_odd) - k(x_odd, y_even)
-    valid = torch.arange(steps, device=x.device)[None, :] < n_pairs[:, None]
-    return (h * valid).sum(1) / n_pairs.to(h.dtype)
+    # Chunks of pairs keep the temporaries in cache, so the cost stays linear in T.
+    total = x.new_zeros(x.shape[0])
+    for first in range(0, steps, _LINEAR_CHUNK):
+        last = min(first + _LINEAR_CHUNK, steps)
+        x_even, x_odd = x[:, 2 * first:2 * last:2], x[:, 2 * first + 1:2 * last:2]
+        y_even, y_odd = y[:, 2 * first:2 * last:2], y[:, 2 * first + 1:2 * last:2]
+        h = k(x_even, x_odd) + k(y_even, y_odd) - k(x_even, y_odd) - k(x_odd, y_even)
+        valid = torch.arange(first, last, device=x.device)[None, :] < n_pairs[:, None]
+        total = total + (h * valid).sum(1)
+    return total / n_pairs.to(x.dtype)
 
 
 def _real_first(mask: torch.Tensor) -> torch.Tensor:
