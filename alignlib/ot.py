@@ -116,6 +116,20 @@ def plan_cost(plan: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
     return (plan * cost).sum(dim=(1, 2))
 
 
+def geomloss_sinkhorn(blur: float, scaling: float = 0.5, debias: bool = False, potentials: bool = False):
+    """GeomLoss's Sinkhorn solver with this module's conventions: cosine cost, annealing from the
+    cost's diameter 2 down to ``epsilon = blur**2``, tensorized backend (no pykeops).
+
+    Call it as ``solver(a, x, b, y)`` with weights ``(B, Tm)``, ``(B, Tn)`` and tokens
+    ``(B, Tm, d)``, ``(B, Tn, d)``; it returns losses ``(B,)`` or potentials ``f, g``.
+    """
+    from geomloss import SamplesLoss
+
+    check_positive(blur, "blur")
+    return SamplesLoss("sinkhorn", blur=blur, scaling=scaling, diameter=COSINE_DIAMETER, cost=_cosine_cost,
+                       debias=debias, potentials=potentials, backend="tensorized")
+
+
 def ot_distance(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -135,19 +149,8 @@ def ot_distance(
     Returns:
         ``(B,)`` losses.
     """
-    from geomloss import SamplesLoss
-
-    check_positive(blur, "blur")
     _, a, b = _prepare(x, y, x_mask, y_mask)
-    loss = SamplesLoss(
-        "sinkhorn",
-        blur=blur,
-        scaling=scaling,
-        diameter=COSINE_DIAMETER,
-        cost=_cosine_cost,
-        debias=debias,
-        backend="tensorized",
-    )
+    loss = geomloss_sinkhorn(blur, scaling=scaling, debias=debias)
     return loss(a, x, b, y)
 
 
@@ -231,20 +234,8 @@ def entropic_plan(
     marginals within ``tol`` (L1); the row marginals are exact. The iterations run in float64
     whatever the input dtype: at tiny blur, ``(f + g - C) / eps`` is too large for float32.
     """
-    from geomloss import SamplesLoss
-
-    check_positive(blur, "blur")
     cost, a, b = _prepare(x, y, x_mask, y_mask)
-    solver = SamplesLoss(
-        "sinkhorn",
-        blur=blur,
-        diameter=COSINE_DIAMETER,
-        cost=_cosine_cost,
-        debias=False,
-        potentials=True,
-        backend="tensorized",
-    )
-    _, g = solver(a, x, b, y)
+    _, g = geomloss_sinkhorn(blur, potentials=True)(a, x, b, y)
     epsilon = blur**2
     cost, a, b, g = cost.double(), a.double(), b.double(), g.double()
     f, g = sinkhorn_log(cost, a, b, epsilon, g=g, tol=tol, max_iter=max_iter)

@@ -256,11 +256,10 @@ plt.show()
 # from GeomLoss's potential, until the marginals are met.
 
 # %%
-from geomloss import SamplesLoss  # noqa: E402  (imported here, where it is first needed)
-
+# SamplesLoss("sinkhorn", blur=blur, diameter=2.0, cost=cosine cost, debias=False,
+#             potentials=True, backend="tensorized"), as alignlib configures it:
+solver = ot.geomloss_sinkhorn(blur, potentials=True)
 weights_a, weights_b = torch.tensor(a)[None], torch.tensor(b)[None]
-solver = SamplesLoss("sinkhorn", blur=blur, diameter=2.0, cost=lambda x, y: ot.cosine_cost(x, y),
-                     debias=False, potentials=True, backend="tensorized")
 f_geomloss, g_geomloss = solver(weights_a, pair.source, weights_b, pair.target)
 plan_unpolished = ot.plan_from_potentials(f_geomloss, g_geomloss, cost[None], weights_a, weights_b, blur**2)[0]
 with warnings.catch_warnings():
