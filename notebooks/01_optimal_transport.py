@@ -391,8 +391,8 @@ assert mean_cost["relaxed"] <= mean_cost["exact"] + 1e-9
 # ## 10 · Explore
 #
 # `TransportPlanExplorer` recomputes the plan as you move the sliders (method, blur, lengths, noise,
-# warp). Circles mark the true correspondence. In a static render (HTML export) you see the
-# initial figure; open the notebook in JupyterLab to interact.
+# warp). Circles mark the true correspondence. A widget needs a live kernel: in a static render
+# (the HTML pages of `make run`) it shows only as text; open the notebook with `make lab` to use it.
 
 # %%
 from alignlib.widgets import TransportPlanExplorer  # noqa: E402
