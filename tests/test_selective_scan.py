@@ -1,0 +1,109 @@
+"""The reference selective scan against a scalar float64 loop, the convolution view of a
+time-invariant SSM, and mamba-ssm's reference where it imports."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from alignlib.selective_scan import selective_scan_reference
+
+
+def inputs(batch=2, channels=3, states=4, length=5, selective=True, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g, dtype=dtype)
+
+    u, delta, z = r(batch, channels, length), r(batch, channels, length), r(batch, channels, length)
+    A = -torch.exp(r(channels, states))
+    B = r(batch, states, length) if selective else r(channels, states)
+    C = r(batch, states, length) if selective else r(channels, states)
+    return dict(u=u, delta=delta, A=A, B=B, C=C, D=r(channels), z=z, delta_bias=r(channels))
+
+
+def scalar_loop(u, delta, A, B, C, D, z, delta_bias):
+    """Every multiplication written out, one (batch, channel, state) at a time, in float64."""
+    u, delta, A, B, C, D, z, bias = (t.double().numpy() for t in (u, delta, A, B, C, D, z, delta_bias))
+    batch, channels, length = u.shape
+    out = np.zeros_like(u)
+    for b in range(batch):
+        for d in range(channels):
+            h = np.zeros(A.shape[1])
+            for t in range(length):
+                dt = math.log1p(math.exp(delta[b, d, t] + bias[d]))  # softplus
+                for n in range(A.shape[1]):
+                    b_tn = B[b, n, t] if B.ndim == 3 else B[d, n]
+                    h[n] = math.exp(dt * A[d, n]) * h[n] + dt * b_tn * u[b, d, t]
+                c_t = C[b, :, t] if C.ndim == 3 else C[d]
+                y = float(c_t @ h) + D[d] * u[b, d, t]
+                out[b, d, t] = y * z[b, d, t] / (1 + math.exp(-z[b, d, t]))  # silu
+    return out
+
+
+@pytest.mark.parametrize("selective", [True, False])
+@pytest.mark.parametrize("length", [1, 2, 7])
+def test_reference_matches_scalar_loop(selective, length):
+    args = inputs(length=length, selective=selective, seed=length)
+    got = selective_scan_reference(**args, delta_softplus=True)
+    np.testing.assert_allclose(got.numpy(), scalar_loop(**args), rtol=1e-10, atol=1e-12)
+
+
+def test_time_invariant_scan_is_a_convolution():
+    """With B, C fixed and delta constant in time, y = K * u with K_k = sum_n C_n (e^{dA_n})^k dB_n."""
+    args = inputs(batch=1, channels=2, states=3, length=9, selective=False, seed=3)
+    delta = torch.full_like(args["u"], 0.3)
+    y = selective_scan_reference(args["u"], delta, args["A"], args["B"], args["C"])
+    for d in range(2):
+        abar = torch.exp(0.3 * args["A"][d])
+        kernel = torch.stack([(args["C"][d] * abar**k * 0.3 * args["B"][d]).sum() for k in range(9)])
+        conv = F.conv1d(F.pad(args["u"][:, d:d + 1], (8, 0)), kernel.flip(0)[None, None])
+        np.testing.assert_allclose(y[:, d:d + 1].numpy(), conv.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_last_state_and_gradients():
+    args = inputs(length=6, seed=4)
+    leaves = {k: v.clone().requires_grad_() for k, v in args.items()}
+    out, last = selective_scan_reference(**leaves, delta_softplus=True, return_last_state=True)
+    assert last.shape == (2, 3, 4)
+    out.square().sum().backward()
+    for name, leaf in leaves.items():
+        assert leaf.grad is not None and torch.isfinite(leaf.grad).all(), name
+    check = {k: v.clone().requires_grad_() for k, v in inputs(batch=1, channels=2, states=2, length=4, seed=5).items()}
+    assert torch.autograd.gradcheck(lambda *t: selective_scan_reference(*t, delta_softplus=True),
+                                     tuple(check[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")))
+
+
+def test_float32_in_float32_out():
+    args = {k: v.float() for k, v in inputs(seed=6).items()}
+    assert selective_scan_reference(**args).dtype == torch.float32
+
+
+def test_matches_mamba_ssm_reference_where_it_imports():
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_ref
+    except Exception as error:  # mamba-ssm may be absent, or fail on import without CUDA
+        pytest.skip(f"mamba-ssm's selective_scan_ref does not import here: {type(error).__name__}: {error}")
+    args = {k: v.float() for k, v in inputs(seed=7).items()}
+    expected = selective_scan_ref(**args, delta_softplus=True)
+    torch.testing.assert_close(selective_scan_reference(**args, delta_softplus=True), expected)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(u=torch.zeros(2, 3)), "u: expected shape"),
+        (dict(delta=torch.zeros(2, 3, 4)), "delta: expected shape"),
+        (dict(A=torch.ones(3, 4, dtype=torch.float64)), "positive entries"),
+        (dict(A=-torch.ones(2, 4, dtype=torch.float64)), "A: expected shape"),
+        (dict(B=torch.zeros(2, 4, 3, dtype=torch.float64)), "B: expected shape"),
+        (dict(D=torch.zeros(2, dtype=torch.float64)), "D: expected shape"),
+        (dict(u=torch.full((2, 3, 5), math.nan, dtype=torch.float64)), "u: contains NaN"),
+        (dict(u=torch.zeros(2, 3, 0, dtype=torch.float64), delta=torch.zeros(2, 3, 0, dtype=torch.float64)), "empty sequence"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(change, message):
+    args = {**inputs(), **change}
+    with pytest.raises((ValueError, TypeError), match=message):
+        selective_scan_reference(**args)
