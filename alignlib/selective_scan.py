@@ -242,3 +242,39 @@ def selective_scan_chunked(
         y = y * F.silu(z.to(compute))
     y = y.to(u.dtype)
     return (y, state) if return_last_state else y
+
+
+BACKENDS = ("auto", "reference", "chunked", "cuda")
+
+
+def mamba_ssm_kernel():
+    """mamba-ssm's CUDA ``selective_scan_fn``, or None where it does not import.
+
+    Imported lazily and guarded: on a CPU-only machine ``import mamba_ssm`` fails, sometimes with
+    errors other than ImportError, and the project must not care.
+    """
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except Exception:
+        return None
+    return selective_scan_fn
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False, backend: str = "auto"):
+    """The selective scan behind one name; arguments as :func:`selective_scan_reference`.
+
+    ``backend``: ``"reference"`` (the sequential loop), ``"chunked"`` (fast pure PyTorch),
+    ``"cuda"`` (mamba-ssm's kernel; CUDA tensors only) or ``"auto"``: mamba-ssm's kernel for CUDA
+    tensors when it imports, the chunked scan otherwise. Softplus is applied to ``delta`` exactly
+    once, by whichever backend runs.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    kernel = mamba_ssm_kernel() if backend in ("auto", "cuda") and u.is_cuda else None
+    if backend == "cuda" and kernel is None:
+        raise RuntimeError("backend='cuda' needs CUDA tensors and mamba-ssm installed (pip install -e .[cuda])")
+    if kernel is not None:
+        return kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    scan = selective_scan_reference if backend == "reference" else selective_scan_chunked
+    return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
