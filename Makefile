@@ -24,7 +24,8 @@ test: $(STAMP)  ## the whole test suite, notebooks included
 lab: $(STAMP)  ## JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks
 
-bench: $(STAMP)  ## CPU benchmarks, JSON in benchmarks/results/
+bench: $(STAMP)  ## CPU benchmarks, JSON in benchmarks/results/ (GPU ones: benchmarks/gpu_*.py)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 notebooks: $(STAMP)  ## sync each .ipynb with its .py twin, then strip outputs
