@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from alignlib.mamba import Mamba, MambaStack
+from alignlib.selective_scan import mamba_ssm_kernel
 
 # mamba_ssm.Mamba(d_model=32) (v1 defaults: d_state 16, d_conv 4, expand 2, dt_rank ceil(32/16) = 2)
 MAMBA_SSM_LAYOUT = {
@@ -103,3 +104,14 @@ def test_stack_forward_and_steps():
 def test_bad_input(hidden, message):
     with pytest.raises(ValueError, match=message):
         Mamba(16)(hidden)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or mamba_ssm_kernel() is None,
+                    reason="needs a CUDA GPU and mamba-ssm (pip install -e .[cuda])")
+def test_block_on_the_cuda_kernel_equals_the_chunked_scan():
+    torch.manual_seed(5)
+    block = Mamba(64).cuda()
+    hidden = torch.randn(2, 128, 64, device="cuda")
+    kernel_out = block(hidden)
+    block.scan_backend = "chunked"
+    torch.testing.assert_close(kernel_out, block(hidden), rtol=1e-3, atol=1e-3)
