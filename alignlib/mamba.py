@@ -84,9 +84,14 @@ class Mamba(nn.Module):
     def forward(self, hidden: torch.Tensor, return_cache: bool = False):
         """``(B, L, d_model) -> (B, L, d_model)``; with ``return_cache``, also the
         :class:`MambaCache` after the last token, to continue with :meth:`step`."""
+        return self._mix(hidden, self.in_proj, self.out_proj, return_cache)
+
+    def _mix(self, hidden, project_in, project_out, return_cache: bool = False):
+        """The block's body with its input and output projections given as functions, so that a
+        subclass can swap them (the Modality-Aware Mamba routes them through experts)."""
         self._check(hidden, 3)
         length = hidden.shape[1]
-        x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (B, L, d_inner) each
+        x, z = project_in(hidden).chunk(2, dim=-1)  # (B, L, d_inner) each
         x_in = x.transpose(1, 2)  # (B, d_inner, L)
         x = F.silu(self.conv1d(x_in)[..., :length])
         dt, B, C = self._ssm_parameters(x.transpose(1, 2))
@@ -94,7 +99,7 @@ class Mamba(nn.Module):
         result = selective_scan(x, dt, A, B, C, self.D.float(), z.transpose(1, 2), self.dt_proj.bias.float(),
                                 delta_softplus=True, return_last_state=return_cache, backend=self.scan_backend)
         y, last = result if return_cache else (result, None)
-        out = self.out_proj(y.transpose(1, 2))
+        out = project_out(y.transpose(1, 2))
         if not return_cache:
             return out
         conv = F.pad(x_in, (self.d_conv - length, 0)) if length < self.d_conv else x_in[..., -self.d_conv:]
