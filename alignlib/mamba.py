@@ -89,14 +89,9 @@ class Mamba(nn.Module):
     def _mix(self, hidden, project_in, project_out, return_cache: bool = False):
         """The block's body with its input and output projections given as functions, so that a
         subclass can swap them (the Modality-Aware Mamba routes them through experts)."""
-        self._check(hidden, 3)
+        x_in, x, z, dt, B, C, A = self.scan_inputs(hidden, project_in)
         length = hidden.shape[1]
-        x, z = project_in(hidden).chunk(2, dim=-1)  # (B, L, d_inner) each
-        x_in = x.transpose(1, 2)  # (B, d_inner, L)
-        x = F.silu(self.conv1d(x_in)[..., :length])
-        dt, B, C = self._ssm_parameters(x.transpose(1, 2))
-        A = -torch.exp(self.A_log.float())
-        result = selective_scan(x, dt, A, B, C, self.D.float(), z.transpose(1, 2), self.dt_proj.bias.float(),
+        result = selective_scan(x, dt, A, B, C, self.D.float(), z, self.dt_proj.bias.float(),
                                 delta_softplus=True, return_last_state=return_cache, backend=self.scan_backend)
         y, last = result if return_cache else (result, None)
         out = project_out(y.transpose(1, 2))
@@ -104,6 +99,18 @@ class Mamba(nn.Module):
             return out
         conv = F.pad(x_in, (self.d_conv - length, 0)) if length < self.d_conv else x_in[..., -self.d_conv:]
         return out, MambaCache(conv=conv.detach().clone(), ssm=last.detach().to(hidden.dtype))
+
+    def scan_inputs(self, hidden: torch.Tensor, project_in=None):
+        """Everything the selective scan needs from ``hidden (B, L, d_model)``: the pre-conv stream
+        ``x_in``, the scan input ``x`` and gate ``z`` ``(B, d_inner, L)``, ``dt (B, d_inner, L)``
+        (before bias and softplus), ``B, C (B, d_state, L)`` and ``A (d_inner, d_state)``."""
+        self._check(hidden, 3)
+        project_in = project_in or self.in_proj
+        x, z = project_in(hidden).chunk(2, dim=-1)  # (B, L, d_inner) each
+        x_in = x.transpose(1, 2)
+        x = F.silu(self.conv1d(x_in)[..., :hidden.shape[1]])
+        dt, B, C = self._ssm_parameters(x.transpose(1, 2))
+        return x_in, x, z.transpose(1, 2), dt, B, C, -torch.exp(self.A_log.float())
 
     def allocate_cache(self, batch: int, device=None, dtype=torch.float32) -> MambaCache:
         """A zero cache for :meth:`step` from the start of a sequence."""
