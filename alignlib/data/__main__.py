@@ -1,0 +1,38 @@
+"""``python -m alignlib.data synth --preset mosi|mosei|tiny --seed S [--n CLIPS] --out FILE [--yes]``"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from alignlib.data import synthetic
+
+LARGE = 1 << 30  # files above 1 GiB need --yes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m alignlib.data", description="alignlib data tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    synth = commands.add_parser("synth", help="generate the synthetic benchmark in MMSA's pickle format")
+    synth.add_argument("--preset", choices=sorted(synthetic.PRESETS), default="tiny",
+                       help="sizes, sequence lengths and feature widths: tiny (a sample), mosi or mosei")
+    synth.add_argument("--seed", type=int, default=0, help="the same seed gives the same file")
+    synth.add_argument("--n", type=int, default=None, metavar="CLIPS",
+                       help="total clips, split in the preset's train/valid/test proportions")
+    synth.add_argument("--out", required=True, help="output .pkl (the correspondence goes to OUT.correspondence.npz)")
+    synth.add_argument("--yes", action="store_true", help="write files larger than 1 GiB without asking")
+    args = parser.parse_args(argv)
+
+    size = synthetic.estimated_bytes(args.preset, args.n)
+    sizes = synthetic.split_sizes(args.preset, args.n)
+    print(f"{args.preset}: {sum(sizes)} clips (train/valid/test {sizes}), about {size / 2**20:.1f} MiB of features")
+    if size > LARGE and not args.yes:
+        print(f"that is {size / 2**30:.1f} GiB; pass --yes to write it, or --n to make it smaller", file=sys.stderr)
+        return 2
+    data, correspondence = synthetic.generate(args.preset, args.seed, args.n)
+    path = synthetic.write(args.out, data, correspondence)
+    print(f"wrote {path} and {synthetic.correspondence_path(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

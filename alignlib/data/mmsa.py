@@ -1,0 +1,197 @@
+"""Datasets in MMSA's pickle format (``aligned_50.pkl`` / ``unaligned_50.pkl`` of CMU-MOSI and MOSEI).
+
+A file holds ``{"train", "valid", "test"}``, each a dict with ``text (N, T_l, d_l)``,
+``audio (N, T_a, d_a)``, ``vision (N, T_v, d_v)``, ``regression_labels (N,)`` and ``id (N,)``;
+optionally ``audio_lengths``, ``vision_lengths`` (N,), ``raw_text``, ``text_bert``, ``annotations``
+and others, which are kept but not used. Shapes are read from the arrays. As MMSA does for audio,
+``-inf`` features are replaced by 0 (here in every modality), and the replacements are counted.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SPLITS = ("train", "valid", "test")
+MODALITIES = ("text", "audio", "vision")
+REQUIRED_KEYS = (*MODALITIES, "regression_labels", "id")
+DATA_ENV = "ALIGNLIB_DATA"
+
+
+class MalformedDataError(ValueError):
+    """The file is not a readable MMSA pickle; the message says what is wrong and where."""
+
+
+@dataclass
+class Split:
+    """One split: features per modality ``(N, T, d)`` float32, padding masks ``(N, T)`` bool,
+    labels ``(N,)`` float32, ids, and the raw dict for the optional keys."""
+
+    features: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+    labels: np.ndarray
+    ids: np.ndarray
+    raw: dict = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class MMSAData:
+    splits: dict[str, Split]
+    path: Path
+    replaced_neg_inf: dict[str, int]
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Feature width of each modality, read from the arrays."""
+        return {m: self.splits["train"].features[m].shape[2] for m in MODALITIES}
+
+    @property
+    def lengths(self) -> dict[str, int]:
+        return {m: self.splits["train"].features[m].shape[1] for m in MODALITIES}
+
+
+def resolve_path(path: str | os.PathLike | None) -> Path:
+    """The path given, or the one in ``$ALIGNLIB_DATA``; never a built-in default."""
+    if path is None:
+        path = os.environ.get(DATA_ENV)
+        if not path:
+            raise FileNotFoundError(f"no data path given and ${DATA_ENV} is not set")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    return path
+
+
+def _mask(split: dict, modality: str, features: np.ndarray, where: str) -> np.ndarray:
+    """Padding mask from ``<modality>_lengths`` when present (the first ``len`` steps are real), else
+    the rows that are not all zero (if a sample is all zeros, every step counts as real)."""
+    count, length = features.shape[:2]
+    lengths = split.get(f"{modality}_lengths")
+    if lengths is not None:
+        lengths = np.asarray(lengths).reshape(-1)
+        if lengths.shape != (count,):
+            raise MalformedDataError(f"{where}: {modality}_lengths has {lengths.size} values for {count} samples")
+        if (lengths < 0).any() or (lengths > length).any():
+            raise MalformedDataError(f"{where}: {modality}_lengths outside [0, {length}]")
+        mask = np.arange(length)[None, :] < lengths[:, None]
+    else:
+        mask = np.abs(features).sum(axis=2) > 0
+    mask[~mask.any(axis=1)] = True
+    return mask
+
+
+def _load_split(name: str, split, path: Path, replaced: dict[str, int]) -> Split:
+    where = f"{path.name}[{name!r}]"
+    if not isinstance(split, dict):
+        raise MalformedDataError(f"{where}: expected a dict of arrays, got {type(split).__name__}")
+    missing = [key for key in REQUIRED_KEYS if key not in split]
+    if missing:
+        raise MalformedDataError(f"{where}: missing key(s) {missing}")
+    labels = np.asarray(split["regression_labels"], dtype=np.float32).reshape(-1)
+    count = labels.size
+    features, masks = {}, {}
+    for modality in MODALITIES:
+        array = np.asarray(split[modality], dtype=np.float32)
+        if array.ndim != 3:
+            raise MalformedDataError(f"{where}: {modality} should be (N, T, d), got shape {array.shape}")
+        if array.shape[0] != count:
+            raise MalformedDataError(f"{where}: {modality} has {array.shape[0]} samples but regression_labels has {count}")
+        neg_inf = np.isneginf(array)
+        replaced[modality] += int(neg_inf.sum())
+        array = np.where(neg_inf, np.float32(0), array)
+        if not np.isfinite(array).all():
+            raise MalformedDataError(f"{where}: {modality} contains NaN or +inf values")
+        features[modality] = array
+        masks[modality] = _mask(split, modality, array, where)
+    if not np.isfinite(labels).all():
+        raise MalformedDataError(f"{where}: regression_labels contain NaN or infinite values")
+    ids = np.asarray(split["id"]).reshape(-1)
+    if ids.size != count:
+        raise MalformedDataError(f"{where}: id has {ids.size} entries but regression_labels has {count}")
+    return Split(features, masks, labels, ids, split)
+
+
+def load_mmsa(path: str | os.PathLike | None = None) -> MMSAData:
+    """Read and validate an MMSA pickle (``path`` or ``$ALIGNLIB_DATA``).
+
+    Raises :class:`MalformedDataError` for an unreadable or truncated file, a missing split or key,
+    labels of the wrong length, NaN, or splits that disagree on a modality's feature width.
+    """
+    path = resolve_path(path)
+    try:
+        with path.open("rb") as handle:
+            raw = pickle.load(handle)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
+        raise MalformedDataError(f"{path}: not a readable MMSA pickle ({type(error).__name__}: {error}); "
+                                 "is the file truncated?") from None
+    if not isinstance(raw, dict):
+        raise MalformedDataError(f"{path}: expected a dict with splits {SPLITS}, got {type(raw).__name__}")
+    missing = [s for s in SPLITS if s not in raw]
+    if missing:
+        raise MalformedDataError(f"{path}: missing split(s) {missing}")
+    replaced = {m: 0 for m in MODALITIES}
+    splits = {name: _load_split(name, raw[name], path, replaced) for name in SPLITS}
+    for modality in MODALITIES:
+        widths = {name: split.features[modality].shape[2] for name, split in splits.items()}
+        if len(set(widths.values())) != 1:
+            raise MalformedDataError(f"{path}: splits disagree on the {modality} feature width: {widths}")
+    return MMSAData(splits, path, replaced)
+
+
+@dataclass
+class Batch:
+    """What every model takes: per-modality ``(B, T, d)`` features and ``(B, T)`` padding masks
+    (True = real), labels ``(B,)``, ``present (B, 3)`` (False where a modality is missing, in the
+    order text, audio, vision) and ids."""
+
+    features: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    present: torch.Tensor
+    ids: list
+
+    def to(self, device) -> "Batch":
+        return Batch({m: x.to(device) for m, x in self.features.items()}, {m: x.to(device) for m, x in self.masks.items()},
+                     self.labels.to(device), self.present.to(device), self.ids)
+
+
+class MMSADataset(torch.utils.data.Dataset):
+    """Samples of one split; with ``present (N, 3)`` (see :func:`alignlib.data.missing.missing_modality_mask`)
+    the features of a missing modality are zeroed and flagged."""
+
+    def __init__(self, split: Split, present: np.ndarray | None = None):
+        self.split = split
+        if present is not None and tuple(present.shape) != (len(split), len(MODALITIES)):
+            raise ValueError(f"present: expected shape {(len(split), len(MODALITIES))}, got {tuple(present.shape)}")
+        self.present = np.ones((len(split), len(MODALITIES)), dtype=bool) if present is None else present
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> dict:
+        present = self.present[index]
+        return {
+            "features": {m: self.split.features[m][index] * present[k] for k, m in enumerate(MODALITIES)},
+            "masks": {m: self.split.masks[m][index] for m in MODALITIES},
+            "label": self.split.labels[index],
+            "present": present,
+            "id": self.split.ids[index],
+        }
+
+
+def collate(samples: list[dict]) -> Batch:
+    """Stack samples into a :class:`Batch` (sequences already share their padded length)."""
+    return Batch(
+        features={m: torch.from_numpy(np.stack([s["features"][m] for s in samples])) for m in MODALITIES},
+        masks={m: torch.from_numpy(np.stack([s["masks"][m] for s in samples])) for m in MODALITIES},
+        labels=torch.from_numpy(np.array([s["label"] for s in samples], dtype=np.float32)),
+        present=torch.from_numpy(np.stack([s["present"] for s in samples])),
+        ids=[s["id"] for s in samples],
+    )

@@ -1,0 +1,154 @@
+"""A synthetic multimodal sentiment benchmark in MMSA's pickle format, where alignment matters.
+
+Each clip is a sequence of words. Every word ``j`` has a content vector ``e_j`` and three cues:
+
+* a polarity ``p_j`` in {-1, 0, +1}, seen only in the **language** tokens;
+* an emphasis ``q_j`` in {0, 1}, seen only in the **audio** frames of that word;
+* a "flip" cue ``f_j`` in {0, 1} (a smirk that turns the word ironic), seen only in the **video**
+  frames of that word; the video also shows a clip-wide mood ``g``.
+
+The label is ``y = clip(1.2 * sum_j p_j (1 + q_j)(1 - 2 f_j) / sqrt(1 + #sentiment words) + 0.5 g + noise)``,
+rounded to thirds. Language matters most; audio and video change it only through the word they
+co-occur with, so a model has to know which frames belong to which word. Audio and video are
+time-warped, differently sampled views of the word sequence (each frame shows part of its word's
+content), with their own widths, scales, offsets and rotations. The frame-to-word correspondence is
+saved beside the data (``FILE.correspondence.npz``).
+"""
+from __future__ import annotations
+
+import math
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from alignlib.files import atomic_open
+
+PRESETS = {
+    "tiny": dict(splits=(96, 32, 32), lengths=dict(text=16, audio=40, vision=48), dims=dict(text=32, audio=5, vision=20)),
+    "mosi": dict(splits=(1284, 229, 686), lengths=dict(text=50, audio=375, vision=500), dims=dict(text=768, audio=5, vision=20)),
+    "mosei": dict(splits=(16326, 1871, 4659), lengths=dict(text=50, audio=500, vision=500), dims=dict(text=768, audio=74, vision=35)),
+}
+CONTENT = 8  # width of the latent word content
+
+
+def split_sizes(preset: str, n_clips: int | None) -> tuple[int, int, int]:
+    """Train/valid/test sizes of a preset, scaled to ``n_clips`` in the preset's proportions."""
+    sizes = PRESETS[preset]["splits"]
+    if n_clips is None:
+        return sizes
+    if n_clips < 3:
+        raise ValueError(f"--n must be at least 3 (one clip per split), got {n_clips}")
+    total = sum(sizes)
+    scaled = [max(1, round(n_clips * s / total)) for s in sizes]
+    scaled[0] += n_clips - sum(scaled)
+    return tuple(scaled)
+
+
+def estimated_bytes(preset: str, n_clips: int | None = None) -> int:
+    """Size of the float32 features of a generated file."""
+    spec = PRESETS[preset]
+    per_clip = sum(spec["lengths"][m] * spec["dims"][m] for m in spec["dims"]) * 4
+    return per_clip * sum(split_sizes(preset, n_clips))
+
+
+def _warp(n_frames: int, n_words: int, rng: np.random.Generator) -> np.ndarray:
+    """A random monotone map from ``n_frames`` frames onto ``n_words`` words."""
+    strength = rng.uniform(-1.5, 1.5)
+    s = (np.arange(n_frames) + 0.5) / n_frames
+    phi = s if abs(strength) < 1e-6 else np.expm1(strength * s) / math.expm1(strength)
+    return np.minimum((phi * n_words).astype(np.int64), n_words - 1)
+
+
+def _maps(spec: dict, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """Per-modality linear maps (latent -> features), offsets and scales, fixed for the dataset."""
+    dims = spec["dims"]
+    inputs = {"text": CONTENT + 1, "audio": 4 + 1, "vision": 4 + 2}
+    scales = {"text": 1.0, "audio": 10.0, "vision": 0.5}
+    maps = {}
+    for modality, width in dims.items():
+        matrix = rng.standard_normal((inputs[modality], width)) / math.sqrt(inputs[modality])
+        maps[modality] = (matrix, rng.standard_normal(width) * (3.0 if modality == "audio" else 1.0), scales[modality])
+    return maps
+
+
+def _clip(spec, maps, rng):
+    lengths = spec["lengths"]
+    n_words = int(rng.integers(lengths["text"] // 2, lengths["text"] + 1))
+    content = rng.standard_normal((n_words, CONTENT))
+    polarity = rng.choice([-1.0, 0.0, 1.0], size=n_words, p=[0.15, 0.7, 0.15])
+    emphasis = (rng.random(n_words) < 0.3).astype(float)
+    flip = (rng.random(n_words) < 0.15).astype(float)
+    mood = rng.standard_normal()
+
+    features, lengths_out, correspondence = {}, {}, {}
+    latent = {"text": np.c_[content, 2.0 * polarity]}
+    for modality in ("audio", "vision"):
+        n_frames = int(rng.integers(int(0.6 * lengths[modality]), lengths[modality] + 1))
+        word = _warp(n_frames, n_words, rng)
+        if modality == "audio":
+            latent[modality] = np.c_[0.7 * content[word, :4], 3.0 * emphasis[word]]
+        else:
+            latent[modality] = np.c_[0.7 * content[word, 4:], 3.0 * flip[word], np.full(n_frames, mood)]
+        correspondence[modality] = word
+    for modality, values in latent.items():
+        matrix, offset, scale = maps[modality]
+        tokens = scale * (values @ matrix + offset + 0.3 * rng.standard_normal((len(values), matrix.shape[1])))
+        padded = np.zeros((lengths[modality], matrix.shape[1]), dtype=np.float32)
+        padded[: len(tokens)] = tokens
+        features[modality], lengths_out[modality] = padded, len(tokens)
+
+    sentiment = polarity * (1 + emphasis) * (1 - 2 * flip)
+    score = 1.2 * sentiment.sum() / math.sqrt(1 + np.count_nonzero(polarity)) + 0.5 * mood + 0.2 * rng.standard_normal()
+    label = np.round(np.clip(score, -3, 3) * 3) / 3
+    return features, lengths_out, correspondence, label
+
+
+def generate(preset: str = "tiny", seed: int = 0, n_clips: int | None = None) -> tuple[dict, dict]:
+    """Generate a dataset: ``(mmsa_dict, correspondence)`` where ``mmsa_dict`` has MMSA's layout and
+    ``correspondence[f"{split}_{audio|vision}"]`` is ``(N, T)`` int16, the word index of each frame
+    (-1 on padding)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    spec = PRESETS[preset]
+    rng = np.random.default_rng(seed)
+    maps = _maps(spec, rng)
+    data, correspondence = {}, {}
+    for split, size in zip(("train", "valid", "test"), split_sizes(preset, n_clips)):
+        clips = [_clip(spec, maps, rng) for _ in range(size)]
+        data[split] = {
+            "text": np.stack([c[0]["text"] for c in clips]),
+            "audio": np.stack([c[0]["audio"] for c in clips]),
+            "vision": np.stack([c[0]["vision"] for c in clips]),
+            "audio_lengths": np.array([c[1]["audio"] for c in clips]),
+            "vision_lengths": np.array([c[1]["vision"] for c in clips]),
+            "regression_labels": np.array([c[3] for c in clips], dtype=np.float32),
+            "id": np.array([f"{preset}-{seed}-{split}-{i}" for i in range(size)]),
+            "raw_text": np.array([" ".join(["w"] * c[1]["text"]) for c in clips]),
+        }
+        for modality in ("audio", "vision"):
+            table = np.full((size, spec["lengths"][modality]), -1, dtype=np.int16)
+            for i, clip in enumerate(clips):
+                table[i, : clip[1][modality]] = clip[2][modality]
+            correspondence[f"{split}_{modality}"] = table
+    return data, correspondence
+
+
+def correspondence_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".correspondence.npz")
+
+
+def write(path: str | Path, data: dict, correspondence: dict) -> Path:
+    """Write the pickle and its ``.correspondence.npz`` atomically."""
+    with atomic_open(path) as handle:
+        pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    with atomic_open(correspondence_path(path)) as handle:
+        np.savez_compressed(handle, **correspondence)
+    return Path(path)
+
+
+def load_correspondence(path: str | Path) -> dict[str, np.ndarray]:
+    """The frame-to-word tables saved beside a generated file."""
+    with np.load(correspondence_path(path)) as archive:
+        return {key: archive[key] for key in archive.files}
