@@ -1,0 +1,119 @@
+"""The trainer: reproducible, resumable, atomic checkpoints, clear errors, and DDP with two gloo
+processes following the single-process loss trajectory."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from alignlib import train as training
+from alignlib.data import MMSADataset, collate, load_mmsa
+from alignlib.models import MODELS, build_model
+from alignlib.notebooks import PROJECT_ROOT
+
+SAMPLE = str(PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl")
+SMALL = {"d_model": 16, "n_layers": 1, "d_state": 4}
+
+
+def config(tmp_path, name="run", **overrides):
+    values = dict(model="concat", data=SAMPLE, out=str(tmp_path / name), epochs=2, batch_size=32,
+                  model_options=dict(SMALL))
+    values.update(overrides)
+    return training.TrainConfig(**values)
+
+
+def log(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_takes_the_same_batch(name):
+    data = load_mmsa(SAMPLE)
+    batch = collate([MMSADataset(data.splits["train"])[i] for i in range(4)])
+    torch.manual_seed(0)
+    model = build_model(name, data.dims, training.ModelConfig(**SMALL))
+    prediction, aux = model(batch)
+    assert prediction.shape == (4,) and all(v.dim() == 0 for v in aux.values())
+    (prediction.sum() + sum(aux.values())).backward()
+    model.eval()
+    assert "ot" not in model(batch)[1], "no OT at inference"
+
+
+def test_same_seed_same_metrics(tmp_path):
+    first = training.train(config(tmp_path, "a", model="alignmamba2"), progress=False)
+    second = training.train(config(tmp_path, "b", model="alignmamba2"), progress=False)
+    assert first == second
+    records = log(tmp_path / "a")
+    assert len(records) == 2 and {"train_ot", "train_mmd", "valid_MAE"} <= set(records[0])
+    assert json.loads((tmp_path / "a" / "test_metrics.json").read_text())["MAE"] == first["MAE"]
+
+
+def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
+    straight = training.train(config(tmp_path, "straight", epochs=3), progress=False)
+    training.train(config(tmp_path, "resumed", epochs=1), progress=False)  # "interrupted" after epoch 1
+    resumed = training.train(config(tmp_path, "resumed", epochs=3, resume=True), progress=False)
+    assert resumed == straight
+    assert [r["train_loss"] for r in log(tmp_path / "resumed")] == [r["train_loss"] for r in log(tmp_path / "straight")]
+
+
+def test_checkpoint_errors_and_atomic_writes(tmp_path, monkeypatch):
+    training.train(config(tmp_path, epochs=1), progress=False)
+    last = tmp_path / "run" / "last.pt"
+    good = last.read_bytes()
+    with pytest.raises(training.CheckpointError, match="made for model 'concat', not 'multistream'"):
+        training.train(config(tmp_path, model="multistream", resume=True), progress=False)
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        training.train(config(tmp_path, epochs=2, resume=True), progress=False)
+    assert last.read_bytes() == good, "a failed save leaves the previous checkpoint intact"
+    monkeypatch.undo()
+    last.write_bytes(good[: len(good) // 2])
+    with pytest.raises(training.CheckpointError, match="unreadable checkpoint"):
+        training.train(config(tmp_path, resume=True), progress=False)
+
+
+def test_data_that_does_not_fit_the_model(tmp_path):
+    data = load_mmsa(SAMPLE)
+    model = build_model("concat", {**data.dims, "audio": 7}, training.ModelConfig(**SMALL))
+    batch = collate([MMSADataset(data.splits["train"])[0]])
+    with pytest.raises(ValueError, match="audio features are 5-d but the model was built for 7-d"):
+        model(batch)
+    with pytest.raises(ValueError, match="unknown model 'gpt'"):
+        build_model("gpt", data.dims)
+    with pytest.raises(ValueError, match="unknown model option"):
+        training.ModelConfig.from_dict({"width": 3})
+
+
+def test_cli(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        training.parse_args(["--help"])
+    help_text = capsys.readouterr().out
+    for option in ("--model", "--data", "--out", "--epochs", "--config", "--resume", "--bf16", "--set"):
+        assert option in help_text
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("model: mult\nepochs: 4\nmodel_options: {d_model: 8}\n")
+    parsed = training.parse_args(["--config", str(yaml_file), "--data", SAMPLE, "--epochs", "2", "--set", "n_heads=2"])
+    assert (parsed.model, parsed.epochs, parsed.model_options) == ("mult", 2, {"d_model": 8, "n_heads": 2})
+    with pytest.raises(SystemExit):
+        training.parse_args(["--model", "gpt", "--data", SAMPLE])
+
+
+def test_two_gloo_processes_follow_the_single_process_trajectory(tmp_path):
+    common = ["--model", "concat", "--data", SAMPLE, "--epochs", "2", "--batch-size", "32", "--device", "cpu",
+              "--set", "d_model=16", "--set", "n_layers=1", "--set", "d_state=4", "--set", "dropout=0.0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "alignlib.train", *common, "--out", str(tmp_path / "one")],
+                   check=True, capture_output=True, env=env)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                    "-m", "alignlib.train", *common, "--out", str(tmp_path / "two")],
+                   check=True, capture_output=True, env=env)
+    one, two = log(tmp_path / "one"), log(tmp_path / "two")
+    for a, b in zip(one, two):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+        assert b["valid_MAE"] == pytest.approx(a["valid_MAE"], rel=1e-4)
