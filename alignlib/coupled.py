@@ -10,8 +10,11 @@ diagonal recurrence with coefficient ``sum_m Abar_t^m``; so ``S`` is one scan, a
 follows in closed form from ``S_{t-1}``.
 
 Note that ``sum_m Abar_t^m`` can exceed 1 (each term is in ``(0, 1)``): unless ``delta |A| > log M``
-the summed state can grow along the sequence. This is the form as written; training keeps it in
-check through the learned ``delta``.
+the summed state grows along the sequence, and at Mamba's initialisation (``delta`` in [0.001, 0.1])
+it grows like ``M^t``. The scans therefore take a ``coupling`` factor ``c`` that multiplies the
+transition, ``h_t^m = c Abar_t^m sum_k h_{t-1}^k + ...``: ``c = 1`` is the sum form above (the
+default of the scans), ``c = 1/M`` couples each chain to the *mean* of the previous states, which
+keeps ``c sum_m Abar_t^m <= 1``; :class:`CoupledMambaLayer` uses ``1/M``.
 """
 from __future__ import annotations
 
@@ -36,19 +39,19 @@ def _check_coupled(u, delta, A, B, C) -> None:
         raise ValueError("A: has positive entries; the coupled scan needs A < 0")
 
 
-def _transitions(u, delta, A, B):
-    """Time-major ``Abar, Bbar x``: ``(M, L, B, D, N)`` each."""
-    decay = torch.exp(torch.einsum("mbdl,mdn->mlbdn", delta, A))
+def _transitions(u, delta, A, B, coupling):
+    """Time-major ``c Abar, Bbar x``: ``(M, L, B, D, N)`` each."""
+    decay = coupling * torch.exp(torch.einsum("mbdl,mdn->mlbdn", delta, A))
     drive = torch.einsum("mbdl,mbnl->mlbdn", delta * u, B)
     return decay, drive
 
 
-def coupled_scan_reference(u, delta, A, B, C, return_states: bool = False):
+def coupled_scan_reference(u, delta, A, B, C, return_states: bool = False, coupling: float = 1.0):
     """Sequential coupled scan, the oracle. ``u, delta (M, B, D, L)`` (delta after softplus),
     ``A (M, D, N)``, ``B, C (M, B, N, L)`` -> ``y (M, B, D, L)``; with ``return_states`` also
-    ``h (M, L, B, D, N)``."""
+    ``h (M, L, B, D, N)``. ``coupling`` scales the transition (see the module docstring)."""
     _check_coupled(u, delta, A, B, C)
-    decay, drive = _transitions(u, delta, A, B)
+    decay, drive = _transitions(u, delta, A, B, coupling)
     total = torch.zeros_like(drive[:, 0].sum(0))  # S_{t-1}: (B, D, N)
     outputs, states = [], []
     for decay_t, drive_t, c_t in zip(decay.unbind(1), drive.unbind(1), C.unbind(-1)):
@@ -60,11 +63,11 @@ def coupled_scan_reference(u, delta, A, B, C, return_states: bool = False):
     return (y, torch.stack(states, dim=1)) if return_states else y
 
 
-def coupled_scan(u, delta, A, B, C, return_states: bool = False):
+def coupled_scan(u, delta, A, B, C, return_states: bool = False, coupling: float = 1.0):
     """The coupled scan through one diagonal scan of the summed state; same arguments and result
     as :func:`coupled_scan_reference`."""
     _check_coupled(u, delta, A, B, C)
-    decay, drive = _transitions(u, delta, A, B)
+    decay, drive = _transitions(u, delta, A, B, coupling)
     total = diagonal_scan(decay.sum(0), drive.sum(0))  # S_t: (L, B, D, N)
     previous = torch.cat([torch.zeros_like(total[:1]), total[:-1]], dim=0)
     states = decay * previous + drive  # h_t^m = Abar_t^m S_{t-1} + Bbar_t^m x_t^m
@@ -76,12 +79,15 @@ class CoupledMambaLayer(nn.Module):
     """One Mamba block per modality with their scans coupled; pre-norm residual per modality.
 
     ``[(B, L, d_model)] * M -> [(B, L, d_model)] * M``. Each modality keeps its own projections,
-    convolution, ``dt``, ``A``, ``D``; only the scan is shared through the summed state.
+    convolution, ``dt``, ``A``, ``D``; only the scan is shared through the previous states, with
+    ``coupling = 1/M`` by default (the mean of the previous states; ``1.0`` gives their sum).
     ``scan="parallel"`` (default) or ``"loop"`` (the oracle).
     """
 
-    def __init__(self, d_model: int, n_modalities: int, scan: str = "parallel", dropout: float = 0.0, **mamba_options):
+    def __init__(self, d_model: int, n_modalities: int, scan: str = "parallel", dropout: float = 0.0,
+                 coupling: float | None = None, **mamba_options):
         super().__init__()
+        self.coupling = 1.0 / n_modalities if coupling is None else coupling
         if scan not in ("parallel", "loop"):
             raise ValueError(f"unknown scan {scan!r}; choose 'parallel' or 'loop'")
         self.scan = scan
@@ -96,7 +102,7 @@ class CoupledMambaLayer(nn.Module):
         bias = torch.stack([block.dt_proj.bias.float() for block in self.blocks])
         delta = F.softplus(dt + bias[:, None, :, None])
         scan = coupled_scan if self.scan == "parallel" else coupled_scan_reference
-        y = scan(x, delta, A, B, C)
+        y = scan(x, delta, A, B, C, coupling=self.coupling)
         outputs = []
         for m, (block, h) in enumerate(zip(self.blocks, hiddens)):
             gated = (y[m] + block.D[:, None] * x[m]) * F.silu(z[m])

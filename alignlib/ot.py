@@ -107,7 +107,9 @@ def transport(plan: torch.Tensor, x: torch.Tensor, barycentric: bool = False) ->
     aligned = plan.transpose(1, 2) @ x
     if barycentric:
         received = plan.sum(dim=1).unsqueeze(2)  # (B, Tn, 1)
-        aligned = aligned / received.clamp_min(torch.finfo(plan.dtype).tiny)
+        # Rows that received nothing are zero; divide them by 1, not by a tiny number, whose
+        # reciprocal would overflow in the backward pass and turn 0 * inf into NaN.
+        aligned = aligned / torch.where(received > 0, received, torch.ones_like(received))
     return aligned
 
 

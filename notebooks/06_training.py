@@ -7,6 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -30,8 +31,8 @@
 # %% tags=["parameters"]
 data_path: str = "../data_samples/synthetic_tiny.pkl"  # an MMSA pickle; empty: generate synth_preset
 synth_preset: str = "mosi"  # preset generated when data_path is empty
-epochs: int = 12  # training epochs per model
-batch_size: int = 32  # clips per step
+epochs: int = 40  # training epochs per model
+batch_size: int = 16  # clips per step
 d_model: int = 32  # model width
 n_layers: int = 2  # fusion layers
 seed: int = 0  # seeds the runs

@@ -50,6 +50,24 @@ def test_growing_states_agree_relative_to_their_scale():
     torch.testing.assert_close(y_fast, y_loop, rtol=1e-4, atol=1e-5 * y_loop.abs().max().item())
 
 
+def test_coupling_factor_scales_the_transition():
+    args = coupled_inputs(seed=9)
+    _, states = coupled_scan(**args, return_states=True, coupling=1 / 3)
+    decay = torch.exp(torch.einsum("mbdl,mdn->mlbdn", args["delta"], args["A"])) / 3
+    drive = torch.einsum("mbdl,mbnl->mlbdn", args["delta"] * args["u"], args["B"])
+    torch.testing.assert_close(states[:, 4], decay[:, 4] * states[:, 3].sum(0) + drive[:, 4])
+    torch.testing.assert_close(coupled_scan(**args, coupling=0.5), coupled_scan_reference(**args, coupling=0.5))
+
+
+def test_the_layer_stays_finite_over_long_sequences_at_initialisation():
+    torch.manual_seed(6)
+    layer = CoupledMambaLayer(16, 3, d_state=4)
+    hiddens = [torch.randn(2, 400, 16, requires_grad=True) for _ in range(3)]
+    outputs = layer(hiddens)
+    sum(o.sum() for o in outputs).backward()
+    assert all(torch.isfinite(o).all() for o in outputs) and all(torch.isfinite(h.grad).all() for h in hiddens)
+
+
 def test_one_modality_is_the_selective_scan():
     args = coupled_inputs(modalities=1, seed=1)
     expected = selective_scan_reference(args["u"][0], args["delta"][0], args["A"][0], args["B"][0], args["C"][0])

@@ -212,3 +212,15 @@ def test_bad_input_gets_a_clear_error(x, y, x_mask, blur, message):
 def test_integer_tokens_are_rejected():
     with pytest.raises(TypeError, match="floating dtype"):
         ot.cosine_cost(torch.ones(1, 2, 3, dtype=torch.long), torch.ones(1, 2, 3, dtype=torch.long))
+
+
+def test_barycentric_transport_has_finite_gradients_for_empty_targets():
+    """A target that receives no mass must not turn the backward pass into NaN (0 * inf)."""
+    x = torch.randn(1, 3, 4, dtype=torch.float32, requires_grad=True)
+    plan = torch.zeros(1, 3, 5)
+    plan[0, :, 0] = 1 / 3  # every source sends its mass to target 0; targets 1..4 receive nothing
+    aligned = ot.transport(plan, x, barycentric=True)
+    (aligned * 1e6).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    torch.testing.assert_close(aligned[0, 0], x[0].mean(0))
+    assert (aligned[0, 1:] == 0).all()
