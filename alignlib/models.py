@@ -20,7 +20,7 @@ from torch import nn
 from alignlib import mmd, ot
 from alignlib.coupled import CoupledMambaLayer
 from alignlib.data.mmsa import MODALITIES, Batch
-from alignlib.mamba import MambaLayer
+from alignlib.mamba import MambaLayer, MambaStack
 from alignlib.modality_mamba import ModalityAwareMamba
 
 TEXT, AUDIO, VISION = MODALITIES
@@ -83,9 +83,7 @@ class AlignMamba1(_Base):
 
     def __init__(self, dims, config):
         super().__init__(dims, config)
-        self.layers = nn.ModuleList(MambaLayer(config.d_model, config.dropout, d_state=config.d_state)
-                                    for _ in range(config.n_layers))
-        self.norm = nn.RMSNorm(config.d_model)
+        self.stack = MambaStack(config.d_model, config.n_layers, config.dropout, d_state=config.d_state)
 
     def forward(self, batch: Batch):
         h = self.project(batch)
@@ -99,10 +97,8 @@ class AlignMamba1(_Base):
             aux["mmd"] = self.config.lambda_mmd * sum(
                 mmd.mmd2(aligned[m], h[TEXT], masks[TEXT], masks[TEXT]).mean() for m in (AUDIO, VISION))
         interleaved = torch.stack([aligned[AUDIO], aligned[VISION], h[TEXT]], dim=2).flatten(1, 2)  # (B, 3 T_l, d)
-        for layer in self.layers:
-            interleaved = layer(interleaved)
         mask = masks[TEXT].repeat_interleave(3, dim=1)
-        return self.head(masked_mean(self.norm(interleaved), mask)).squeeze(-1), aux
+        return self.head(masked_mean(self.stack(interleaved), mask)).squeeze(-1), aux
 
 
 class AlignMamba2(_Base):
@@ -149,17 +145,13 @@ class ConcatMamba(_Base):
 
     def __init__(self, dims, config):
         super().__init__(dims, config)
-        self.layers = nn.ModuleList(MambaLayer(config.d_model, config.dropout, d_state=config.d_state)
-                                    for _ in range(config.n_layers))
-        self.norm = nn.RMSNorm(config.d_model)
+        self.stack = MambaStack(config.d_model, config.n_layers, config.dropout, d_state=config.d_state)
 
     def forward(self, batch: Batch):
         h = self.project(batch)
         hidden = torch.cat([h[m] for m in (AUDIO, VISION, TEXT)], dim=1)
-        for layer in self.layers:
-            hidden = layer(hidden)
         mask = torch.cat([batch.masks[m] for m in (AUDIO, VISION, TEXT)], dim=1)
-        return self.head(masked_mean(self.norm(hidden), mask)).squeeze(-1), {}
+        return self.head(masked_mean(self.stack(hidden), mask)).squeeze(-1), {}
 
 
 class MultiStreamMamba(_Base):
