@@ -1,0 +1,131 @@
+"""The models against brute-force constructions: AlignMamba-1's aligned, interleaved sequence
+built token by token, AlignMamba-2's alignment losses recomputed with GeomLoss and a triple-loop
+MMD, no alignment at inference, and the ablation flags."""
+import math
+
+import pytest
+import torch
+from geomloss import SamplesLoss
+
+from alignlib import mmd, ot
+from alignlib.data import Batch
+from alignlib.models import AlignMamba2, ModelConfig, build_model
+from alignlib.modality_mamba import ModalityAwareMamba
+
+DIMS = {"text": 6, "audio": 5, "vision": 4}
+LENGTHS = {"text": [7, 4, 5], "audio": [9, 6, 3], "vision": [8, 8, 5]}
+NO_DROPOUT = dict(d_model=12, n_layers=1, d_state=4, dropout=0.0)
+
+
+def make_batch(seed=0) -> Batch:
+    generator = torch.Generator().manual_seed(seed)
+    features, masks = {}, {}
+    for m, lengths in LENGTHS.items():
+        steps = max(lengths)
+        masks[m] = torch.arange(steps)[None, :] < torch.tensor(lengths)[:, None]
+        features[m] = torch.randn(len(lengths), steps, DIMS[m], generator=generator) * masks[m][..., None]
+    n = len(LENGTHS["text"])
+    return Batch(features, masks, torch.randn(n, generator=generator), torch.ones(n, 3, dtype=torch.bool), list(range(n)))
+
+
+def capture_inputs(module):
+    """Record the first positional input of every call of ``module``."""
+    seen = []
+    module.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
+    return seen
+
+
+def capture_outputs(module):
+    seen = []
+    module.register_forward_hook(lambda _, __, out: seen.append(out))
+    return seen
+
+
+def test_alignmamba1_stack_input_is_the_interleaved_aligned_sequence():
+    torch.manual_seed(0)
+    model = build_model("alignmamba1", DIMS, ModelConfig(**NO_DROPOUT)).eval()
+    batch = make_batch()
+    stack_input = capture_inputs(model.stack)
+    with torch.no_grad():
+        model(batch)
+        projected = {m: model.inputs[m](batch.features[m]) for m in DIMS}
+    expected = torch.zeros_like(stack_input[0])
+    for b in range(3):
+        text = projected["text"][b, : LENGTHS["text"][b]]
+        for k, m in enumerate(("audio", "vision")):
+            # every real audio/video token goes to its most cosine-similar real text token;
+            # each text position gets the mean of what arrived (zero if nothing did)
+            arrived = {j: [] for j in range(len(text))}
+            for token in projected[m][b, : LENGTHS[m][b]]:
+                similarity = [float(token @ t / (token.norm() * t.norm())) for t in text]
+                arrived[max(range(len(text)), key=similarity.__getitem__)].append(token)
+            for j, tokens in arrived.items():
+                if tokens:
+                    expected[b, 3 * j + k] = torch.stack(tokens).mean(0)
+        for j in range(len(text)):
+            expected[b, 3 * j + 2] = text[j]
+    real = batch.masks["text"].repeat_interleave(3, dim=1)[..., None]  # padded text steps are not compared
+    torch.testing.assert_close(stack_input[0] * real, expected, rtol=1e-5, atol=1e-6)
+
+
+def brute_force_mmd2(x, y):
+    gamma = 1.0 / x.shape[1]
+    kernel = lambda p, q: math.exp(-gamma * float(((p - q) ** 2).sum()))
+    mean = lambda s, t: sum(kernel(p, q) for p in s for q in t) / (len(s) * len(t))
+    return mean(x, x) + mean(y, y) - 2 * mean(x, y)
+
+
+def test_alignmamba2_alignment_losses_match_geomloss_and_a_brute_force_mmd():
+    torch.manual_seed(0)
+    config = ModelConfig(**NO_DROPOUT)
+    model = build_model("alignmamba2", DIMS, config).train()
+    batch = make_batch(1)
+    unimodal = {m: capture_outputs(model.unimodal[m]) for m in DIMS}
+    _, aux = model(batch)
+    h = {m: seen[0].detach().double() for m, seen in unimodal.items()}
+
+    def cosine(x, y):  # (B, N, D), (B, M, D) -> (B, N, M), written independently of alignlib.ot
+        return 1 - (x @ y.transpose(1, 2)) / (x.norm(dim=2)[:, :, None] * y.norm(dim=2)[:, None, :])
+
+    sinkhorn = SamplesLoss("sinkhorn", blur=config.blur, diameter=2.0, cost=cosine, debias=False,
+                           backend="tensorized")
+    ot_total, mmd_total = 0.0, 0.0
+    for m in ("audio", "vision"):
+        for b in range(3):
+            x, y = h[m][b, : LENGTHS[m][b]], h["text"][b, : LENGTHS["text"][b]]
+            ot_total += float(sinkhorn(x[None], y[None])) / 3
+            mmd_total += brute_force_mmd2(x, y) / 3
+    assert aux["ot"].item() == pytest.approx(config.lambda_ot * ot_total, rel=1e-4)
+    assert aux["mmd"].item() == pytest.approx(config.lambda_mmd * mmd_total, rel=1e-4)
+
+
+def test_alignmamba2_inference_computes_no_alignment(monkeypatch):
+    torch.manual_seed(0)
+    model = build_model("alignmamba2", DIMS, ModelConfig(**NO_DROPOUT)).eval()
+    batch = make_batch()
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("alignment computed at inference")
+
+    monkeypatch.setattr(ot, "ot_distance", forbidden)
+    monkeypatch.setattr(mmd, "mmd2", forbidden)
+    prediction, aux = model(batch)
+    assert prediction.shape == (3,) and aux == {}
+
+
+@pytest.mark.parametrize("flags, aux_names, experts", [
+    ({}, {"ot", "mmd"}, True),
+    ({"align_loss": False}, set(), True),
+    ({"moe": False}, {"ot", "mmd"}, False),
+    ({"align_loss": False, "moe": False}, set(), False),
+    ({"routing": "learned"}, {"ot", "mmd", "load_balance"}, True),
+])
+def test_alignmamba2_ablation_flags(flags, aux_names, experts):
+    torch.manual_seed(0)
+    model = build_model("alignmamba2", DIMS, ModelConfig(**NO_DROPOUT, **flags)).train()
+    assert isinstance(model, AlignMamba2)
+    assert any(isinstance(layer, ModalityAwareMamba) for layer in model.modules()) == experts
+    prediction, aux = model(make_batch())
+    assert set(aux) == aux_names
+    (prediction.sum() + sum(aux.values(), torch.zeros(()))).backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
