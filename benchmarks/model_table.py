@@ -49,7 +49,7 @@ def main() -> None:
             runs.append({"model": name, "seed": seed, "seconds": time.perf_counter() - start, **metrics})
             print(f"{name} seed {seed}: " + ", ".join(f"{c} {metrics[c]:.4f}" for c in COLUMNS), flush=True)
             write_result("model_table", {**settings, "seeds": args.seeds, "runs": runs})
-    print(f"\n| model | " + " | ".join(COLUMNS) + " |\n|---|" + "---|" * len(COLUMNS))
+    print("\n| model | " + " | ".join(COLUMNS) + " |\n|---|" + "---|" * len(COLUMNS))
     for name in args.models:
         cells = []
         for column in COLUMNS:
