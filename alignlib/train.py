@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 from alignlib.data import MMSADataset, collate, load_mmsa, missing_modality_mask
-from alignlib.files import atomic_open, atomic_write_json
+from alignlib.files import atomic_open, atomic_write_bytes, atomic_write_json
 from alignlib.metrics import msa_metrics
 from alignlib.models import MODELS, ModelConfig, build_model
 
@@ -95,6 +95,10 @@ def load_checkpoint(path: Path, config: TrainConfig, dims: dict) -> dict:
         raise CheckpointError(f"{path}: made for model {state.get('model_name')!r}, not {config.model!r}")
     if state.get("dims") != dims:
         raise CheckpointError(f"{path}: made for feature widths {state.get('dims')}, but the data has {dims}")
+    made_with = ModelConfig.from_dict(state.get("config", {}).get("model_options", {}))
+    if made_with != ModelConfig.from_dict(config.model_options):
+        raise CheckpointError(f"{path}: made with model options {dataclasses.asdict(made_with)}, "
+                              f"not {dataclasses.asdict(ModelConfig.from_dict(config.model_options))}")
     return state
 
 
@@ -141,13 +145,18 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         start_epoch, best, stale = state["epoch"] + 1, state["best"], state["stale"]
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "config.json", dataclasses.asdict(config))
-        if start_epoch == 0:
-            (out / "metrics.jsonl").write_text("")
+        log_path = out / "metrics.jsonl"
+        # a fresh run starts an empty log; a resumed one drops epochs logged after its checkpoint
+        kept = [line for line in (log_path.read_text().splitlines() if start_epoch and log_path.exists() else [])
+                if json.loads(line)["epoch"] <= start_epoch]
+        atomic_write_bytes(log_path, "".join(line + "\n" for line in kept).encode())
 
     from tqdm.auto import tqdm
 
@@ -185,7 +194,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             with open(out / "metrics.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "rng": torch.get_rng_state(), "epoch": epoch, "best": best, "stale": stale,
+                     "rng": torch.get_rng_state(), "epoch": epoch,
+                     "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None, "best": best, "stale": stale,
                      "model_name": config.model, "dims": data.dims, "config": dataclasses.asdict(config)}
             if improved:
                 save_checkpoint(out / "best.pt", state)

@@ -58,12 +58,23 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     assert [r["train_loss"] for r in log(tmp_path / "resumed")] == [r["train_loss"] for r in log(tmp_path / "straight")]
 
 
+def test_a_resumed_run_drops_epochs_logged_after_its_checkpoint(tmp_path):
+    training.train(config(tmp_path, "straight", epochs=2), progress=False)
+    training.train(config(tmp_path, "resumed", epochs=1), progress=False)
+    with open(tmp_path / "resumed" / "metrics.jsonl", "a") as handle:  # killed after logging epoch 2, before saving it
+        handle.write(json.dumps({"epoch": 2, "train_loss": -1.0}) + "\n")
+    training.train(config(tmp_path, "resumed", epochs=2, resume=True), progress=False)
+    assert log(tmp_path / "resumed") == log(tmp_path / "straight")
+
+
 def test_checkpoint_errors_and_atomic_writes(tmp_path, monkeypatch):
     training.train(config(tmp_path, epochs=1), progress=False)
     last = tmp_path / "run" / "last.pt"
     good = last.read_bytes()
     with pytest.raises(training.CheckpointError, match="made for model 'concat', not 'multistream'"):
         training.train(config(tmp_path, model="multistream", resume=True), progress=False)
+    with pytest.raises(training.CheckpointError, match="made with model options .*'d_model': 16.*not .*'d_model': 32"):
+        training.train(config(tmp_path, resume=True, model_options={**SMALL, "d_model": 32}), progress=False)
 
     def broken_save(*args, **kwargs):
         raise OSError("disk full")
