@@ -36,7 +36,7 @@ d_state: int = 4  # N, the state size of the worked examples
 length: int = 48  # sequence length of the worked examples
 copy_tokens: int = 4  # symbols to remember in the selective-copying task
 copy_length: int = 32  # positions over which they are scattered
-copy_vocab: int = 8  # 0 = noise, 1 = "now recall", 2.. = symbols
+copy_vocab: int = 8  # token 0 is noise, 1 is "now recall", 2 and up are symbols
 train_steps: int = 300  # Adam steps per model in the selective-copying task
 batch_size: int = 64  # sequences per training step
 d_model: int = 32  # width of the toy models
