@@ -1,0 +1,150 @@
+"""The four sweeps, each a declared grid of runs per profile (``default``: CPU minutes for the
+notebook and CI; ``full``: the committed results, at most two hours in all on a 2-core CPU).
+
+A run is a JSON-able dict: ``id`` (unique in its sweep), ``kind`` (``train`` or ``efficiency``),
+``factors`` (what the plots and tables group by) and the settings its executor needs.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from alignlib.data import synthetic
+
+PROFILES = ("default", "full")
+# synthetic benchmark data: the tiny preset's shapes (16 words, 40 audio and 48 video frames per clip)
+DATA = {"default": {"preset": "tiny", "n_clips": None, "seed": 0},  # 96 / 32 / 32 clips
+        "full": {"preset": "tiny", "n_clips": 2000, "seed": 0}}  # 1200 / 400 / 400 clips
+TRAINING = {"default": {"epochs": 1, "batch_size": 16, "d_model": 16, "n_layers": 2},
+            "full": {"epochs": 6, "batch_size": 32, "d_model": 32, "n_layers": 2}}
+SEEDS = {"ablations": {"default": (0, 1), "full": (0, 1, 2)},
+         "missing": {"default": (0, 1), "full": (0, 1, 2, 3, 4)},
+         "lambda": {"default": (0,), "full": (0, 1)}}
+MISSING_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # AlignMamba-1 Table 1 (0 added as the reference)
+MISSING_MODELS = ("alignmamba1", "alignmamba2", "concat", "multistream")
+LAMBDAS = {"default": (0.0, 1e-2, 1.0), "full": (0.0, 1e-3, 1e-2, 1e-1)}  # log grid with 0, both axes
+EFFICIENCY_MODELS = ("alignmamba1", "alignmamba2", "mult")
+EFFICIENCY = {  # tokens per modality; each point a subprocess with its own time and memory limit
+    "default": {"lengths": (256, 512, 1024), "d_model": 16, "n_layers": 2, "repeats": 3,
+                "time_limit_s": 20, "memory_limit_mib": 2048},
+    "full": {"lengths": (1024, 2048, 4096, 8192, 16384, 32768, 65536, 100000), "d_model": 64, "n_layers": 2,
+             "repeats": 10, "time_limit_s": 120, "memory_limit_mib": 8192},
+}
+# seconds per training epoch per 1000 clips of the tiny shapes at d_model 32 (this project's 2-core
+# CPU, one epoch of alignlib.train on 1000 clips); used only for the printed estimate
+EPOCH_SECONDS_PER_1000 = {"alignmamba1": 1.0, "alignmamba2": 4.7, "concat": 1.9, "multistream": 2.1}
+RUN_OVERHEAD_S = 1.0  # model build, data load, validation and test evaluation
+POINT_OVERHEAD_S = 5.0  # an efficiency point's process start (imports)
+
+
+def parameter_count(model: str, dims: dict, options: dict) -> int:
+    """Trainable parameters of ``build_model(model, dims, ModelConfig(**options))``."""
+    from alignlib.models import ModelConfig, build_model
+
+    return sum(p.numel() for p in build_model(model, dims, ModelConfig.from_dict(options)).parameters())
+
+
+def matched_width(dims: dict, options: dict) -> int:
+    """The ``d_model`` at which AlignMamba-2 with vanilla Mamba fusion (``moe=False``) has the
+    parameter count closest to AlignMamba-2 with Modality-Aware Mamba at ``options["d_model"]``.
+
+    ``d_model`` is the only width option, so the whole vanilla model widens (projections, unimodal
+    layers, head), not just the fusion layers: the match is on total parameters. The count grows
+    with the width, so the search walks up from the MoE model's width until it passes the target.
+    """
+    target = parameter_count("alignmamba2", dims, {**options, "moe": True})
+    width, best = options["d_model"], None
+    while True:
+        count = parameter_count("alignmamba2", dims, {**options, "moe": False, "d_model": width})
+        if best is None or abs(count - target) < abs(best[1] - target):
+            best = (width, count)
+        if count >= target:
+            return best[0]
+        width += 1
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _training_run(label: str, model: str, options: dict, seed: int, profile: str, **factors) -> dict:
+    p = TRAINING[profile]
+    return {"id": f"{_slug(label)}-seed{seed}", "kind": "train",
+            "factors": {"variant": label, "model": model, **factors, "seed": seed},
+            "data": DATA[profile],
+            "train": {"model": model, "epochs": p["epochs"], "batch_size": p["batch_size"], "patience": p["epochs"],
+                      "seed": seed, "model_options": {"d_model": p["d_model"], "n_layers": p["n_layers"], **options}}}
+
+
+def ablation_variants(profile: str) -> list[tuple[str, str, dict]]:
+    """``(label, model, model options)``: AlignMamba-2's Table 3 (with OT and MMD apart and a
+    parameter-matched vanilla fusion) and AlignMamba-1's alignment ablations (its Table 3)."""
+    base = {"d_model": TRAINING[profile]["d_model"], "n_layers": TRAINING[profile]["n_layers"]}
+    matched = matched_width(synthetic.PRESETS[DATA[profile]["preset"]]["dims"], base)
+    return [
+        ("AlignMamba-2", "alignmamba2", {}),
+        ("w/o OT loss", "alignmamba2", {"lambda_ot": 0.0}),
+        ("w/o MMD loss", "alignmamba2", {"lambda_mmd": 0.0}),
+        ("w/o dual alignment loss", "alignmamba2", {"align_loss": False}),
+        ("w/o Modality-Aware Mamba", "alignmamba2", {"moe": False}),
+        (f"w/o Modality-Aware Mamba, parameter-matched (d_model {matched})", "alignmamba2",
+         {"moe": False, "d_model": matched}),
+        ("w/o both", "alignmamba2", {"align_loss": False, "moe": False}),
+        ("w/ learnable routing", "alignmamba2", {"routing": "learned"}),
+        ("AlignMamba-1", "alignmamba1", {}),
+        ("AlignMamba-1 w/o local OT", "alignmamba1", {"local_ot": False}),
+        ("AlignMamba-1 w/o global MMD", "alignmamba1", {"lambda_mmd": 0.0}),
+    ]
+
+
+def ablation_runs(profile: str) -> list[dict]:
+    return [_training_run(label, model, options, seed, profile)
+            for label, model, options in ablation_variants(profile) for seed in SEEDS["ablations"][profile]]
+
+
+def missing_runs(profile: str) -> list[dict]:
+    """Each model trained on complete data, then tested at every missing rate (one run per seed)."""
+    return [{**_training_run(model, model, {}, seed, profile), "test_missing_rates": list(MISSING_RATES)}
+            for model in MISSING_MODELS for seed in SEEDS["missing"][profile]]
+
+
+def lambda_runs(profile: str) -> list[dict]:
+    grid = LAMBDAS[profile]
+    return [_training_run(f"ot {ot:g} mmd {mmd:g}", "alignmamba2", {"lambda_ot": ot, "lambda_mmd": mmd}, seed, profile,
+                          lambda_ot=ot, lambda_mmd=mmd)
+            for ot in grid for mmd in grid for seed in SEEDS["lambda"][profile]]
+
+
+def efficiency_runs(profile: str) -> list[dict]:
+    p = EFFICIENCY[profile]
+    settings = {k: p[k] for k in ("d_model", "n_layers", "repeats", "time_limit_s", "memory_limit_mib")}
+    return [{"id": f"{model}-L{length}", "kind": "efficiency", "factors": {"model": model, "length": length},
+             "efficiency": {"model": model, "length": length, **settings}}
+            for model in EFFICIENCY_MODELS for length in p["lengths"]]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    reproduces: str
+    runs: Callable[[str], list[dict]]
+
+
+SWEEPS = {
+    "ablations": Sweep("ablations", "AlignMamba-2 Table 3; AlignMamba-1 Table 3 (alignment rows)", ablation_runs),
+    "missing": Sweep("missing", "AlignMamba-1 Table 1 (missing modalities at test time)", missing_runs),
+    "lambda": Sweep("lambda", "AlignMamba-2 Fig. 6 (lambda_OT x lambda_MMD sensitivity)", lambda_runs),
+    "efficiency": Sweep("efficiency", "AlignMamba-2 Fig. 4/5; AlignMamba-1 Fig. 3/4 (memory, latency vs length)",
+                        efficiency_runs),
+}
+
+
+def estimate_seconds(run: dict) -> float:
+    """A rough duration of one run on this project's 2-core CPU (an upper bound for efficiency points)."""
+    if run["kind"] == "efficiency":
+        return POINT_OVERHEAD_S + run["efficiency"]["time_limit_s"]
+    data, train = run["data"], run["train"]
+    clips = data["n_clips"] or sum(synthetic.PRESETS[data["preset"]]["splits"])
+    width = train["model_options"]["d_model"] / 32
+    return RUN_OVERHEAD_S + EPOCH_SECONDS_PER_1000[train["model"]] * clips / 1000 * width * train["epochs"]

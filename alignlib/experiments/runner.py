@@ -1,0 +1,187 @@
+"""Running a sweep: every declared run through its executor, one JSON of results rewritten
+atomically after each run, resumable run by run, and the results as a tidy table.
+
+The JSON (``experiments_<sweep>.json``) holds the sweep, profile, command and declared grid, and
+per finished run its exact configuration, seed, software versions, seconds and result rows
+(``{"metrics": {...}, ...}``; extra keys such as ``test_missing_rate`` or ``status`` are factors).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from alignlib import __version__
+from alignlib.experiments.grids import PROFILES, SWEEPS, estimate_seconds
+from alignlib.files import atomic_write_json
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start as asked (the message says why)."""
+
+
+def software() -> dict:
+    """Versions that can change a result: Python, libraries, alignlib and its git commit."""
+    import numpy
+    import scipy
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "alignlib"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        commit += "+dirty" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "scipy": scipy.__version__, "alignlib": __version__, "git": commit, "machine": platform.machine(),
+            "torch_threads": torch.get_num_threads()}
+
+
+def ensure_data(root: Path, spec: dict) -> Path:
+    """The synthetic data file a run asks for, generated once under ``root/data``."""
+    from alignlib.data import synthetic
+
+    path = root / "data" / f"synthetic_{spec['preset']}_{spec['n_clips'] or 'preset'}_seed{spec['seed']}.pkl"
+    if not path.exists():
+        synthetic.write(path, *synthetic.generate(spec["preset"], spec["seed"], spec["n_clips"]))
+    return path
+
+
+def run_training(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
+    """Train through :func:`alignlib.train.train` (resuming an interrupted run from its
+    ``last.pt``); with ``test_missing_rates``, test the best checkpoint at each rate."""
+    from alignlib.train import TrainConfig, train
+
+    data_path = ensure_data(root, run["data"])
+    run_dir = root / "runs" / run["id"]
+    config = TrainConfig(**run["train"], data=str(data_path), out=str(run_dir), device=device, resume=True)
+    metrics = train(config, progress=False)
+    rows = ([{"metrics": metrics}] if "test_missing_rates" not in run
+            else [{"test_missing_rate": rate, "metrics": m} for rate, m in missing_metrics(config, run["test_missing_rates"])])
+    recorded = dataclasses.asdict(config)
+    recorded.update(data=os.path.relpath(data_path, root), out=os.path.relpath(run_dir, root))
+    return recorded, rows
+
+
+def missing_metrics(config, rates) -> list[tuple[float, dict]]:
+    """Test metrics of the run's best checkpoint with modalities dropped at each rate (at inference
+    only; seeded by the run's seed, at least one modality kept per clip)."""
+    from alignlib.data import load_mmsa, missing_modality_mask
+    from alignlib.models import ModelConfig, build_model
+    from alignlib.train import choose_device, evaluate, load_checkpoint
+
+    data = load_mmsa(config.data)
+    device = choose_device(config.device)
+    state = load_checkpoint(Path(config.out) / "best.pt", config, data.dims)
+    model = build_model(config.model, data.dims, ModelConfig.from_dict(config.model_options))
+    model.load_state_dict(state["model"])
+    model.to(device)
+    test = data.splits["test"]
+    results = []
+    for rate in rates:
+        present = missing_modality_mask(len(test), rate, seed=config.seed) if rate > 0 else None
+        results.append((rate, evaluate(model, test, config.batch_size, device, present=present)[0]))
+    return results
+
+
+def run_efficiency(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
+    from alignlib.experiments.efficiency import measure_point
+
+    settings = {**run["efficiency"], "device": device}
+    return settings, [measure_point(**settings)]
+
+
+EXECUTORS = {"train": run_training, "efficiency": run_efficiency}
+
+
+def skipped_efficiency_row(run: dict, record: dict) -> dict | None:
+    """A point is skipped when a shorter length of its model already ran out of memory or time."""
+    if run["kind"] != "efficiency":
+        return None
+    for other in record["runs"].values():
+        status = other["rows"][0].get("status")
+        if (other["factors"]["model"] == run["factors"]["model"] and other["factors"]["length"] < run["factors"]["length"]
+                and status in ("oom", "timeout")):
+            return {"status": "skipped", "reason": f"{status} at length {other['factors']['length']}", "metrics": {}}
+    return None
+
+
+def results_path(name: str, out: Path) -> Path:
+    return Path(out) / f"experiments_{name}.json"
+
+
+def run_sweep(name: str, profile: str = "default", out: str | os.PathLike = "build/experiments", resume: bool = False,
+              device: str = "cpu", json_path: str | os.PathLike | None = None, progress: bool = True,
+              command: str | None = None) -> dict:
+    """Run (or continue, with ``resume``) one sweep; returns its results record (also the JSON).
+
+    Runs go to ``out/runs/<id>``, synthetic data to ``out/data``, the JSON to ``json_path``
+    (default ``out/experiments_<name>.json``), rewritten atomically after every run.
+    """
+    if name not in SWEEPS:
+        raise SweepError(f"unknown sweep {name!r}; choose one of {sorted(SWEEPS)}")
+    if profile not in PROFILES:
+        raise SweepError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"--out {out} is a file, not a folder")
+    path = Path(json_path) if json_path else results_path(name, out)
+    grid = json.loads(json.dumps(SWEEPS[name].runs(profile)))
+    record = {"sweep": name, "profile": profile, "reproduces": SWEEPS[name].reproduces, "device": device,
+              "command": command or f"python -m alignlib.experiments {name} --profile {profile} --out {out}",
+              "estimated_seconds": sum(map(estimate_seconds, grid)), "grid": grid, "runs": {}}
+    if path.exists():
+        if not resume:
+            raise SweepError(f"{path} exists; pass --resume to continue that sweep, or choose another --out")
+        old = json.loads(path.read_text())
+        if (old.get("sweep"), old.get("profile"), old.get("grid")) != (name, profile, grid):
+            raise SweepError(f"{path} holds another sweep, profile or grid; choose another --out")
+        record["runs"] = old["runs"]
+    out.mkdir(parents=True, exist_ok=True)
+    versions = software()
+    todo = [run for run in grid if run["id"] not in record["runs"]]
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(grid), initial=len(grid) - len(todo), desc=name, unit="run", disable=not progress) as bar:
+        for run in todo:
+            bar.set_postfix_str(run["id"])
+            start = time.perf_counter()
+            skipped = skipped_efficiency_row(run, record)
+            config, rows = (run["efficiency"], [skipped]) if skipped else EXECUTORS[run["kind"]](run, out, device)
+            seed = run.get("train", {}).get("seed")
+            record["runs"][run["id"]] = {"factors": run["factors"], "config": config, "seed": seed,
+                                         "software": versions, "device": device,
+                                         "seconds": time.perf_counter() - start, "rows": rows}
+            atomic_write_json(path, record)
+            bar.update()
+    atomic_write_json(path, record)
+    return record
+
+
+def tidy(record: dict):
+    """One row per (run, result row, metric): the run's factors, the row's extra keys, ``metric``, ``value``."""
+    import pandas as pd
+
+    rows = []
+    for run in record["grid"]:
+        done = record["runs"].get(run["id"])
+        for result in (done or {}).get("rows", []):
+            extra = {k: v for k, v in result.items() if k != "metrics"}
+            for metric, value in result["metrics"].items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    rows.append({"sweep": record["sweep"], "run": run["id"], **run["factors"], **extra,
+                                 "metric": metric, "value": float(value)})
+    return pd.DataFrame(rows)
+
+
+def load(path: str | os.PathLike) -> dict:
+    """A sweep's results record from its JSON."""
+    return json.loads(Path(path).read_text())

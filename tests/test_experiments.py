@@ -1,0 +1,209 @@
+"""alignlib.experiments: declared grids, resumable sweeps, confidence intervals against scipy,
+the efficiency harness's out-of-memory handling, and the command line's errors."""
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from alignlib.data import synthetic
+from alignlib.experiments import grids, runner
+from alignlib.experiments.efficiency import measure_point
+from alignlib.experiments.stats import loglog_slope, mean_ci, summary
+
+
+def test_every_sweep_declares_unique_runs_in_both_profiles():
+    for name, sweep in grids.SWEEPS.items():
+        for profile in grids.PROFILES:
+            runs = sweep.runs(profile)
+            ids = [r["id"] for r in runs]
+            assert len(ids) == len(set(ids)), f"{name}/{profile}: duplicate run ids"
+            assert all(r["kind"] in runner.EXECUTORS for r in runs)
+            json.dumps(runs)  # the grid is stored in the results JSON
+
+
+def test_ablation_grid_has_the_papers_rows_and_three_seeds_at_full_scale():
+    runs = grids.ablation_runs("full")
+    options = {r["factors"]["variant"]: r["train"]["model_options"] for r in runs}
+    assert options["w/o OT loss"]["lambda_ot"] == 0 and options["w/o MMD loss"]["lambda_mmd"] == 0
+    assert options["w/o dual alignment loss"]["align_loss"] is False
+    assert options["w/o both"]["moe"] is False and options["w/o both"]["align_loss"] is False
+    assert options["w/ learnable routing"]["routing"] == "learned"
+    assert options["AlignMamba-1 w/o local OT"]["local_ot"] is False
+    for variant in options:
+        seeds = [r["train"]["seed"] for r in runs if r["factors"]["variant"] == variant]
+        assert len(seeds) >= 3 and len(set(seeds)) == len(seeds)
+
+
+def test_parameter_matched_width_is_the_closest_by_brute_force():
+    dims = synthetic.PRESETS["tiny"]["dims"]
+    options = {"d_model": 16, "n_layers": 2}
+    target = grids.parameter_count("alignmamba2", dims, {**options, "moe": True})
+    gaps = {w: abs(grids.parameter_count("alignmamba2", dims, {**options, "moe": False, "d_model": w}) - target)
+            for w in range(16, 40)}
+    assert grids.matched_width(dims, options) == min(gaps, key=gaps.get)
+    assert gaps[min(gaps, key=gaps.get)] < 0.05 * target
+
+
+def test_lambda_grid_is_logarithmic_with_zero_and_missing_rates_follow_table_1():
+    for profile in grids.PROFILES:
+        values = grids.LAMBDAS[profile]
+        assert values[0] == 0
+        ratios = np.diff(np.log10(values[1:]))
+        assert np.allclose(ratios, ratios[0]) and ratios[0] > 0
+        cells = {(r["factors"]["lambda_ot"], r["factors"]["lambda_mmd"]) for r in grids.lambda_runs(profile)}
+        assert cells == {(a, b) for a in values for b in values}
+    assert np.allclose(grids.MISSING_RATES, np.arange(0, 0.75, 0.1))
+    assert grids.EFFICIENCY["full"]["lengths"][0] == 1024 and grids.EFFICIENCY["full"]["lengths"][-1] == 100_000
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+def test_mean_ci_matches_scipy_t_interval(n):
+    x = np.random.default_rng(n).normal(3.0, 2.0, n)
+    mean, low, high = mean_ci(x)
+    expected = sps.t.interval(0.95, n - 1, loc=x.mean(), scale=sps.sem(x))
+    assert mean == pytest.approx(x.mean()) and (low, high) == pytest.approx(expected, rel=1e-12)
+
+
+def test_mean_ci_covers_the_true_mean_95_percent_of_the_time():
+    samples = np.random.default_rng(0).normal(1.0, 1.0, (4000, 3))
+    covered = np.mean([low <= 1.0 <= high for _, low, high in map(mean_ci, samples)])
+    assert abs(covered - 0.95) < 3 * math.sqrt(0.95 * 0.05 / 4000)
+
+
+def test_mean_ci_of_one_value_has_no_interval_and_bad_input_is_named():
+    mean, low, high = mean_ci([2.5])
+    assert mean == 2.5 and math.isnan(low) and math.isnan(high)
+    with pytest.raises(ValueError, match="values"):
+        mean_ci([1.0, float("nan")])
+
+
+def test_loglog_slope_against_scipy_linregress():
+    lengths = np.array([1e3, 2e3, 4e3, 8e3])
+    assert loglog_slope(lengths, 3e-6 * lengths**2) == pytest.approx(2.0)
+    noisy = 5 * lengths**1.1 * np.random.default_rng(1).uniform(0.8, 1.2, lengths.size)
+    assert loglog_slope(lengths, noisy) == pytest.approx(sps.linregress(np.log(lengths), np.log(noisy)).slope)
+
+
+def small_grid(profile):
+    """Three real training runs on 24 synthetic clips, one epoch each."""
+    data = {"preset": "tiny", "n_clips": 24, "seed": 0}
+    runs = []
+    for variant, options in (("a", {"lambda_mmd": 0.0}), ("b", {})):
+        for seed in ((0, 1) if variant == "a" else (0,)):
+            runs.append({"id": f"{variant}-seed{seed}", "kind": "train", "factors": {"variant": variant, "seed": seed},
+                         "data": data, "train": {"model": "alignmamba1", "epochs": 1, "batch_size": 8, "patience": 1,
+                                                 "seed": seed, "model_options": {"d_model": 8, "n_layers": 1, **options}}})
+    return runs
+
+
+def without_timings(record):
+    record = json.loads(json.dumps(record))
+    record.pop("command")
+    for run in record["runs"].values():
+        run.pop("seconds")
+    return record
+
+
+def test_an_interrupted_sweep_resumes_to_the_json_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    monkeypatch.setitem(runner.SWEEPS, "lambda", grids.Sweep("lambda", "test", small_grid))
+    whole = runner.run_sweep("lambda", out=tmp_path / "whole", progress=False)
+
+    calls = []
+    train_run = runner.EXECUTORS["train"]
+
+    def crash_after_two(run, root, device):
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed mid-sweep")
+        calls.append(run["id"])
+        return train_run(run, root, device)
+
+    monkeypatch.setitem(runner.EXECUTORS, "train", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_sweep("lambda", out=tmp_path / "cut", progress=False)
+    partial = runner.load(tmp_path / "cut" / "experiments_lambda.json")
+    assert sorted(partial["runs"]) == sorted(calls) == ["a-seed0", "a-seed1"]
+    with pytest.raises(runner.SweepError, match="--resume"):
+        runner.run_sweep("lambda", out=tmp_path / "cut", progress=False)
+
+    calls.clear()
+    monkeypatch.setitem(runner.EXECUTORS, "train", lambda run, root, device: (calls.append(run["id"]), train_run(run, root, device))[1])
+    resumed = runner.run_sweep("lambda", out=tmp_path / "cut", resume=True, progress=False)
+    assert calls == ["b-seed0"]  # finished runs are never repeated
+    assert without_timings(resumed) == without_timings(whole)
+    assert without_timings(runner.load(tmp_path / "cut" / "experiments_lambda.json")) == without_timings(whole)
+
+    table = runner.tidy(whole)
+    mae = table[table.metric == "MAE"]
+    assert len(mae) == 3 and set(mae.run) == {"a-seed0", "a-seed1", "b-seed0"}
+    row = summary(table, ["variant"]).query("variant == 'a' and metric == 'MAE'").iloc[0]
+    expected = sps.t.interval(0.95, 1, loc=mae[mae.variant == "a"].value.mean(), scale=sps.sem(mae[mae.variant == "a"].value))
+    assert (row.ci_low, row.ci_high) == pytest.approx(expected)
+    run = whole["runs"]["a-seed1"]
+    assert run["seed"] == 1 and run["config"]["model_options"]["lambda_mmd"] == 0 and run["software"]["torch"]
+
+
+def test_resuming_with_another_grid_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setitem(runner.SWEEPS, "lambda", grids.Sweep("lambda", "test", lambda p: small_grid(p)[:1]))
+    runner.run_sweep("lambda", out=tmp_path, progress=False)
+    monkeypatch.setitem(runner.SWEEPS, "lambda", grids.Sweep("lambda", "test", lambda p: small_grid(p)[1:2]))
+    with pytest.raises(runner.SweepError, match="another sweep, profile or grid"):
+        runner.run_sweep("lambda", out=tmp_path, resume=True, progress=False)
+
+
+def test_missing_rate_zero_reproduces_the_trainers_test_metrics(tmp_path, monkeypatch):
+    def grid(profile):
+        return [{**small_grid(profile)[0], "test_missing_rates": [0.0, 0.5]}]
+
+    monkeypatch.setitem(runner.SWEEPS, "missing", grids.Sweep("missing", "test", grid))
+    record = runner.run_sweep("missing", out=tmp_path, progress=False)
+    rows = record["runs"]["a-seed0"]["rows"]
+    trained = json.loads((tmp_path / "runs" / "a-seed0" / "test_metrics.json").read_text())
+    assert [r["test_missing_rate"] for r in rows] == [0.0, 0.5]
+    assert rows[0]["metrics"]["MAE"] == pytest.approx(trained["MAE"], abs=1e-6)
+    assert rows[1]["metrics"]["MAE"] != pytest.approx(trained["MAE"], abs=1e-6)
+
+
+def test_efficiency_point_out_of_memory_is_recorded(tmp_path):
+    # AlignMamba-1 at 2048 tokens builds a 2048 x 2048 float32 cost matrix: 16 MiB at once
+    settings = dict(model="alignmamba1", length=2048, d_model=8, n_layers=1, repeats=1, time_limit_s=60)
+    capped = measure_point(**settings, memory_limit_mib=8)
+    assert capped["status"] == "oom" and capped["metrics"] == {}
+    roomy = measure_point(**settings, memory_limit_mib=2048)
+    assert roomy["status"] == "ok" and roomy["metrics"]["peak_mib"] >= 2048 * 2048 * 4 / 2**20
+    assert roomy["metrics"]["latency_ms"] > 0
+
+
+def test_a_point_after_an_oom_of_its_model_is_skipped():
+    record = {"runs": {"alignmamba1-L1024": {"factors": {"model": "alignmamba1", "length": 1024},
+                                             "rows": [{"status": "oom", "metrics": {}}]}}}
+    later = {"kind": "efficiency", "factors": {"model": "alignmamba1", "length": 2048}}
+    other = {"kind": "efficiency", "factors": {"model": "mult", "length": 2048}}
+    assert runner.skipped_efficiency_row(later, record)["status"] == "skipped"
+    assert runner.skipped_efficiency_row(other, record) is None
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["nope"], "unknown sweep 'nope'"),
+    (["ablations", "--profile", "huge"], "unknown profile 'huge'"),
+    (["ablations", "--device", "tpu"], "--device must be cpu or cuda"),
+])
+def test_command_line_errors_exit_2(arguments, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "alignlib.experiments", *arguments, "--out", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and f"error: {message}" in result.stderr
+
+
+def test_command_line_refuses_a_file_as_out_and_an_existing_sweep_without_resume(tmp_path):
+    afile = tmp_path / "results.txt"
+    afile.write_text("")
+    result = subprocess.run([sys.executable, "-m", "alignlib.experiments", "lambda", "--out", str(afile)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "is a file, not a folder" in result.stderr
+    (tmp_path / "experiments_lambda.json").write_text("{}")
+    result = subprocess.run([sys.executable, "-m", "alignlib.experiments", "lambda", "--out", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "error:" in result.stderr and "--resume" in result.stderr
