@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alignlib.mamba import Mamba
-from alignlib.selective_scan import diagonal_scan
+from alignlib.recurrence import diagonal_scan
 
 
 def _check_coupled(u, delta, A, B, C) -> None:

@@ -7,14 +7,21 @@ For each channel ``d`` and state ``n`` (ZOH for ``A``, ``delta * B`` for the inp
 
 Shapes follow mamba-ssm's ``selective_scan_fn``: ``u, delta, z (B, D, L)``; ``A (D, N)``;
 ``B, C`` either ``(B, N, L)`` (selective, input-dependent) or ``(D, N)`` (time-invariant);
-``D, delta_bias (D,)``. This module holds the sequential reference loop, the readable oracle.
+``D, delta_bias (D,)``. Three CPU backends share one set-up (:func:`_prepare`: checks, bias,
+softplus, compute dtype) and one finish (:func:`_finish`: skip term, gate, dtype): the sequential
+loop (the readable oracle), the chunked pure-PyTorch scan and the fused C++ scan
+(``alignlib/kernels/selective_scan.cpp``); mamba-ssm's kernel serves CUDA tensors.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 
 import torch
 import torch.nn.functional as F
+
+from alignlib import kernels
+from alignlib.recurrence import recurrence_, reverse_recurrence_
 
 
 def _check_scan_inputs(u, delta, A, B, C, D, z, delta_bias) -> None:
@@ -49,6 +56,28 @@ def _check_scan_inputs(u, delta, A, B, C, D, z, delta_bias) -> None:
             raise ValueError(f"{name}: contains NaN or infinite values")
 
 
+def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    """Checks the inputs; ``u, delta, A, B, C`` in the compute dtype (float64 for float64 input,
+    float32 otherwise), with ``delta_bias`` added to ``delta`` and softplus applied once."""
+    _check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
+    compute = torch.float64 if u.dtype == torch.float64 else torch.float32
+    delta_c = delta.to(compute)
+    if delta_bias is not None:
+        delta_c = delta_c + delta_bias.to(compute)[:, None]
+    if delta_softplus:
+        delta_c = F.softplus(delta_c)
+    return u.to(compute), delta_c, A.to(compute), B.to(compute), C.to(compute)
+
+
+def _finish(y, u_c, D, z, dtype):
+    """``(y + D u) * silu(z)`` (each term where given) in ``dtype``: ``(B, D, L)``."""
+    if D is not None:
+        y = y + u_c * D.to(u_c.dtype)[:, None]
+    if z is not None:
+        y = y * F.silu(z.to(u_c.dtype))
+    return y.to(dtype)
+
+
 def selective_scan_reference(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -70,19 +99,13 @@ def selective_scan_reference(
     The loop walks ``unbind``-ed time slices and ``stack``-s the outputs, so autograd's backward
     stays linear in ``L`` (indexing ``x[:, :, t]`` in the loop would make it quadratic).
     """
-    _check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
-    compute = torch.float64 if u.dtype == torch.float64 else torch.float32
-    u_c, delta_c, A_c = u.to(compute), delta.to(compute), A.to(compute)
-    if delta_bias is not None:
-        delta_c = delta_c + delta_bias.to(compute)[:, None]
-    if delta_softplus:
-        delta_c = F.softplus(delta_c)
+    u_c, delta_c, A_c, B_c, C_c = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     decay = torch.exp(torch.einsum("bdl,dn->bldn", delta_c, A_c))  # (B, L, D, N)
-    if B.dim() == 3:
-        drive = torch.einsum("bdl,bnl,bdl->bldn", delta_c, B.to(compute), u_c)
+    if B_c.dim() == 3:
+        drive = torch.einsum("bdl,bnl,bdl->bldn", delta_c, B_c, u_c)
     else:
-        drive = torch.einsum("bdl,dn,bdl->bldn", delta_c, B.to(compute), u_c)
-    readout = C.to(compute).permute(0, 2, 1).unbind(1) if C.dim() == 3 else None  # L x (B, N)
+        drive = torch.einsum("bdl,dn,bdl->bldn", delta_c, B_c, u_c)
+    readout = C_c.permute(0, 2, 1).unbind(1) if C_c.dim() == 3 else None  # L x (B, N)
     state = u_c.new_zeros(u.shape[0], u.shape[1], A.shape[1])
     outputs = []
     for t, (decay_t, drive_t) in enumerate(zip(decay.unbind(1), drive.unbind(1))):
@@ -90,13 +113,8 @@ def selective_scan_reference(
         if readout is not None:
             outputs.append(torch.einsum("bdn,bn->bd", state, readout[t]))
         else:
-            outputs.append(torch.einsum("bdn,dn->bd", state, C.to(compute)))
-    y = torch.stack(outputs, dim=2)  # (B, D, L)
-    if D is not None:
-        y = y + u_c * D.to(compute)[:, None]
-    if z is not None:
-        y = y * F.silu(z.to(compute))
-    y = y.to(u.dtype)
+            outputs.append(torch.einsum("bdn,dn->bd", state, C_c))
+    y = _finish(torch.stack(outputs, dim=2), u_c, D, z, u.dtype)  # (B, D, L)
     return (y, state) if return_last_state else y
 
 
@@ -177,54 +195,6 @@ def _chunk_states(state, u, delta, A, B, decay=None):
     return recurrence_(states, decay, state)
 
 
-def recurrence_(drive: torch.Tensor, decay: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
-    """In place, ``drive[k] <- decay[k] * drive[k-1] + drive[k]`` (``drive[-1]`` = ``initial``): the
-    states of ``h_k = decay_k h_{k-1} + drive_k``. Time-major ``(K, ...)``; one fused multiply-add per step."""
-    drive[0].addcmul_(decay[0], initial)
-    for k in range(1, drive.shape[0]):
-        drive[k].addcmul_(decay[k], drive[k - 1])
-    return drive
-
-
-def reverse_recurrence_(grad: torch.Tensor, decay: torch.Tensor, carry: torch.Tensor) -> torch.Tensor:
-    """The adjoint of :func:`recurrence_`, in place: ``grad[k] <- grad[k] + decay[k+1] * grad[k+1]``
-    with ``carry`` (the gradient flowing in after the last step) added to ``grad[-1]``. Returns
-    the gradient with respect to the initial state, ``decay[0] * grad[0]``."""
-    grad[-1] += carry
-    for k in range(grad.shape[0] - 2, -1, -1):
-        grad[k].addcmul_(decay[k + 1], grad[k + 1])
-    return decay[0] * grad[0]
-
-
-class _DiagonalScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, decay, drive, initial):
-        states = recurrence_(drive.clone(), decay, initial)
-        ctx.save_for_backward(decay, states, initial)
-        return states
-
-    @staticmethod
-    def backward(ctx, grad_states):
-        decay, states, initial = ctx.saved_tensors
-        grad_drive = grad_states.clone()
-        grad_initial = reverse_recurrence_(grad_drive, decay, torch.zeros_like(initial))
-        previous = torch.cat([initial[None], states[:-1]], dim=0)
-        return grad_drive * previous, grad_drive, grad_initial
-
-
-def diagonal_scan(decay: torch.Tensor, drive: torch.Tensor, initial: torch.Tensor | None = None) -> torch.Tensor:
-    """States of the diagonal linear recurrence ``h_t = decay_t * h_{t-1} + drive_t``, time-major:
-    ``decay, drive (L, ...) -> states (L, ...)``, with ``h_{-1} = initial`` (zeros by default).
-
-    The same sequential core as the chunked selective scan, for recurrences whose decay is not of
-    the form ``exp(delta A)`` (Coupled Mamba's summed transitions); backward by the reverse scan.
-    """
-    if decay.shape != drive.shape:
-        raise ValueError(f"decay {tuple(decay.shape)} and drive {tuple(drive.shape)} must have one shape (L, ...)")
-    initial = torch.zeros_like(drive[0]) if initial is None else initial
-    return _DiagonalScan.apply(decay.contiguous(), drive.contiguous(), initial)
-
-
 def _read_out(states, C):
     return torch.einsum("kbdn,bnk->bdk", states, C) if C.dim() == 3 else torch.einsum("kbdn,dn->bdk", states, C)
 
@@ -268,25 +238,99 @@ def selective_scan_chunked(
     the bias, softplus, skip term and gate around it are plain autograd. ``chunk`` defaults to
     ``ceil(sqrt(L))``.
     """
-    _check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
-    compute = torch.float64 if u.dtype == torch.float64 else torch.float32
-    u_c, delta_c = u.to(compute), delta.to(compute)
-    if delta_bias is not None:
-        delta_c = delta_c + delta_bias.to(compute)[:, None]
-    if delta_softplus:
-        delta_c = F.softplus(delta_c)
-    length = u.shape[2]
-    chunk = chunk or max(1, math.isqrt(length - 1) + 1)
-    y, state = _ChunkedScan.apply(u_c, delta_c, A.to(compute), B.to(compute), C.to(compute), chunk)
-    if D is not None:
-        y = y + u_c * D.to(compute)[:, None]
-    if z is not None:
-        y = y * F.silu(z.to(compute))
-    y = y.to(u.dtype)
+    u_c, delta_c, A_c, B_c, C_c = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    chunk = chunk or max(1, math.isqrt(u.shape[2] - 1) + 1)
+    y, state = _ChunkedScan.apply(u_c, delta_c, A_c, B_c, C_c, chunk)
+    y = _finish(y, u_c, D, z, u.dtype)
     return (y, state) if return_last_state else y
 
 
-BACKENDS = ("auto", "reference", "chunked", "cuda")
+CHANNEL_BLOCK = 32  # channels per task of the fused scan; fixed, so results do not depend on threads
+
+
+def _pointer(tensor: torch.Tensor | None):
+    return ctypes.c_void_p(tensor.data_ptr() if tensor is not None else None)
+
+
+class _FusedScan(torch.autograd.Function):
+    """The recurrence of :class:`_ChunkedScan` in C++ (``alignlib/kernels/selective_scan.cpp``),
+    parallel over (batch, channel) on ``torch.get_num_threads()`` threads with each row's state in
+    registers. The forward keeps the state at every ``chunk``-th step, ``(B, D, L / chunk, N)``;
+    the backward walks each chunk in reverse after recomputing its states from that checkpoint.
+    """
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, chunk, library):
+        batch, channels, length = u.shape
+        states = A.shape[1]
+        # a selective B or C goes to the kernel time-major, (B, L, N): one contiguous row per step
+        B_k, C_k = ((m.transpose(1, 2) if m.dim() == 3 else m).contiguous() for m in (B, C))
+        dims = (ctypes.c_int64 * 8)(batch, channels, states, length, chunk, CHANNEL_BLOCK, B.dim() == 3, C.dim() == 3)
+        keep = any(ctx.needs_input_grad[:5])  # checkpoints only for a backward to come
+        checkpoints = u.new_empty(batch, channels, -(-length // chunk), states) if keep else None
+        y, last = u.new_empty(batch, channels, length), u.new_empty(batch, channels, states)
+        suffix = "f64" if u.dtype == torch.float64 else "f32"
+        getattr(library, f"selective_scan_forward_{suffix}")(
+            *map(_pointer, (u, delta, A, B_k, C_k, y, last, checkpoints)), dims, torch.get_num_threads())
+        ctx.save_for_backward(u, delta, A, B_k, C_k, checkpoints)
+        ctx.library, ctx.dims, ctx.selective = library, dims, (B.dim() == 3, C.dim() == 3)
+        return y, last
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_last):
+        u, delta, A, B_k, C_k, checkpoints = ctx.saved_tensors
+        batch, channels, length = u.shape
+        blocks = -(-channels // CHANNEL_BLOCK)
+
+        def buffer(selective):  # per task (B, blocks, L, N) for a selective B / C, per row (B, D, N) otherwise
+            return u.new_zeros(batch, blocks, length, A.shape[1]) if selective else u.new_zeros(batch, channels, A.shape[1])
+
+        grad_u, grad_delta = torch.empty_like(u), torch.empty_like(delta)
+        grad_A = u.new_zeros(batch, channels, A.shape[1])
+        grad_B, grad_C = buffer(ctx.selective[0]), buffer(ctx.selective[1])
+        grad_y, grad_last = grad_y.contiguous(), grad_last.contiguous()  # alive through the call
+        suffix = "f64" if u.dtype == torch.float64 else "f32"
+        getattr(ctx.library, f"selective_scan_backward_{suffix}")(
+            *map(_pointer, (u, delta, A, B_k, C_k, checkpoints, grad_y, grad_last,
+                            grad_u, grad_delta, grad_A, grad_B, grad_C)), ctx.dims, torch.get_num_threads())
+        grad_B, grad_C = (g.sum(1).transpose(1, 2) if selective else g.sum(0)
+                          for g, selective in zip((grad_B, grad_C), ctx.selective))
+        return grad_u, grad_delta, grad_A.sum(0), grad_B, grad_C, None, None
+
+
+def selective_scan_fused(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    chunk: int = 64,
+):
+    """The fused C++ scan on CPU tensors; same arguments and result as :func:`selective_scan_reference`.
+
+    Memory ``O(B D N L / chunk)`` for the backward's checkpoints. The kernel is compiled on first
+    use (:mod:`alignlib.kernels`); where it cannot be, this warns once and runs
+    :func:`selective_scan_chunked`.
+    """
+    if u.device.type != "cpu":
+        raise ValueError(f"the fused scan runs on CPU tensors, got u on {u.device}")
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk: expected a positive int, got {chunk!r}")
+    library = kernels.load("selective_scan")
+    if library is None:
+        return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    u_c, delta_c, A_c, B_c, C_c = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    y, state = _FusedScan.apply(u_c.contiguous(), delta_c.contiguous(), A_c.contiguous(), B_c, C_c, chunk, library)
+    y = _finish(y, u_c, D, z, u.dtype)
+    return (y, state) if return_last_state else y
+
+
+BACKENDS = ("auto", "reference", "chunked", "fused", "cuda")
 
 
 def mamba_ssm_kernel():
@@ -307,9 +351,10 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     """The selective scan behind one name; arguments as :func:`selective_scan_reference`.
 
     ``backend``: ``"reference"`` (the sequential loop), ``"chunked"`` (fast pure PyTorch),
-    ``"cuda"`` (mamba-ssm's kernel; CUDA tensors only) or ``"auto"``: mamba-ssm's kernel for CUDA
-    tensors when it imports, the chunked scan otherwise. Softplus is applied to ``delta`` exactly
-    once, by whichever backend runs.
+    ``"fused"`` (the C++ scan, CPU tensors; the chunked scan with one warning where it cannot be
+    compiled), ``"cuda"`` (mamba-ssm's kernel; CUDA tensors only) or ``"auto"``: mamba-ssm's kernel
+    for CUDA tensors when it imports, the fused scan for CPU tensors, the chunked scan otherwise.
+    Softplus is applied to ``delta`` exactly once, by whichever backend runs.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
@@ -318,5 +363,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         raise RuntimeError("backend='cuda' needs CUDA tensors and mamba-ssm installed (pip install -e .[cuda])")
     if kernel is not None:
         return kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    scan = selective_scan_reference if backend == "reference" else selective_scan_chunked
+    if backend == "auto":
+        backend = "fused" if u.device.type == "cpu" else "chunked"
+    scan = {"reference": selective_scan_reference, "chunked": selective_scan_chunked,
+            "fused": selective_scan_fused}[backend]
     return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)

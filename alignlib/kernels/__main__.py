@@ -1,0 +1,6 @@
+"""``python -m alignlib.kernels``: build every kernel into the cache now (``make`` runs it once)."""
+from alignlib.kernels import SOURCES, load
+
+for source in sorted(SOURCES.glob("*.cpp")):
+    library = load(source.stem)
+    print(f"alignlib kernel {source.stem}: {library._name if library else 'unavailable (pure-PyTorch fallback)'}")

@@ -1,0 +1,261 @@
+// The fused CPU selective scan: forward and backward with the state of one (batch, channel) row
+// in a few vector registers, so each state element costs one exp and a handful of flops and never
+// leaves the core. Plain C ABI, loaded by alignlib/selective_scan.py through ctypes.
+//
+// Layouts (all contiguous): u, delta, y, grad_u, grad_delta (B, D, L); A (D, N); a selective B
+// or C is passed time-major as (B, L, N), a time-invariant one as (D, N); last_state (B, D, N);
+// checkpoints (B, D, L / chunk, N), the state before each chunk of `chunk` steps.
+//
+// Work is split into tasks (batch b, block of `block` channels) that threads pick up in turn.
+// Reductions over channels (the gradients of a selective B or C) go to one buffer per task,
+// (B, D / block, L, N), summed by the caller, so the result does not depend on the thread count.
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace {
+
+// exp(x) for x in the range the scan meets, written so the compiler vectorises it (no libm
+// call): x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a Taylor polynomial accurate to the last
+// bit, 2^n put into the exponent bits. x is clamped so that 2^n stays a normal number.
+inline float exp_vec(float x) {
+  x = std::min(std::max(x, -86.5f), 88.0f);
+  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float t = x * 1.44269504088896341f + shifter;
+  const float n = t - shifter;
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t tb, sb, pb;
+  std::memcpy(&tb, &t, sizeof tb);
+  std::memcpy(&sb, &shifter, sizeof sb);
+  std::memcpy(&pb, &p, sizeof pb);
+  pb += (tb - sb) << 23;
+  float out;
+  std::memcpy(&out, &pb, sizeof out);
+  return out;
+}
+
+inline double exp_vec(double x) {
+  x = std::min(std::max(x, -707.0), 709.0);
+  const double shifter = 6755399441055744.0;  // 1.5 * 2^52
+  const double t = x * 1.4426950408889634074 + shifter;
+  const double n = t - shifter;
+  const double r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+  double p = 1.0 / 6227020800.0;  // 1 / 13!
+  const double inv[12] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+                          1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
+                          1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0};
+  for (double c : inv) p = p * r + c;
+  p = p * r + 1.0;
+  int64_t tb, sb, pb;
+  std::memcpy(&tb, &t, sizeof tb);
+  std::memcpy(&sb, &shifter, sizeof sb);
+  std::memcpy(&pb, &p, sizeof pb);
+  pb += (tb - sb) << 52;
+  double out;
+  std::memcpy(&out, &pb, sizeof out);
+  return out;
+}
+
+struct Shape {
+  int64_t batch, channels, states, length, chunk, block, b_selective, c_selective;
+  int64_t chunks() const { return (length + chunk - 1) / chunk; }
+  int64_t blocks() const { return (channels + block - 1) / block; }
+};
+
+template <typename T>
+struct Scan {
+  Shape s;
+  const T *u, *delta, *A, *B, *C;
+  T* checkpoints;  // written by the forward (may be null there), read by the backward
+  // forward outputs
+  T *y, *last_state;
+  // backward inputs and outputs
+  const T *grad_y, *grad_last;
+  T *grad_u, *grad_delta, *grad_A, *grad_B, *grad_C;
+
+  const T* B_row(int64_t b, int64_t d) const { return s.b_selective ? B + b * s.length * s.states : B + d * s.states; }
+  const T* C_row(int64_t b, int64_t d) const { return s.c_selective ? C + b * s.length * s.states : C + d * s.states; }
+  int64_t B_step() const { return s.b_selective ? s.states : 0; }
+  int64_t C_step() const { return s.c_selective ? s.states : 0; }
+
+  void forward_row(int64_t b, int64_t d, T* h) const {
+    const int64_t N = s.states, L = s.length, row = b * s.channels + d;
+    const T *u_r = u + row * L, *dt_r = delta + row * L, *A_r = A + d * N;
+    const T *B_r = B_row(b, d), *C_r = C_row(b, d);
+    const int64_t b_step = B_step(), c_step = C_step();
+    T* y_r = y + row * L;
+    T* ckpt = checkpoints ? checkpoints + row * s.chunks() * N : nullptr;
+    std::fill(h, h + N, T(0));
+    for (int64_t t = 0; t < L; ++t) {
+      if (ckpt && t % s.chunk == 0) std::copy(h, h + N, ckpt + (t / s.chunk) * N);
+      const T dt = dt_r[t], du = dt * u_r[t];
+      const T *B_t = B_r + t * b_step, *C_t = C_r + t * c_step;
+      T acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t n = 0; n < N; ++n) {
+        const T hn = exp_vec(dt * A_r[n]) * h[n] + du * B_t[n];
+        h[n] = hn;
+        acc += C_t[n] * hn;
+      }
+      y_r[t] = acc;
+    }
+    if (last_state) std::copy(h, h + N, last_state + row * N);
+  }
+
+  // The reverse pass, chunk by chunk from the last: recompute the chunk's decays and states from
+  // its checkpoint into `decay` (chunk, N) and `states` (chunk + 1, N), then walk it backwards
+  // with the adjoint g_t = dy_t C_t + exp(delta_{t+1} A) g_{t+1} in `carry` (N).
+  void backward_row(int64_t b, int64_t d, T* decay, T* states, T* carry) const {
+    const int64_t N = s.states, L = s.length, K = s.chunk, row = b * s.channels + d;
+    const T *u_r = u + row * L, *dt_r = delta + row * L, *A_r = A + d * N, *gy_r = grad_y + row * L;
+    const T *B_r = B_row(b, d), *C_r = C_row(b, d);
+    const int64_t b_step = B_step(), c_step = C_step();
+    // gradient of a selective B / C: this task's (L, N) buffer, one row per step; of a
+    // time-invariant one: this row's (N) slot, the same every step
+    const int64_t task = b * s.blocks() + d / s.block;
+    T* gB_r = s.b_selective ? grad_B + task * L * N : grad_B + row * N;
+    T* gC_r = s.c_selective ? grad_C + task * L * N : grad_C + row * N;
+    T *gA_r = grad_A + row * N, *gu_r = grad_u + row * L, *gdt_r = grad_delta + row * L;
+    const T* ckpt = checkpoints + row * s.chunks() * N;
+    if (grad_last) std::copy(grad_last + row * N, grad_last + (row + 1) * N, carry);
+    else std::fill(carry, carry + N, T(0));
+    for (int64_t c = s.chunks() - 1; c >= 0; --c) {
+      const int64_t first = c * K, steps = std::min(K, L - first);
+      std::copy(ckpt + c * N, ckpt + (c + 1) * N, states);
+      for (int64_t k = 0; k < steps; ++k) {
+        const int64_t t = first + k;
+        const T dt = dt_r[t], du = dt * u_r[t];
+        const T* B_t = B_r + t * b_step;
+        const T* prev = states + k * N;
+        T *next = states + (k + 1) * N, *a = decay + k * N;
+#pragma omp simd
+        for (int64_t n = 0; n < N; ++n) {
+          a[n] = exp_vec(dt * A_r[n]);
+          next[n] = a[n] * prev[n] + du * B_t[n];
+        }
+      }
+      for (int64_t k = steps - 1; k >= 0; --k) {
+        const int64_t t = first + k;
+        const T dt = dt_r[t], ut = u_r[t], dy = gy_r[t], dtu = dt * ut;
+        const T *B_t = B_r + t * b_step, *C_t = C_r + t * c_step;
+        T *gB_t = gB_r + t * b_step, *gC_t = gC_r + t * c_step;
+        const T *prev = states + k * N, *h = states + (k + 1) * N, *a = decay + k * N;
+        T grad_dA = 0, grad_drive = 0;  // sum_n g A h_{t-1} e^{dt A}, sum_n g B
+#pragma omp simd reduction(+ : grad_dA, grad_drive)
+        for (int64_t n = 0; n < N; ++n) {
+          const T g = dy * C_t[n] + carry[n];
+          gC_t[n] += dy * h[n];
+          const T x = g * prev[n] * a[n];
+          grad_dA += x * A_r[n];
+          gA_r[n] += x * dt;
+          grad_drive += g * B_t[n];
+          gB_t[n] += g * dtu;
+          carry[n] = a[n] * g;
+        }
+        gu_r[t] = grad_drive * dt;
+        gdt_r[t] = grad_dA + grad_drive * ut;
+      }
+    }
+  }
+};
+
+// Runs body(task) for every task on `threads` threads (the calling one included).
+template <typename F>
+void parallel_tasks(int64_t tasks, int threads, const F& body) {
+  std::atomic<int64_t> next{0};
+  auto worker = [&]() {
+    for (int64_t task; (task = next.fetch_add(1)) < tasks;) body(task);
+  };
+  std::vector<std::thread> pool;
+  const int64_t extra = std::min<int64_t>(threads, tasks) - 1;
+  for (int64_t i = 0; i < extra; ++i) {
+    try {
+      pool.emplace_back(worker);
+    } catch (...) {
+      break;  // no more threads to be had: the others take the remaining tasks
+    }
+  }
+  worker();
+  for (auto& thread : pool) thread.join();
+}
+
+template <typename T>
+void for_each_row(const Scan<T>& scan, int threads, bool backward) {
+  const Shape& s = scan.s;
+  parallel_tasks(s.batch * s.blocks(), threads, [&](int64_t task) {
+    const int64_t b = task / s.blocks(), first = (task % s.blocks()) * s.block;
+    const int64_t last = std::min(s.channels, first + s.block);
+    std::vector<T> scratch(backward ? (2 * s.chunk + 2) * s.states : s.states);
+    for (int64_t d = first; d < last; ++d) {
+      if (backward)
+        scan.backward_row(b, d, scratch.data(), scratch.data() + s.chunk * s.states,
+                          scratch.data() + (2 * s.chunk + 1) * s.states);
+      else
+        scan.forward_row(b, d, scratch.data());
+    }
+  });
+}
+
+Shape shape_of(const int64_t* dims) {
+  return Shape{dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7]};
+}
+
+template <typename T>
+void forward(const T* u, const T* delta, const T* A, const T* B, const T* C, T* y, T* last_state,
+             T* checkpoints, const int64_t* dims, int threads) {
+  Scan<T> scan{shape_of(dims), u, delta, A, B, C, checkpoints, y, last_state,
+               nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  for_each_row(scan, threads, false);
+}
+
+template <typename T>
+void backward(const T* u, const T* delta, const T* A, const T* B, const T* C, T* checkpoints,
+              const T* grad_y, const T* grad_last, T* grad_u, T* grad_delta, T* grad_A, T* grad_B,
+              T* grad_C, const int64_t* dims, int threads) {
+  Scan<T> scan{shape_of(dims), u, delta, A, B, C, checkpoints, nullptr, nullptr,
+               grad_y, grad_last, grad_u, grad_delta, grad_A, grad_B, grad_C};
+  for_each_row(scan, threads, true);
+}
+
+}  // namespace
+
+// dims: batch, channels, states, length, chunk, block, B selective (0/1), C selective (0/1).
+// The backward expects grad_A (B, D, N) and the gradients of B and C (see the top) zero-filled.
+extern "C" {
+void selective_scan_forward_f32(const float* u, const float* delta, const float* A, const float* B,
+                                const float* C, float* y, float* last_state, float* checkpoints,
+                                const int64_t* dims, int threads) {
+  forward(u, delta, A, B, C, y, last_state, checkpoints, dims, threads);
+}
+void selective_scan_forward_f64(const double* u, const double* delta, const double* A, const double* B,
+                                const double* C, double* y, double* last_state, double* checkpoints,
+                                const int64_t* dims, int threads) {
+  forward(u, delta, A, B, C, y, last_state, checkpoints, dims, threads);
+}
+void selective_scan_backward_f32(const float* u, const float* delta, const float* A, const float* B,
+                                 const float* C, float* checkpoints, const float* grad_y,
+                                 const float* grad_last, float* grad_u, float* grad_delta, float* grad_A,
+                                 float* grad_B, float* grad_C, const int64_t* dims, int threads) {
+  backward(u, delta, A, B, C, checkpoints, grad_y, grad_last, grad_u, grad_delta, grad_A, grad_B, grad_C,
+           dims, threads);
+}
+void selective_scan_backward_f64(const double* u, const double* delta, const double* A, const double* B,
+                                 const double* C, double* checkpoints, const double* grad_y,
+                                 const double* grad_last, double* grad_u, double* grad_delta,
+                                 double* grad_A, double* grad_B, double* grad_C, const int64_t* dims,
+                                 int threads) {
+  backward(u, delta, A, B, C, checkpoints, grad_y, grad_last, grad_u, grad_delta, grad_A, grad_B, grad_C,
+           dims, threads);
+}
+}
