@@ -1,6 +1,8 @@
 """The reference selective scan against a scalar float64 loop, the convolution view of a
-time-invariant SSM, and mamba-ssm's reference where it imports."""
+time-invariant SSM, and mamba-ssm's reference where it imports; the chunked and fused scans
+against the reference."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -9,10 +11,12 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alignlib import kernels
 from alignlib.selective_scan import (
     mamba_ssm_kernel,
     selective_scan,
     selective_scan_chunked,
+    selective_scan_fused,
     selective_scan_reference,
 )
 
@@ -146,8 +150,10 @@ def test_chunked_gradcheck():
 def test_dispatcher():
     args = {k: v.float() for k, v in inputs(seed=9).items()}
     expected = selective_scan_reference(**args, delta_softplus=True)
-    for backend in ("auto", "reference", "chunked"):
+    for backend in ("auto", "reference", "chunked", "fused"):
         torch.testing.assert_close(selective_scan(**args, delta_softplus=True, backend=backend), expected)
+    assert torch.equal(selective_scan(**args, delta_softplus=True), selective_scan_fused(**args, delta_softplus=True)), \
+        "auto runs the fused scan on CPU tensors"
     with pytest.raises(ValueError, match="unknown backend"):
         selective_scan(**args, backend="triton")
     with pytest.raises(RuntimeError, match="needs CUDA tensors and mamba-ssm"):
@@ -161,3 +167,104 @@ def test_cuda_kernel_equals_the_loop():
     expected = selective_scan_reference(**{k: v.cpu() for k, v in args.items()}, delta_softplus=True)
     got = selective_scan(**args, delta_softplus=True, backend="cuda")
     torch.testing.assert_close(got.cpu(), expected, rtol=1e-3, atol=1e-3)
+
+
+def fused_vs_loop(args, chunk=64, **options):
+    """Largest gaps of the fused scan's output, last state and input gradients from the loop's."""
+    ref_leaves = {k: v.clone().requires_grad_() for k, v in args.items()}
+    fast_leaves = {k: v.clone().requires_grad_() for k, v in args.items()}
+    y_ref, h_ref = selective_scan_reference(**ref_leaves, **options, return_last_state=True)
+    y_fast, h_fast = selective_scan_fused(**fast_leaves, **options, return_last_state=True, chunk=chunk)
+    torch.testing.assert_close(y_fast, y_ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(h_fast, h_ref, rtol=1e-4, atol=1e-4)
+    g = torch.Generator().manual_seed(0)
+    weights, state_weights = torch.randn(y_ref.shape, generator=g), torch.randn(h_ref.shape, generator=g)
+    ((y_ref * weights).sum() + (h_ref * state_weights).sum()).backward()
+    ((y_fast * weights).sum() + (h_fast * state_weights).sum()).backward()
+    for name in args:
+        torch.testing.assert_close(fast_leaves[name].grad, ref_leaves[name].grad, rtol=1e-4, atol=1e-4, msg=name)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 3), channels=st.sampled_from([1, 5, 33, 70]), states=st.integers(1, 17),
+       length=st.sampled_from([1, 2, 7, 64, 65, 150]), selective_B=st.booleans(), selective_C=st.booleans(),
+       with_D=st.booleans(), with_z=st.booleans(), with_bias=st.booleans(), softplus=st.booleans(),
+       chunk=st.sampled_from([1, 5, 64]), seed=st.integers(0, 10_000))
+def test_fused_scan_equals_the_loop(batch, channels, states, length, selective_B, selective_C, with_D, with_z,
+                                    with_bias, softplus, chunk, seed):
+    """Outputs, last state and every input's gradient within 1e-4 in float32; channel counts
+    across the kernel's 32-channel tasks, lengths across its checkpoint chunks."""
+    full = {k: v.float() for k, v in inputs(batch, channels, states, length, True, seed).items()}
+    fixed = {k: v.float() for k, v in inputs(batch, channels, states, length, False, seed).items()}
+    args = {k: full[k] for k in ("u", "delta", "A")}
+    args["B"] = full["B"] if selective_B else fixed["B"]
+    args["C"] = full["C"] if selective_C else fixed["C"]
+    if not softplus:  # delta must stay positive without softplus, as Mamba's is
+        args["delta"] = args["delta"].abs() + 0.01
+    for name, wanted in (("D", with_D), ("z", with_z), ("delta_bias", with_bias and softplus)):
+        if wanted:
+            args[name] = full[name]
+    fused_vs_loop(args, chunk=chunk, delta_softplus=softplus)
+
+
+@pytest.mark.parametrize("selective", [True, False])
+def test_fused_gradcheck(selective):
+    args = inputs(batch=2, channels=3, states=3, length=7, selective=selective, seed=11)
+    names = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+    leaves = tuple(args[k].clone().requires_grad_() for k in names)
+    assert torch.autograd.gradcheck(
+        lambda *t: selective_scan_fused(*t, delta_softplus=True, return_last_state=True, chunk=3), leaves)
+
+
+def test_fused_inference_without_checkpoints_equals_the_loop():
+    args = {k: v.float() for k, v in inputs(batch=2, channels=40, states=16, length=100, seed=12).items()}
+    with torch.no_grad():
+        y, h = selective_scan_fused(**args, delta_softplus=True, return_last_state=True)
+    y_ref, h_ref = selective_scan_reference(**args, delta_softplus=True, return_last_state=True)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(h, h_ref, rtol=1e-4, atol=1e-4)
+
+
+def test_fused_scan_is_independent_of_the_thread_count():
+    args = {k: v.float() for k, v in inputs(batch=3, channels=70, states=16, length=130, seed=13).items()}
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            leaves = {k: v.clone().requires_grad_() for k, v in args.items()}
+            y, h = selective_scan_fused(**leaves, delta_softplus=True, return_last_state=True)
+            (y.sin().sum() + h.sum()).backward()
+            results.append([y, h] + [leaves[k].grad for k in args])
+    finally:
+        torch.set_num_threads(threads)
+    for one, two in zip(*results):
+        assert torch.equal(one, two)
+
+
+def test_fused_scan_falls_back_to_the_chunked_scan_with_one_warning(monkeypatch, tmp_path):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("ALIGNLIB_CACHE", str(tmp_path / "cache"))
+    kernels.load.cache_clear()
+    args = {k: v.float() for k, v in inputs(seed=14).items()}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            first = selective_scan(**args, delta_softplus=True, backend="fused")
+            second = selective_scan(**args, delta_softplus=True)
+    finally:
+        kernels.load.cache_clear()
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == [
+        f"alignlib: the C++ kernel 'selective_scan' is unavailable, using the pure-PyTorch fallback: "
+        f"no C++ compiler found ({tmp_path / 'no-such-compiler'}; set CXX)"]
+    expected = selective_scan_chunked(**args, delta_softplus=True)
+    assert torch.equal(first, expected) and torch.equal(second, expected)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_fused_scan_rejects_bad_options():
+    args = {k: v.float() for k, v in inputs(seed=15).items()}
+    with pytest.raises(ValueError, match="chunk: expected a positive int"):
+        selective_scan_fused(**args, chunk=0)
+    with pytest.raises(ValueError, match="runs on CPU tensors"):
+        selective_scan_fused(**{k: v.to("meta") for k, v in args.items()})
