@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alignlib.mamba import Mamba
+from alignlib.sequences import gather_time, pack_order, trails, unpack
 from alignlib.recurrence import diagonal_scan
 
 
@@ -78,10 +79,13 @@ def coupled_scan(u, delta, A, B, C, return_states: bool = False, coupling: float
 class CoupledMambaLayer(nn.Module):
     """One Mamba block per modality with their scans coupled; pre-norm residual per modality.
 
-    ``[(B, L, d_model)] * M -> [(B, L, d_model)] * M``. Each modality keeps its own projections,
-    convolution, ``dt``, ``A``, ``D``; only the scan is shared through the previous states, with
+    ``[(B, L, d_model)] * M``, ``mask (B, L)`` -> ``[(B, L, d_model)] * M``. Each modality keeps its
+    own projections, convolution, ``dt``, ``A``, ``D`` (:meth:`Mamba.scan_inputs` and
+    :meth:`Mamba.tail`); only the scan is shared through the previous states, with
     ``coupling = 1/M`` by default (the mean of the previous states; ``1.0`` gives their sum).
-    ``scan="parallel"`` (default) or ``"loop"`` (the oracle).
+    The chains are causal like Mamba's, so the layer packs rows whose padding does not trail (see
+    :mod:`alignlib.mamba`); padded positions keep their input. ``scan="parallel"`` (default) or
+    ``"loop"`` (the oracle).
     """
 
     def __init__(self, d_model: int, n_modalities: int, scan: str = "parallel", dropout: float = 0.0,
@@ -95,18 +99,29 @@ class CoupledMambaLayer(nn.Module):
         self.blocks = nn.ModuleList(Mamba(d_model, **mamba_options) for _ in range(n_modalities))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, hiddens: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, hiddens: list[torch.Tensor], mask: torch.Tensor | None = None) -> list[torch.Tensor]:
         check_aligned(hiddens, len(self.blocks))
-        parts = [block.scan_inputs(norm(h)) for block, norm, h in zip(self.blocks, self.norms, hiddens)]
-        _, x, z, dt, B, C, A = (torch.stack(p) for p in zip(*parts))
+        order = None
+        if mask is not None:
+            if tuple(mask.shape) != tuple(hiddens[0].shape[:2]) or mask.dtype != torch.bool:
+                raise ValueError(f"mask: expected a bool tensor of shape {tuple(hiddens[0].shape[:2])} (B, L), "
+                                 f"got {mask.dtype} {tuple(mask.shape)}")
+            if not trails(mask):
+                order = pack_order(mask)
+                hiddens, mask = [gather_time(h, order) for h in hiddens], mask.gather(1, order)
+        inputs = [block.scan_inputs(norm(h))[0] for block, norm, h in zip(self.blocks, self.norms, hiddens)]
         bias = torch.stack([block.dt_proj.bias.float() for block in self.blocks])
-        delta = F.softplus(dt + bias[:, None, :, None])
+        delta = F.softplus(torch.stack([i.delta for i in inputs]) + bias[:, None, :, None])
         scan = coupled_scan if self.scan == "parallel" else coupled_scan_reference
+        x, A, B, C = (torch.stack([getattr(i, name) for i in inputs]) for name in ("x", "A", "B", "C"))
         y = scan(x, delta, A, B, C, coupling=self.coupling)
         outputs = []
         for m, (block, h) in enumerate(zip(self.blocks, hiddens)):
-            gated = (y[m] + block.D[:, None] * x[m]) * F.silu(z[m])
-            outputs.append(h + self.dropout(block.out_proj(gated.transpose(1, 2))))
+            out, _ = block.tail(y[m], inputs[m])
+            if mask is not None:
+                out = out * mask[..., None].to(out.dtype)
+            out = h + self.dropout(out)
+            outputs.append(out if order is None else unpack(out, order))
         return outputs
 
 
@@ -117,37 +132,3 @@ def check_aligned(hiddens: list[torch.Tensor], n_modalities: int) -> None:
     shapes = [tuple(h.shape) for h in hiddens]
     if len(set(shapes)) != 1:
         raise ValueError(f"Coupled Mamba needs time-aligned sequences of one shape (B, L, d); got {shapes}")
-
-
-class CoupledMambaFusion(nn.Module):
-    """The Coupled Mamba fusion model: per-modality input projections, ``n_layers`` coupled layers,
-    mean pooling over time, a learned softmax-weighted sum of the modalities, a regression head.
-
-    ``[(B, L, input_dims[m])] * M -> (B,)``.
-    """
-
-    def __init__(self, input_dims: list[int], d_model: int = 64, n_layers: int = 2, dropout: float = 0.0,
-                 **mamba_options):
-        super().__init__()
-        self.inputs = nn.ModuleList(nn.Linear(dim, d_model) for dim in input_dims)
-        self.layers = nn.ModuleList(CoupledMambaLayer(d_model, len(input_dims), dropout=dropout, **mamba_options)
-                                    for _ in range(n_layers))
-        self.norm = nn.RMSNorm(d_model)
-        self.modality_logits = nn.Parameter(torch.zeros(len(input_dims)))
-        self.head = nn.Linear(d_model, 1)
-
-    def forward(self, features: list[torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``mask (B, L)``: True for real time steps (shared by the aligned modalities)."""
-        hiddens = [project(x) for project, x in zip(self.inputs, features)]
-        for layer in self.layers:
-            hiddens = layer(hiddens)
-        weights = self.modality_logits.softmax(0)
-        pooled = []
-        for h in hiddens:
-            h = self.norm(h)
-            if mask is None:
-                pooled.append(h.mean(1))
-            else:
-                pooled.append((h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1))
-        fused = sum(w * p for w, p in zip(weights, pooled))
-        return self.head(fused).squeeze(-1)

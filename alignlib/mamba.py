@@ -1,9 +1,20 @@
-"""The Mamba block, a residual + norm layer around it, and a stack of layers.
+"""The Mamba block, the pre-norm residual block that wraps any mixer, and a stack of blocks.
 
 ``Mamba`` follows mamba-ssm's ``mamba_ssm.Mamba`` (v1): the same defaults, initialisation and
 parameter names (``in_proj``, ``conv1d``, ``x_proj``, ``dt_proj``, ``A_log``, ``D``, ``out_proj``),
 so a ``state_dict`` moves between the two. On CUDA with mamba-ssm installed the scan runs in its
-kernel; everywhere else in :func:`alignlib.selective_scan.selective_scan_chunked`.
+kernel; on the CPU in :func:`alignlib.selective_scan.selective_scan`'s CPU backends.
+
+Padding. Every mixer takes ``mask (B, L)`` (True = real token). Mamba is causal: the convolution
+reads the ``d_conv - 1`` previous positions and the scan carries the state forward, so padding in
+the middle of a row (the padded audio inside ``[audio; video; text]``) would flow into every later
+real token, through the conv window and through the state (the input projection's bias and the
+conv bias make even zero features non-zero). Zeroing inputs is not enough for the conv window, and
+freezing the state would not restore the window either. So a mixer *packs* each row (its real
+tokens moved to the front, in order: :mod:`alignlib.sequences`), runs on the packed rows, where the
+padding trails and a causal model never reads it, and puts the outputs back; padded positions get
+zeros. Rows whose padding already trails skip the gather. A real token's output is then exactly the
+one of the unpadded clip, whatever the padding and whatever else shares the batch.
 """
 from __future__ import annotations
 
@@ -15,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alignlib.selective_scan import selective_scan
+from alignlib.sequences import gather_time, pack_order, trails, unpack
 
 
 @dataclass
@@ -30,12 +42,39 @@ class MambaCache:
     ssm: torch.Tensor
 
 
+
+@dataclass
+class ScanInputs:
+    """What the selective scan needs from a block's input, all ``(B, channels, L)`` time-last.
+
+    Attributes:
+        conv_input: ``(B, d_inner, L)`` the convolution's input (kept for the step cache).
+        x: ``(B, d_inner, L)`` the scan input ``u`` (after conv and SiLU).
+        z: ``(B, d_inner, L)`` the gate.
+        delta: ``(B, d_inner, L)`` the step size before ``dt_proj``'s bias and softplus.
+        B, C: ``(B, d_state, L)`` the input-dependent input and output matrices.
+        A: ``(d_inner, d_state)`` the transition, ``-exp(A_log)``.
+    """
+
+    conv_input: torch.Tensor
+    x: torch.Tensor
+    z: torch.Tensor
+    delta: torch.Tensor
+    B: torch.Tensor
+    C: torch.Tensor
+    A: torch.Tensor
+
+
 class Mamba(nn.Module):
     """Mamba block: ``(B, L, d_model) -> (B, L, d_model)``.
 
     in_proj -> (x, z); x -> depthwise causal conv1d -> SiLU -> x_proj -> (dt, B, C);
     dt -> dt_proj (+ bias, softplus inside the scan); selective scan with ``A = -exp(A_log)``
     and skip ``D``, gated by ``SiLU(z)``; out_proj.
+
+    :meth:`project_in` and :meth:`project_out` are the two projections; a subclass that replaces
+    them (the Modality-Aware Mamba routes them through experts) changes :meth:`forward` and
+    :meth:`step` alike. Keyword ``route`` arguments (modality ids, for example) go to both.
     """
 
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
@@ -66,6 +105,16 @@ class Mamba(nn.Module):
         self.A_log = nn.Parameter(torch.log(a))
         self.D = nn.Parameter(torch.ones(self.d_inner))
 
+    # -- the two projections: what a subclass swaps ------------------------------------------------
+    def project_in(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """``(B, L, d_model) -> (B, L, 2 d_inner)`` (x and z side by side) and auxiliary losses."""
+        return self.in_proj(hidden), {}
+
+    def project_out(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """``(B, L, d_inner) -> (B, L, d_model)`` and auxiliary losses."""
+        return self.out_proj(y), {}
+
+    # -- the body ----------------------------------------------------------------------------------
     def _check(self, hidden: torch.Tensor, rank: int) -> None:
         shape = "(B, L, d_model)" if rank == 3 else "(B, d_model)"
         if hidden.dim() != rank or hidden.shape[-1] != self.d_model:
@@ -76,90 +125,147 @@ class Mamba(nn.Module):
             raise ValueError("hidden: contains NaN or infinite values")
 
     def _ssm_parameters(self, x: torch.Tensor):
-        """``x (B, L, d_inner)`` after conv -> ``dt (B, d_inner, L)``, ``B, C (B, d_state, L)``."""
+        """``x (..., d_inner)`` after conv -> ``dt (..., d_inner)`` (before bias), ``B, C (..., d_state)``."""
         dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.linear(dt, self.dt_proj.weight)  # the bias is added inside the scan, before softplus
-        return dt.transpose(1, 2), B.transpose(1, 2), C.transpose(1, 2)
+        return F.linear(dt, self.dt_proj.weight), B, C  # the bias is added inside the scan, before softplus
 
-    def forward(self, hidden: torch.Tensor, return_cache: bool = False):
+    def scan_inputs(self, hidden: torch.Tensor, mask: torch.Tensor | None = None, **route) -> tuple[ScanInputs, dict]:
+        """:class:`ScanInputs` from ``hidden (B, L, d_model)`` (rows already packed), and the
+        input projection's auxiliary losses."""
+        xz, aux = self.project_in(hidden, mask, **route)
+        x, z = xz.chunk(2, dim=-1)  # (B, L, d_inner) each
+        conv_input = x.transpose(1, 2)
+        x = F.silu(self.conv1d(conv_input)[..., :hidden.shape[1]])
+        dt, B, C = self._ssm_parameters(x.transpose(1, 2))
+        inputs = ScanInputs(conv_input, x, z.transpose(1, 2), dt.transpose(1, 2), B.transpose(1, 2),
+                            C.transpose(1, 2), -torch.exp(self.A_log.float()))
+        return inputs, aux
+
+    def tail(self, y: torch.Tensor, inputs: ScanInputs, mask: torch.Tensor | None = None, **route):
+        """The block after a scan that left out the skip and the gate (Coupled Mamba's):
+        ``(y + D x) * SiLU(z)`` then :meth:`project_out`. ``y (B, d_inner, L)`` -> ``(B, L, d_model)``, aux."""
+        gated = (y + self.D[:, None] * inputs.x) * F.silu(inputs.z)
+        return self.project_out(gated.transpose(1, 2), mask, **route)
+
+    def mix(self, hidden: torch.Tensor, mask: torch.Tensor | None = None, return_cache: bool = False, **route):
+        """The block on ``hidden (B, L, d_model)`` with an optional padding ``mask (B, L)``.
+
+        Returns ``(out (B, L, d_model), aux_losses, cache or None)``; padded positions of ``out``
+        are zero. ``route`` tensors are per token ``(B, L)`` and packed with the tokens.
+        """
+        self._check(hidden, 3)
+        order = None
+        if mask is not None:
+            if tuple(mask.shape) != tuple(hidden.shape[:2]) or mask.dtype != torch.bool:
+                raise ValueError(f"mask: expected a bool tensor of shape {tuple(hidden.shape[:2])} (B, L), "
+                                 f"got {mask.dtype} {tuple(mask.shape)}")
+            if return_cache and not bool(mask.all()):
+                raise ValueError("return_cache: the step cache continues a sequence, so it needs rows without padding")
+            if not trails(mask):
+                order = pack_order(mask)
+                hidden, mask = gather_time(hidden, order), mask.gather(1, order)
+                route = {name: gather_time(value, order) for name, value in route.items()}
+        inputs, aux = self.scan_inputs(hidden, mask, **route)
+        result = selective_scan(inputs.x, inputs.delta, inputs.A, inputs.B, inputs.C, self.D.float(), inputs.z,
+                                self.dt_proj.bias.float(), delta_softplus=True, return_last_state=return_cache,
+                                backend=self.scan_backend)
+        y, last = result if return_cache else (result, None)
+        out, aux_out = self.project_out(y.transpose(1, 2), mask, **route)
+        aux = _add_losses(aux, aux_out)
+        if mask is not None:
+            out = out * mask[..., None].to(out.dtype)
+            if order is not None:
+                out = unpack(out, order)
+        cache = None
+        if return_cache:
+            length, conv = hidden.shape[1], inputs.conv_input
+            conv = F.pad(conv, (self.d_conv - length, 0)) if length < self.d_conv else conv[..., -self.d_conv:]
+            cache = MambaCache(conv=conv.detach().clone(), ssm=last.detach().to(hidden.dtype))
+        return out, aux, cache
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None, return_cache: bool = False):
         """``(B, L, d_model) -> (B, L, d_model)``; with ``return_cache``, also the
         :class:`MambaCache` after the last token, to continue with :meth:`step`."""
-        return self._mix(hidden, self.in_proj, self.out_proj, return_cache)
-
-    def _mix(self, hidden, project_in, project_out, return_cache: bool = False):
-        """The block's body with its input and output projections given as functions, so that a
-        subclass can swap them (the Modality-Aware Mamba routes them through experts)."""
-        x_in, x, z, dt, B, C, A = self.scan_inputs(hidden, project_in)
-        length = hidden.shape[1]
-        result = selective_scan(x, dt, A, B, C, self.D.float(), z, self.dt_proj.bias.float(),
-                                delta_softplus=True, return_last_state=return_cache, backend=self.scan_backend)
-        y, last = result if return_cache else (result, None)
-        out = project_out(y.transpose(1, 2))
-        if not return_cache:
-            return out
-        conv = F.pad(x_in, (self.d_conv - length, 0)) if length < self.d_conv else x_in[..., -self.d_conv:]
-        return out, MambaCache(conv=conv.detach().clone(), ssm=last.detach().to(hidden.dtype))
-
-    def scan_inputs(self, hidden: torch.Tensor, project_in=None):
-        """Everything the selective scan needs from ``hidden (B, L, d_model)``: the pre-conv stream
-        ``x_in``, the scan input ``x`` and gate ``z`` ``(B, d_inner, L)``, ``dt (B, d_inner, L)``
-        (before bias and softplus), ``B, C (B, d_state, L)`` and ``A (d_inner, d_state)``."""
-        self._check(hidden, 3)
-        project_in = project_in or self.in_proj
-        x, z = project_in(hidden).chunk(2, dim=-1)  # (B, L, d_inner) each
-        x_in = x.transpose(1, 2)
-        x = F.silu(self.conv1d(x_in)[..., :hidden.shape[1]])
-        dt, B, C = self._ssm_parameters(x.transpose(1, 2))
-        return x_in, x, z.transpose(1, 2), dt, B, C, -torch.exp(self.A_log.float())
+        out, _, cache = self.mix(hidden, mask, return_cache)
+        return (out, cache) if return_cache else out
 
     def allocate_cache(self, batch: int, device=None, dtype=torch.float32) -> MambaCache:
         """A zero cache for :meth:`step` from the start of a sequence."""
         return MambaCache(conv=torch.zeros(batch, self.d_inner, self.d_conv, device=device, dtype=dtype),
                           ssm=torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=dtype))
 
-    def step(self, hidden: torch.Tensor, cache: MambaCache) -> tuple[torch.Tensor, MambaCache]:
-        """One token ``(B, d_model) -> (B, d_model)`` with the recurrent cache; the cache is
+    def step(self, hidden: torch.Tensor, cache: MambaCache, **route) -> tuple[torch.Tensor, MambaCache]:
+        """One token ``(B, d_model) -> (B, d_model)`` with the recurrent cache, through the same
+        projections as :meth:`forward` (``route`` tensors are per token, ``(B,)``); the cache is
         returned updated (a new object; the old one is left as it was)."""
         self._check(hidden, 2)
-        x, z = self.in_proj(hidden).chunk(2, dim=-1)  # (B, d_inner)
+        route = {name: value[:, None] for name, value in route.items()}
+        xz, _ = self.project_in(hidden[:, None], None, **route)
+        x, z = xz[:, 0].chunk(2, dim=-1)  # (B, d_inner)
         conv = torch.cat([cache.conv[..., 1:], x[..., None]], dim=-1)
         x = F.silu((conv * self.conv1d.weight[:, 0]).sum(-1) + (self.conv1d.bias if self.conv1d.bias is not None else 0))
-        dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.softplus(F.linear(dt, self.dt_proj.weight) + self.dt_proj.bias)  # (B, d_inner)
+        dt, B, C = self._ssm_parameters(x)
+        dt = F.softplus(dt + self.dt_proj.bias)  # (B, d_inner)
         A = -torch.exp(self.A_log.float())
         ssm = torch.exp(dt[..., None] * A) * cache.ssm + (dt * x)[..., None] * B[:, None, :]
         y = (ssm * C[:, None, :]).sum(-1) + self.D * x
-        return self.out_proj(y * F.silu(z)), MambaCache(conv=conv, ssm=ssm)
+        out, _ = self.project_out((y * F.silu(z))[:, None], None, **route)
+        return out[:, 0], MambaCache(conv=conv, ssm=ssm)
 
 
-class MambaLayer(nn.Module):
-    """Pre-norm residual layer: ``h + Mamba(RMSNorm(h))``, ``(B, L, d_model) -> (B, L, d_model)``."""
+def _add_losses(*dicts: dict) -> dict:
+    """Sum auxiliary-loss dicts name by name."""
+    total: dict = {}
+    for losses in dicts:
+        for name, value in losses.items():
+            total[name] = total[name] + value if name in total else value
+    return total
 
-    def __init__(self, d_model: int, dropout: float = 0.0, **mamba_options):
+
+class Block(nn.Module):
+    """Pre-norm residual block around any mixer, as mamba-ssm's ``Block``:
+    ``h + dropout(mixer(RMSNorm(h), mask, **mixer_kwargs))``, ``(B, L, d_model) -> (B, L, d_model)``.
+
+    The mixer (``Mamba``, ``ModalityAwareMamba``, ...) takes ``(hidden, mask=None, **mixer_kwargs)`` and
+    returns its output, or ``(output, aux_losses)`` when it has auxiliary losses. :meth:`forward`
+    returns ``(hidden, aux_losses)`` (an empty dict for a plain Mamba mixer).
+    """
+
+    def __init__(self, d_model: int, mixer: nn.Module, dropout: float = 0.0):
         super().__init__()
         self.norm = nn.RMSNorm(d_model)
-        self.mixer = Mamba(d_model, **mamba_options)
+        self.mixer = mixer
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden + self.dropout(self.mixer(self.norm(hidden)))
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None, **mixer_kwargs):
+        result = self.mixer(self.norm(hidden), mask=mask, **mixer_kwargs)
+        out, aux = result if isinstance(result, tuple) else (result, {})
+        return hidden + self.dropout(out), aux
 
-    def step(self, hidden: torch.Tensor, cache: MambaCache) -> tuple[torch.Tensor, MambaCache]:
-        out, cache = self.mixer.step(self.norm(hidden), cache)
+    def step(self, hidden: torch.Tensor, cache: MambaCache, **route) -> tuple[torch.Tensor, MambaCache]:
+        """One token ``(B, d_model)`` through the block with the mixer's recurrent cache."""
+        out, cache = self.mixer.step(self.norm(hidden), cache, **route)
         return hidden + out, cache
 
 
+class MambaLayer(Block):
+    """A :class:`Block` around a :class:`Mamba` mixer (``mamba_options`` go to ``Mamba``)."""
+
+    def __init__(self, d_model: int, dropout: float = 0.0, **mamba_options):
+        super().__init__(d_model, Mamba(d_model, **mamba_options), dropout)
+
+
 class MambaStack(nn.Module):
-    """``n_layers`` :class:`MambaLayer` and a final RMSNorm: ``(B, L, d_model) -> (B, L, d_model)``."""
+    """``n_layers`` :class:`MambaLayer` and a final RMSNorm: ``(B, L, d_model), mask (B, L) -> (B, L, d_model)``."""
 
     def __init__(self, d_model: int, n_layers: int, dropout: float = 0.0, **mamba_options):
         super().__init__()
         self.layers = nn.ModuleList(MambaLayer(d_model, dropout, **mamba_options) for _ in range(n_layers))
         self.norm = nn.RMSNorm(d_model)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self.layers:
-            hidden = layer(hidden)
+            hidden, _ = layer(hidden, mask)
         return self.norm(hidden)
 
     def allocate_cache(self, batch: int, device=None, dtype=torch.float32) -> list[MambaCache]:

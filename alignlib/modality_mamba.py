@@ -95,24 +95,29 @@ class Router(nn.Module):
         self.n_experts, self.top_k = n_experts, top_k
         self.last_probabilities: torch.Tensor | None = None
 
-    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``hidden (B, L, d)`` -> gates ``(B, L, n_experts)`` and the load-balancing loss over the
+        real tokens of ``mask (B, L)`` (all tokens without one)."""
         probabilities = self.gate(hidden).softmax(dim=-1)  # (B, L, M)
         top, index = probabilities.topk(self.top_k, dim=-1)
         gates = torch.zeros_like(probabilities).scatter(-1, index, top / top.sum(-1, keepdim=True))
         first_choice = F.one_hot(index[..., 0], self.n_experts).to(probabilities.dtype)
-        load = first_choice.flatten(0, 1).mean(0)
-        importance = probabilities.flatten(0, 1).mean(0)
+        weights = torch.ones_like(probabilities[..., 0]) if mask is None else mask.to(probabilities.dtype)
+        weights = weights / weights.sum().clamp_min(1.0)
+        load = torch.einsum("blm,bl->m", first_choice, weights)
+        importance = torch.einsum("blm,bl->m", probabilities, weights)
         self.last_probabilities = probabilities.detach()
         return gates, self.n_experts * (load * importance).sum()
 
 
 class ModalityAwareMamba(Mamba):
     """Mamba block whose ``in_proj`` and ``out_proj`` are :class:`ExpertLinear` mixtures:
-    ``(B, L, d_model), modality (B, L) -> (B, L, d_model)``.
+    ``(B, L, d_model), modality (B, L) -> (B, L, d_model)``; conv, scan and everything between
+    the projections is :class:`alignlib.mamba.Mamba`'s (padding masks and step mode included).
 
     ``routing="modality"`` (the paper's) routes each token to its modality's expert.
     ``routing="learned"`` (the ablation) lets a :class:`Router` per projection pick ``top_k`` experts;
-    its load-balancing loss is summed in ``aux_loss`` after each forward.
+    :meth:`forward` returns their summed load-balancing loss as ``aux["load_balance"]``.
     """
 
     def __init__(self, d_model: int, n_modalities: int, routing: str = "modality", top_k: int = 1, **mamba_options):
@@ -123,30 +128,33 @@ class ModalityAwareMamba(Mamba):
         self.n_modalities, self.routing = n_modalities, routing
         self.in_proj = ExpertLinear(d_model, 2 * self.d_inner, n_modalities, bias=bias)
         self.out_proj = ExpertLinear(self.d_inner, d_model, n_modalities, bias=bias)
-        if routing == "learned":
-            self.in_router = Router(d_model, n_modalities, top_k)
-            self.out_router = Router(self.d_inner, n_modalities, top_k)
-        self.aux_loss = torch.zeros(())
+        learned = routing == "learned"
+        self.in_router = Router(d_model, n_modalities, top_k) if learned else None
+        self.out_router = Router(self.d_inner, n_modalities, top_k) if learned else None
 
-    def forward(self, hidden: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+    def _route(self, projection: ExpertLinear, router, hidden, mask, modality):
+        if router is None:
+            return projection(hidden, modality), {}
+        gates, balance = router(hidden, mask)
+        return projection(hidden, gates=gates), {"load_balance": balance}
+
+    def project_in(self, hidden, mask=None, modality=None):
+        return self._route(self.in_proj, self.in_router, hidden, mask, modality)
+
+    def project_out(self, y, mask=None, modality=None):
+        return self._route(self.out_proj, self.out_router, y, mask, modality)
+
+    def forward(self, hidden: torch.Tensor, modality: torch.Tensor, mask: torch.Tensor | None = None):
+        """``hidden (B, L, d_model)``, ``modality (B, L)`` ids, ``mask (B, L)`` -> ``(out, aux_losses)``;
+        ``aux_losses`` is empty for deterministic routing."""
         check_modality_ids(modality, hidden, self.n_modalities)
-        if self.routing == "modality":
-            return self._mix(hidden, lambda h: self.in_proj(h, modality), lambda y: self.out_proj(y, modality))
-        losses = []
+        out, aux, _ = self.mix(hidden, mask, modality=modality)
+        return out, aux
 
-        def routed(projection, router):
-            def project(h):
-                gates, balance = router(h)
-                losses.append(balance)
-                return projection(h, gates=gates)
-            return project
-
-        out = self._mix(hidden, routed(self.in_proj, self.in_router), routed(self.out_proj, self.out_router))
-        self.aux_loss = sum(losses)
-        return out
-
-    def step(self, *args, **kwargs):
-        raise NotImplementedError("step mode is not implemented for the Modality-Aware Mamba layer")
+    def step(self, hidden: torch.Tensor, cache, modality: torch.Tensor):
+        """One token ``(B, d_model)`` of modality ``(B,)`` with the recurrent cache."""
+        check_modality_ids(modality[:, None], hidden[:, None], self.n_modalities)
+        return super().step(hidden, cache, modality=modality)
 
 
 @contextlib.contextmanager

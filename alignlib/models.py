@@ -14,16 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from alignlib import mmd, ot
 from alignlib.coupled import CoupledMambaLayer
 from alignlib.data.mmsa import MODALITIES, Batch
-from alignlib.mamba import MambaLayer, MambaStack
+from alignlib.mamba import Block, MambaLayer, MambaStack
 from alignlib.modality_mamba import ModalityAwareMamba
+from alignlib.sequences import concat_packed, gather_time, last_real, masked_mean, pack, proportional_windows
 
 TEXT, AUDIO, VISION = MODALITIES
+READOUTS = ("auto", "mean", "modality_mean", "last")
 
 
 @dataclass
@@ -40,7 +41,25 @@ class ModelConfig:
     align_loss: bool = True  # AlignMamba-2 ablation "w/o alignment loss" when False
     moe: bool = True  # AlignMamba-2 ablation "w/o MoE" when False
     routing: str = "modality"  # AlignMamba-2 ablation "learnable routing": "learned"
+    local_ot: bool = True  # AlignMamba-1 ablation "w/o local OT": proportional-time resampling instead
+    readout: str = "auto"  # sequence models: mean | modality_mean | last | auto (the model's measured default)
     n_heads: int = 4  # MulT
+
+    def __post_init__(self):
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout: unknown {self.readout!r}; choose one of {READOUTS}")
+        if self.routing not in ("modality", "learned"):
+            raise ValueError(f"routing: unknown {self.routing!r}; choose 'modality' or 'learned'")
+        for name in ("d_model", "n_layers", "d_state", "n_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: must be in [0, 1), got {self.dropout}")
+        for name in ("lambda_ot", "lambda_mmd"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.blur <= 0:
+            raise ValueError(f"blur: must be > 0, got {self.blur}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
@@ -51,18 +70,39 @@ class ModelConfig:
         return cls(**values)
 
 
-def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the real steps: ``(B, T, d), (B, T) -> (B, d)``."""
-    weights = mask.to(hidden.dtype)[..., None]
-    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+def readout(hidden: torch.Tensor, mask: torch.Tensor, modality: torch.Tensor, how: str) -> torch.Tensor:
+    """Pool a sequence ``(B, L, d)`` with padding ``mask (B, L)`` and modality ids ``(B, L)`` to ``(B, d)``.
+
+    ``mean``: over all real tokens (each modality weighs by its length); ``modality_mean``: the mean
+    of the per-modality means (modalities with no real token left out); ``last``: the last real
+    token, which a causal model has let read the whole sequence.
+    """
+    if how == "mean":
+        return masked_mean(hidden, mask)
+    if how == "last":
+        return last_real(hidden, mask)
+    means, counts = [], []
+    for m in range(len(MODALITIES)):
+        selected = mask & (modality == m)
+        means.append(masked_mean(hidden, selected))
+        counts.append(selected.any(1, keepdim=True).to(hidden.dtype))
+    counts = torch.stack(counts)  # (M, B, 1)
+    return (torch.stack(means) * counts).sum(0) / counts.sum(0).clamp_min(1.0)
 
 
 class _Base(nn.Module):
-    """Per-modality input projections to ``d_model`` (zeroed for missing modalities) and a head."""
+    """Per-modality input projections to ``d_model`` (zeroed for missing modalities) and a head.
+
+    ``default_readout`` is the pooling chosen by measurement for the sequence models
+    (``benchmarks/results/readout_table.json``); ``config.readout="auto"`` uses it.
+    """
+
+    default_readout = "mean"
 
     def __init__(self, dims: dict[str, int], config: ModelConfig, head_in: int | None = None):
         super().__init__()
         self.dims, self.config = dict(dims), config
+        self.readout = self.default_readout if config.readout == "auto" else config.readout
         self.inputs = nn.ModuleDict({m: nn.Linear(dims[m], config.d_model) for m in MODALITIES})
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Sequential(nn.Linear(head_in or config.d_model, config.d_model), nn.GELU(),
@@ -77,9 +117,25 @@ class _Base(nn.Module):
                 for k, m in enumerate(MODALITIES)}
 
 
+def modality_ids(mask: torch.Tensor, modality: str) -> torch.Tensor:
+    """``(B, T)`` ids of one modality's tokens (its index in ``MODALITIES``)."""
+    return torch.full(mask.shape, MODALITIES.index(modality), dtype=torch.long, device=mask.device)
+
+
+def packed_concat(h: dict, masks: dict, order=(AUDIO, VISION, TEXT)):
+    """``[H_A; H_V; H_L]`` with each clip's real tokens packed to the front and the batch's unneeded
+    padding cut: ``(B, L, d)``, mask ``(B, L)``, modality ids ``(B, L)``. A causal model then reads,
+    for every clip, exactly its own real tokens in this order (see :mod:`alignlib.mamba`)."""
+    hidden, mask, index = concat_packed([h[m] for m in order], [masks[m] for m in order])
+    ids = gather_time(torch.cat([modality_ids(masks[m], m) for m in order], dim=1), index)
+    return hidden, mask, ids
+
+
 class AlignMamba1(_Base):
     """Relaxed-OT local alignment of audio and video onto the text tokens (``M^T X``), the MMD
-    global alignment loss, the interleaved sequence ``[a1, v1, l1, a2, ...]`` through a Mamba stack."""
+    global alignment loss, the interleaved sequence ``[a1, v1, l1, a2, ...]`` through a Mamba stack.
+
+    ``local_ot=False`` (ablation) replaces the OT plan by proportional-time windows."""
 
     def __init__(self, dims, config):
         super().__init__(dims, config)
@@ -87,57 +143,62 @@ class AlignMamba1(_Base):
 
     def forward(self, batch: Batch):
         h = self.project(batch)
-        masks = batch.masks
+        text, text_mask, _ = pack(h[TEXT], batch.masks[TEXT])  # real words first, so slots pair up per clip
         aligned, aux = {}, {}
         for m in (AUDIO, VISION):
-            with torch.no_grad():
-                plan = ot.relaxed_plan(h[m].detach(), h[TEXT].detach(), masks[m], masks[TEXT])
-            aligned[m] = ot.transport(plan, h[m], barycentric=True)  # (B, T_l, d)
+            if self.config.local_ot:
+                with torch.no_grad():
+                    plan = ot.relaxed_plan(h[m].detach(), text.detach(), batch.masks[m], text_mask)
+                aligned[m] = ot.transport(plan, h[m], barycentric=True)  # (B, T_l, d)
+            else:
+                source, source_mask, _ = pack(h[m], batch.masks[m])
+                aligned[m] = proportional_windows(source_mask, text_mask, source.dtype) @ source
         if self.training and self.config.lambda_mmd > 0:
             aux["mmd"] = self.config.lambda_mmd * sum(
-                mmd.mmd2(aligned[m], h[TEXT], masks[TEXT], masks[TEXT]).mean() for m in (AUDIO, VISION))
-        interleaved = torch.stack([aligned[AUDIO], aligned[VISION], h[TEXT]], dim=2).flatten(1, 2)  # (B, 3 T_l, d)
-        mask = masks[TEXT].repeat_interleave(3, dim=1)
-        return self.head(masked_mean(self.stack(interleaved), mask)).squeeze(-1), aux
+                mmd.mmd2(aligned[m], text, text_mask, text_mask).mean() for m in (AUDIO, VISION))
+        interleaved = torch.stack([aligned[AUDIO], aligned[VISION], text], dim=2).flatten(1, 2)  # (B, 3 T_l, d)
+        mask = text_mask.repeat_interleave(3, dim=1)
+        ids = torch.stack([modality_ids(text_mask, m) for m in (AUDIO, VISION, TEXT)], dim=2).flatten(1, 2)
+        pooled = readout(self.stack(interleaved, mask), mask, ids, self.readout)
+        return self.head(pooled).squeeze(-1), aux
 
 
 class AlignMamba2(_Base):
     """Unimodal Mamba layers, training-only OT and MMD losses (audio/text, video/text), then the
-    concatenation ``[H_A; H_V; H_L]`` with modality ids through Modality-Aware Mamba layers."""
+    concatenation ``[H_A; H_V; H_L]`` with modality ids through Modality-Aware Mamba blocks."""
 
     def __init__(self, dims, config):
         super().__init__(dims, config)
         self.unimodal = nn.ModuleDict({m: MambaLayer(config.d_model, config.dropout, d_state=config.d_state)
                                        for m in MODALITIES})
         if config.moe:
-            self.fusion = nn.ModuleList(ModalityAwareMamba(config.d_model, len(MODALITIES), routing=config.routing,
-                                                           d_state=config.d_state) for _ in range(config.n_layers))
+            mixers = (ModalityAwareMamba(config.d_model, len(MODALITIES), routing=config.routing, d_state=config.d_state)
+                      for _ in range(config.n_layers))
+            self.fusion = nn.ModuleList(Block(config.d_model, mixer, config.dropout) for mixer in mixers)
         else:
-            self.fusion = nn.ModuleList(MambaLayer(config.d_model, config.dropout, d_state=config.d_state).mixer
+            self.fusion = nn.ModuleList(MambaLayer(config.d_model, config.dropout, d_state=config.d_state)
                                         for _ in range(config.n_layers))
-        self.norms = nn.ModuleList(nn.RMSNorm(config.d_model) for _ in range(config.n_layers))
         self.norm = nn.RMSNorm(config.d_model)
 
+    def unimodal_states(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """``H_A, H_V, H_L``: each modality after its projection and unimodal Mamba layer, ``(B, T_m, d)``."""
+        return {m: self.unimodal[m](x, batch.masks[m])[0] for m, x in self.project(batch).items()}
+
     def forward(self, batch: Batch):
-        h = {m: self.unimodal[m](x) for m, x in self.project(batch).items()}
-        masks, aux = batch.masks, {}
+        h, masks, aux = self.unimodal_states(batch), batch.masks, {}
         if self.training and self.config.align_loss:
             pairs = [(h[m], h[TEXT], masks[m], masks[TEXT]) for m in (AUDIO, VISION)]
             aux["ot"] = self.config.lambda_ot * sum(ot.ot_distance(*p, blur=self.config.blur).mean() for p in pairs)
             aux["mmd"] = self.config.lambda_mmd * sum(mmd.mmd2(*p).mean() for p in pairs)
-        order = (AUDIO, VISION, TEXT)
-        hidden = torch.cat([h[m] for m in order], dim=1)
-        ids = torch.cat([torch.full_like(masks[m], MODALITIES.index(m), dtype=torch.long) for m in order], dim=1)
-        aux_routing = []
-        for norm, layer in zip(self.norms, self.fusion):
-            normed = norm(hidden)
-            hidden = hidden + self.dropout(layer(normed, ids) if self.config.moe else layer(normed))
-            if self.config.moe and self.config.routing == "learned":
-                aux_routing.append(layer.aux_loss)
-        if aux_routing and self.training:
-            aux["load_balance"] = 0.01 * sum(aux_routing)
-        mask = torch.cat([masks[m] for m in order], dim=1)
-        return self.head(masked_mean(self.norm(hidden), mask)).squeeze(-1), aux
+        hidden, mask, ids = packed_concat(h, masks)
+        routing = {"modality": ids} if self.config.moe else {}
+        balance = []
+        for block in self.fusion:
+            hidden, losses = block(hidden, mask, **routing)
+            balance.extend(losses.values())
+        if balance and self.training:
+            aux["load_balance"] = 0.01 * sum(balance)
+        return self.head(readout(self.norm(hidden), mask, ids, self.readout)).squeeze(-1), aux
 
 
 class ConcatMamba(_Base):
@@ -148,10 +209,8 @@ class ConcatMamba(_Base):
         self.stack = MambaStack(config.d_model, config.n_layers, config.dropout, d_state=config.d_state)
 
     def forward(self, batch: Batch):
-        h = self.project(batch)
-        hidden = torch.cat([h[m] for m in (AUDIO, VISION, TEXT)], dim=1)
-        mask = torch.cat([batch.masks[m] for m in (AUDIO, VISION, TEXT)], dim=1)
-        return self.head(masked_mean(self.stack(hidden), mask)).squeeze(-1), {}
+        hidden, mask, ids = packed_concat(self.project(batch), batch.masks)
+        return self.head(readout(self.stack(hidden, mask), mask, ids, self.readout)).squeeze(-1), {}
 
 
 class MultiStreamMamba(_Base):
@@ -159,19 +218,21 @@ class MultiStreamMamba(_Base):
 
     def __init__(self, dims, config):
         super().__init__(dims, config, head_in=3 * config.d_model)
-        self.streams = nn.ModuleDict({m: nn.Sequential(*(MambaLayer(config.d_model, config.dropout, d_state=config.d_state)
-                                                         for _ in range(config.n_layers))) for m in MODALITIES})
-        self.norm = nn.RMSNorm(config.d_model)
+        self.streams = nn.ModuleDict({m: MambaStack(config.d_model, config.n_layers, config.dropout, d_state=config.d_state)
+                                      for m in MODALITIES})
 
     def forward(self, batch: Batch):
         h = self.project(batch)
-        pooled = [masked_mean(self.norm(self.streams[m](h[m])), batch.masks[m]) for m in MODALITIES]
+        pooled = [masked_mean(self.streams[m](h[m], batch.masks[m]), batch.masks[m]) for m in MODALITIES]
         return self.head(torch.cat(pooled, dim=-1)).squeeze(-1), {}
 
 
 class CoupledMamba(_Base):
-    """Coupled Mamba on sequences resampled to the text length (the coupled scan needs
-    time-aligned modalities): per-modality chains coupled at every layer, pooled, weighted, head."""
+    """Coupled Mamba on sequences resampled to each clip's text length (the coupled scan needs
+    time-aligned modalities): per-modality chains coupled at every layer, pooled, weighted, head.
+
+    Each clip's real audio and video frames are averaged over proportional windows of its real
+    words (:func:`alignlib.sequences.proportional_windows`), so padding never enters the average."""
 
     def __init__(self, dims, config):
         super().__init__(dims, config)
@@ -182,20 +243,19 @@ class CoupledMamba(_Base):
 
     def forward(self, batch: Batch):
         h = self.project(batch)
-        length = h[TEXT].shape[1]
+        text, text_mask, _ = pack(h[TEXT], batch.masks[TEXT])
         hiddens = []
         for m in MODALITIES:
-            x = h[m] * batch.masks[m][..., None]
-            if m != TEXT:  # average each modality over proportional windows of the text time axis
-                x = F.adaptive_avg_pool1d(x.transpose(1, 2), length).transpose(1, 2)
-            hiddens.append(x)
+            if m == TEXT:
+                hiddens.append(text)
+            else:
+                source, source_mask, _ = pack(h[m], batch.masks[m])
+                hiddens.append(proportional_windows(source_mask, text_mask, source.dtype) @ source)
         for layer in self.layers:
-            hiddens = layer(hiddens)
+            hiddens = layer(hiddens, text_mask)
         weights = self.modality_logits.softmax(0)
-        pooled = sum(w * masked_mean(self.norm(x), batch.masks[TEXT]) for w, x in zip(weights, hiddens))
+        pooled = sum(w * masked_mean(self.norm(x), text_mask) for w, x in zip(weights, hiddens))
         return self.head(pooled).squeeze(-1), {}
-
-
 class CrossModalTransformer(_Base):
     """MulT-style baseline: each modality attends to the other two (cross-modal attention blocks),
     then a self-attention layer per stream; pooled, concatenated, head."""

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from alignlib.mamba import Mamba, MambaStack
+from alignlib.mamba import Block, Mamba, MambaLayer, MambaStack
 from alignlib.selective_scan import mamba_ssm_kernel
 
 # mamba_ssm.Mamba(d_model=32) (v1 defaults: d_state 16, d_conv 4, expand 2, dt_rank ceil(32/16) = 2)
@@ -93,6 +93,45 @@ def test_stack_forward_and_steps():
         out, caches = stack.step(hidden[:, t], caches)
         outs.append(out)
     torch.testing.assert_close(torch.stack(outs, 1), full, rtol=1e-9, atol=1e-9)
+
+
+def test_padding_anywhere_is_invisible_to_real_tokens():
+    """A row with padding in the middle gives its real tokens exactly the outputs of the row
+    without the padding (the causal conv and the scan never read padding), and zeros elsewhere."""
+    torch.manual_seed(7)
+    block = Mamba(16, d_state=4).double()
+    hidden = torch.randn(3, 11, 16, dtype=torch.float64)
+    mask = torch.ones(3, 11, dtype=torch.bool)
+    mask[0, [0, 3, 4]] = False  # padding before and inside
+    mask[1, 6:] = False  # trailing padding
+    out = block(hidden, mask)
+    for b in range(3):
+        real = mask[b].nonzero()[:, 0]
+        torch.testing.assert_close(out[b, real], block(hidden[b:b + 1, real])[0], rtol=1e-12, atol=1e-12)
+        assert (out[b, ~mask[b]] == 0).all()
+    zeroed = hidden.masked_fill(~mask[..., None], 0.0)
+    assert (Mamba.forward(block, zeroed)[0, 5] - out[0, 5]).abs().max() > 1e-6, "zeroing padding is not enough"
+    with pytest.raises(ValueError, match="return_cache"):
+        block(hidden, mask, return_cache=True)
+    with pytest.raises(ValueError, match="mask: expected a bool tensor"):
+        block(hidden, mask[:, :5])
+
+
+def test_block_wraps_any_mixer_and_returns_aux_losses():
+    class Scale(torch.nn.Module):
+        def forward(self, hidden, mask=None, factor=1.0):
+            return factor * hidden, {"size": hidden.abs().mean()}
+
+    block = Block(4, Scale()).double()
+    hidden = torch.randn(2, 3, 4, dtype=torch.float64)
+    out, aux = block(hidden, factor=2.0)
+    torch.testing.assert_close(out, hidden + 2.0 * block.norm(hidden))
+    torch.testing.assert_close(aux["size"], block.norm(hidden).abs().mean())
+    layer = MambaLayer(16, d_state=4).double()
+    hidden = torch.randn(2, 5, 16, dtype=torch.float64)
+    out, aux = layer(hidden)
+    assert aux == {}
+    torch.testing.assert_close(out, hidden + layer.mixer(layer.norm(hidden)))
 
 
 @pytest.mark.parametrize("hidden, message", [

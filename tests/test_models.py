@@ -82,7 +82,7 @@ def test_alignmamba2_alignment_losses_match_geomloss_and_a_brute_force_mmd():
     batch = make_batch(1)
     unimodal = {m: capture_outputs(model.unimodal[m]) for m in DIMS}
     _, aux = model(batch)
-    h = {m: seen[0].detach().double() for m, seen in unimodal.items()}
+    h = {m: seen[0][0].detach().double() for m, seen in unimodal.items()}  # a Block returns (hidden, aux)
 
     def cosine(x, y):  # (B, N, D), (B, M, D) -> (B, N, M), written independently of alignlib.ot
         return 1 - (x @ y.transpose(1, 2)) / (x.norm(dim=2)[:, :, None] * y.norm(dim=2)[:, None, :])
@@ -129,3 +129,46 @@ def test_alignmamba2_ablation_flags(flags, aux_names, experts):
     assert set(aux) == aux_names
     (prediction.sum() + sum(aux.values(), torch.zeros(()))).backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_readouts_against_hand_pooling():
+    from alignlib.models import readout
+
+    hidden = torch.randn(2, 5, 3, dtype=torch.float64)
+    mask = torch.tensor([[True, True, True, True, False], [True, True, False, False, False]])
+    ids = torch.tensor([[1, 1, 1, 0, 0], [2, 0, 0, 0, 0]])
+    torch.testing.assert_close(readout(hidden, mask, ids, "last"), torch.stack([hidden[0, 3], hidden[1, 1]]))
+    torch.testing.assert_close(readout(hidden, mask, ids, "mean"),
+                               torch.stack([hidden[0, :4].mean(0), hidden[1, :2].mean(0)]))
+    expected = torch.stack([(hidden[0, :3].mean(0) + hidden[0, 3]) / 2, (hidden[1, 0] + hidden[1, 1]) / 2])
+    torch.testing.assert_close(readout(hidden, mask, ids, "modality_mean"), expected)
+
+
+@pytest.mark.parametrize("name", ["alignmamba1", "alignmamba2", "concat"])
+def test_readout_option_reaches_the_head(name):
+    torch.manual_seed(0)
+    outputs = []
+    for how in ("mean", "modality_mean", "last"):
+        torch.manual_seed(0)
+        model = build_model(name, DIMS, ModelConfig(**NO_DROPOUT, readout=how)).eval()
+        head_input = capture_inputs(model.head)
+        model(make_batch())
+        outputs.append(head_input[0])
+    assert (outputs[0] - outputs[2]).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="readout: unknown 'max'"):
+        ModelConfig(readout="max")
+
+
+def test_alignmamba1_without_local_ot_resamples_proportionally():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = build_model("alignmamba1", DIMS, ModelConfig(**NO_DROPOUT, local_ot=False)).eval()
+    batch = make_batch()
+    stack_input = capture_inputs(model.stack)
+    with torch.no_grad():
+        model(batch)
+        b = 0
+        audio = model.inputs["audio"](batch.features["audio"][b:b + 1, :LENGTHS["audio"][b]])
+        expected = F.adaptive_avg_pool1d(audio.transpose(1, 2), LENGTHS["text"][b]).transpose(1, 2)[0]
+    torch.testing.assert_close(stack_input[0][b, 0:3 * LENGTHS["text"][b]:3], expected)
