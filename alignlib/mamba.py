@@ -124,8 +124,9 @@ class Mamba(nn.Module):
         if not torch.isfinite(hidden).all():
             raise ValueError("hidden: contains NaN or infinite values")
 
-    def _ssm_parameters(self, x: torch.Tensor):
-        """``x (..., d_inner)`` after conv -> ``dt (..., d_inner)`` (before bias), ``B, C (..., d_state)``."""
+    def ssm_parameters(self, x: torch.Tensor):
+        """``x (..., d_inner)`` after conv -> ``dt (..., d_inner)`` (before bias), ``B, C (..., d_state)``.
+        The selective part of the block: a subclass that returns constants makes a time-invariant SSM."""
         dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         return F.linear(dt, self.dt_proj.weight), B, C  # the bias is added inside the scan, before softplus
 
@@ -136,7 +137,7 @@ class Mamba(nn.Module):
         x, z = xz.chunk(2, dim=-1)  # (B, L, d_inner) each
         conv_input = x.transpose(1, 2)
         x = F.silu(self.conv1d(conv_input)[..., :hidden.shape[1]])
-        dt, B, C = self._ssm_parameters(x.transpose(1, 2))
+        dt, B, C = self.ssm_parameters(x.transpose(1, 2))
         inputs = ScanInputs(conv_input, x, z.transpose(1, 2), dt.transpose(1, 2), B.transpose(1, 2),
                             C.transpose(1, 2), -torch.exp(self.A_log.float()))
         return inputs, aux
@@ -204,7 +205,7 @@ class Mamba(nn.Module):
         x, z = xz[:, 0].chunk(2, dim=-1)  # (B, d_inner)
         conv = torch.cat([cache.conv[..., 1:], x[..., None]], dim=-1)
         x = F.silu((conv * self.conv1d.weight[:, 0]).sum(-1) + (self.conv1d.bias if self.conv1d.bias is not None else 0))
-        dt, B, C = self._ssm_parameters(x)
+        dt, B, C = self.ssm_parameters(x)
         dt = F.softplus(dt + self.dt_proj.bias)  # (B, d_inner)
         A = -torch.exp(self.A_log.float())
         ssm = torch.exp(dt[..., None] * A) * cache.ssm + (dt * x)[..., None] * B[:, None, :]

@@ -57,7 +57,7 @@ from scipy.integrate import solve_ivp
 from torch import nn
 from tqdm.auto import tqdm
 
-from alignlib.mamba import Mamba, MambaLayer
+from alignlib.mamba import Block, Mamba
 from alignlib.notebooks import record_metrics
 from alignlib.selective_scan import selective_scan_chunked, selective_scan_reference
 
@@ -300,23 +300,22 @@ class TimeInvariantMamba(Mamba):
         self.B_constant = nn.Parameter(torch.randn(self.d_state) / math.sqrt(self.d_state))
         self.C_constant = nn.Parameter(torch.randn(self.d_state) / math.sqrt(self.d_state))
 
-    def _ssm_parameters(self, x):
-        batch, steps, _ = x.shape
-        dt = x.new_zeros(batch, self.d_inner, steps)  # + dt_proj.bias inside the scan: constant per channel
-        return (dt, self.B_constant[None, :, None].expand(batch, -1, steps),
-                self.C_constant[None, :, None].expand(batch, -1, steps))
+    def ssm_parameters(self, x):
+        tokens = x.shape[:-1]  # (B, L) in forward, (B,) in step mode
+        dt = x.new_zeros(*tokens, self.d_inner)  # + dt_proj.bias inside the scan: constant per channel
+        return dt, self.B_constant.expand(*tokens, -1), self.C_constant.expand(*tokens, -1)
 
 
 class CopyModel(nn.Module):
     def __init__(self, mixer):
         super().__init__()
         self.embed = nn.Embedding(copy_vocab, d_model)
-        self.layer = MambaLayer(d_model, d_state=16)
-        self.layer.mixer = mixer
+        self.layer = Block(d_model, mixer)  # the library's pre-norm residual block around either mixer
         self.head = nn.Linear(d_model, copy_vocab)
 
     def forward(self, sequences):
-        return self.head(self.layer(self.embed(sequences)))[:, copy_length:]
+        hidden, _ = self.layer(self.embed(sequences))
+        return self.head(hidden)[:, copy_length:]
 
 
 test_sequences, test_symbols = copying_batch(1000, torch.Generator().manual_seed(seed + 1000))

@@ -58,6 +58,7 @@ from tqdm.auto import tqdm
 
 from alignlib.coupled import coupled_scan, coupled_scan_reference
 from alignlib.mamba import Mamba
+from alignlib.mamba import Block
 from alignlib.modality_mamba import ModalityAwareMamba, record_experts
 from alignlib.notebooks import record_metrics
 
@@ -149,27 +150,28 @@ print("expert weights:", tuple(layer.in_proj.weight.shape), "+ shared", tuple(la
 
 # %%
 class FusionModel(nn.Module):
+    """``n_layers`` library blocks (pre-norm residual, `alignlib.mamba.Block`) around one kind of mixer,
+    mean pooling and a linear head: tokens ``(B, L, d)`` -> prediction ``(B,)`` and the summed
+    auxiliary losses (learned routing's load balance; 0 otherwise)."""
+
     def __init__(self, kind):
         super().__init__()
         self.kind = kind
-        self.norms = nn.ModuleList(nn.RMSNorm(d_model) for _ in range(n_layers))
         if kind == "vanilla":
-            self.mixers = nn.ModuleList(Mamba(d_model, d_state=d_state) for _ in range(n_layers))
+            mixers = (Mamba(d_model, d_state=d_state) for _ in range(n_layers))
         else:
-            self.mixers = nn.ModuleList(ModalityAwareMamba(d_model, n_modalities, routing=kind, top_k=top_k,
-                                                           d_state=d_state) for _ in range(n_layers))
+            mixers = (ModalityAwareMamba(d_model, n_modalities, routing=kind, top_k=top_k, d_state=d_state)
+                      for _ in range(n_layers))
+        self.blocks = nn.ModuleList(Block(d_model, mixer) for mixer in mixers)
         self.head = nn.Linear(d_model, 1)
 
     def forward(self, tokens):
-        ids = modality_ids.expand(tokens.shape[0], -1)
-        hidden = tokens
-        for norm, mixer in zip(self.norms, self.mixers):
-            normed = norm(hidden)
-            hidden = hidden + (mixer(normed) if self.kind == "vanilla" else mixer(normed, ids))
-        return self.head(hidden.mean(1)).squeeze(-1)
-
-    def aux_loss(self):
-        return sum(m.aux_loss for m in self.mixers) if self.kind == "learned" else 0.0
+        routing = {} if self.kind == "vanilla" else {"modality": modality_ids.expand(tokens.shape[0], -1)}
+        hidden, aux = tokens, 0.0
+        for block in self.blocks:
+            hidden, losses = block(hidden, **routing)
+            aux = aux + sum(losses.values())
+        return self.head(hidden.mean(1)).squeeze(-1), aux
 
 
 test_tokens, test_targets = make_batch(2000, torch.Generator().manual_seed(seed + 2))
@@ -182,13 +184,14 @@ for kind in ("vanilla", "modality", "learned"):
     curves[kind] = []
     for _ in tqdm(range(train_steps), desc=kind):
         tokens, targets = make_batch(batch_size, rng)
-        loss = (model(tokens) - targets).pow(2).mean()
+        prediction, aux = model(tokens)
+        loss = (prediction - targets).pow(2).mean()
         optimizer.zero_grad()
-        (loss + 0.01 * model.aux_loss()).backward()
+        (loss + 0.01 * aux).backward()
         optimizer.step()
         curves[kind].append(loss.item())
     with torch.no_grad():
-        r2[kind] = 1 - (model(test_tokens) - test_targets).pow(2).mean().item() / test_targets.var().item()
+        r2[kind] = 1 - (model(test_tokens)[0] - test_targets).pow(2).mean().item() / test_targets.var().item()
     models[kind] = model
 
 labels = {"vanilla": "vanilla Mamba", "modality": "Modality-Aware (deterministic)", "learned": "Modality-Aware (learned routing)"}
@@ -215,7 +218,7 @@ with torch.no_grad(), record_experts(models["modality"]) as modality_records:
 ids = modality_ids.expand(500, -1)
 
 # Each expert's share of each modality's tokens (first learned layer, input projection).
-probabilities = learned_records["mixers.0.in_router"]  # (B, L, experts)
+probabilities = learned_records["blocks.0.mixer.in_router"]  # (B, L, experts)
 top_expert = probabilities.argmax(-1)
 share = torch.stack([F.one_hot(top_expert[ids == m], n_modalities).float().mean(0) for m in range(n_modalities)])
 
@@ -258,7 +261,7 @@ plt.show()
 
 # Specific vs shared contribution norms per modality (deterministic model).
 rows = []
-for name in ("mixers.0.in_proj", "mixers.0.out_proj"):
+for name in ("blocks.0.mixer.in_proj", "blocks.0.mixer.out_proj"):
     norms = modality_records[name]  # (B, L, experts + 1)
     own = norms[..., :n_modalities].gather(-1, ids[..., None])[..., 0]
     for m in range(n_modalities):
