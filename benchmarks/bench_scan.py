@@ -1,10 +1,11 @@
 """Selective scan forward + backward on CPU: B=4, D=128, N=16, L in {256, 1024, 4096}.
 
-Peers in one run: the sequential loop (alignlib's reference), alignlib's chunked scan, mamba.py's
-parallel scan (``mambapy.pscan``, a bench dependency: pip install -e .[bench]) and mamba-ssm's
-``selective_scan_ref`` where it imports (its backward grows quadratically with L, so only at the
-shorter lengths). Each case runs in a fresh subprocess so its peak memory (max RSS above the
-inputs) is its own. Ratios are against mamba.py's scan. Run: python benchmarks/bench_scan.py
+Peers in one run: the sequential loop (alignlib's reference), alignlib's chunked scan, alignlib's
+fused C++ scan, mamba.py's parallel scan (``mambapy.pscan``, a bench dependency: pip install -e
+.[bench]) and mamba-ssm's ``selective_scan_ref`` where it imports (its backward grows
+quadratically with L, so only at the shorter lengths). Each case runs in a fresh subprocess on
+``--threads`` threads (2 by default) so its peak memory (max RSS above the inputs) is its own.
+Ratios are against the chunked scan and mamba.py's. Run: python benchmarks/bench_scan.py
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from common import median_seconds, write_result
 
 BATCH, CHANNELS, STATES = 4, 128, 16
 LENGTHS = (256, 1024, 4096)
-CASES = ("loop", "chunked", "mambapy", "mamba_ssm_ref")
+CASES = ("loop", "chunked", "fused", "mambapy", "mamba_ssm_ref")
 
 
 def make_inputs(length: int, layout: str):
@@ -44,6 +45,12 @@ def scan_function(case: str):
     if case == "chunked":
         from alignlib.selective_scan import selective_scan_chunked
         return selective_scan_chunked
+    if case == "fused":
+        from alignlib import kernels
+        from alignlib.selective_scan import selective_scan_fused
+        if kernels.load("selective_scan") is None:
+            raise RuntimeError("the C++ kernel did not build")
+        return selective_scan_fused
     if case == "mamba_ssm_ref":
         from mamba_ssm.ops.selective_scan_interface import selective_scan_ref
         return selective_scan_ref
@@ -79,7 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--case", choices=CASES)
     parser.add_argument("--length", type=int)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.case:  # the child process
         print(json.dumps(measure(args.case, args.length)))
         return
@@ -89,21 +98,24 @@ def main() -> None:
             if case == "mamba_ssm_ref" and length > 1024:
                 rows.append({"case": case, "length": length, "skipped": "backward is O(L^2): shorter lengths only"})
                 continue
-            child = subprocess.run([sys.executable, str(Path(__file__)), "--case", case, "--length", str(length)],
-                                   capture_output=True, text=True, check=True)
+            child = subprocess.run([sys.executable, str(Path(__file__)), "--case", case, "--length", str(length),
+                                    "--threads", str(args.threads)], capture_output=True, text=True, check=True)
             rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
-    print(f"selective scan forward+backward, CPU, B={BATCH}, D={CHANNELS}, N={STATES}, threads={torch.get_num_threads()}")
-    print(f"{'L':>6} {'case':<14} {'seconds':>9} {'peak MiB':>9} {'vs mambapy':>11}")
+    print(f"selective scan forward+backward, CPU, B={BATCH}, D={CHANNELS}, N={STATES}, threads={args.threads}")
+    print(f"{'L':>6} {'case':<14} {'seconds':>9} {'ns/elem':>8} {'peak MiB':>9} {'vs chunked':>11} {'vs mambapy':>11}")
     for row in rows:
         if "skipped" in row:
             print(f"{row['length']:>6} {row['case']:<14} skipped: {row['skipped']}")
             continue
-        peer = next(r for r in rows if r["case"] == "mambapy" and r["length"] == row["length"])
-        row["speedup_vs_mambapy"] = peer["seconds"] / row["seconds"]
-        row["memory_vs_mambapy"] = row["peak_mib"] / peer["peak_mib"] if peer["peak_mib"] > 0 else None
-        print(f"{row['length']:>6} {row['case']:<14} {row['seconds']:>9.3f} {row['peak_mib']:>9.1f} "
-              f"{row['speedup_vs_mambapy']:>10.2f}x")
-    path = write_result("scan_cpu", {"batch": BATCH, "channels": CHANNELS, "states": STATES, "rows": rows})
+        row["ns_per_state_element"] = row["seconds"] / (BATCH * CHANNELS * STATES * row["length"]) * 1e9
+        for peer_case in ("chunked", "mambapy"):
+            peer = next(r for r in rows if r["case"] == peer_case and r["length"] == row["length"])
+            row[f"speedup_vs_{peer_case}"] = peer["seconds"] / row["seconds"]
+            row[f"memory_vs_{peer_case}"] = row["peak_mib"] / peer["peak_mib"] if peer["peak_mib"] > 0 else None
+        print(f"{row['length']:>6} {row['case']:<14} {row['seconds']:>9.3f} {row['ns_per_state_element']:>8.2f} "
+              f"{row['peak_mib']:>9.1f} {row['speedup_vs_chunked']:>10.2f}x {row['speedup_vs_mambapy']:>10.2f}x")
+    path = write_result("scan_cpu", {"batch": BATCH, "channels": CHANNELS, "states": STATES, "threads": args.threads,
+                                     "rows": rows})
     print(f"wrote {path}")
 
 
