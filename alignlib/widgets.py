@@ -1,47 +1,186 @@
-"""Interactive explorers for the notebooks. Each class owns its controls and a plotly
-``FigureWidget`` built with its real initial data; callbacks change the figure, so what a test
-sees after setting a control is what a browser shows."""
+"""Interactive explorers for the notebooks.
+
+Each explorer is a class that owns its ipywidgets controls (each with a ``description``) and a
+plotly ``FigureWidget`` built with its real initial data; the controls' callbacks change the
+figure, so what a test sees after setting a control is what a browser shows. ``explorer.title``
+is the figure's title and ``explorer.figure.data`` its traces.
+
+* :class:`TransportPlanExplorer` -- a transport plan against the true correspondence, for pairs
+  from a pluggable :class:`PairSource` (:class:`SyntheticPairSource`, :class:`DataClipSource`).
+* :class:`MMDExplorer` -- MMD^2 between two Gaussians against the shift and the bandwidth.
+* :class:`ImpulseResponseExplorer` -- an SSM impulse response, and a trained model's ``Delta_t``.
+* :class:`CoupledPulseExplorer` -- a pulse through coupled state chains against the coupling.
+"""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
 
+import numpy as np
 import torch
 
 from alignlib import ot
+from alignlib.coupled import coupled_scan
+from alignlib.gaussian_mmd import gaussian_mmd2
+from alignlib.mmd import mmd2
 from alignlib.warped_pairs import warped_pair
 
 METHODS = ("relaxed", "sinkhorn", "exact")
+# A plan is drawn, not trained on: an L1 marginal error of 1e-3 (0.1% of the mass) is invisible in
+# a heatmap, and at blur >= 0.05 the polishing reaches it well within the iteration cap.
+EXPLORER_TOL = 1e-3
+EXPLORER_MAX_ITER = 5000
+
+
+class _Explorer:
+    """Display and title shared by the explorers (``self.widget``, ``self.figure``)."""
+
+    @property
+    def title(self) -> str:
+        """The title the figure shows."""
+        return self.figure.layout.title.text
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+# -- transport plans ------------------------------------------------------------------------------
+@dataclass
+class AlignmentPair:
+    """One pair to align: ``x (1, Tm, d)``, ``y (1, Tn, d)``, masks ``(1, Tm)``, ``(1, Tn)`` bool,
+    and ``truth (1, Tm)``, the index of each source token's true target (-1 on padding)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    x_mask: torch.Tensor
+    y_mask: torch.Tensor
+    truth: torch.Tensor
+
+
+class PairSource(Protocol):
+    """Where :class:`TransportPlanExplorer` gets its pairs.
+
+    ``clips`` and ``modality_pairs`` name what the explorer's two selectors offer (a selector with
+    one option is hidden); ``controls`` are extra widgets that change the pair (the explorer
+    observes them); ``pair(clip, modality_pair)`` returns an :class:`AlignmentPair`.
+    """
+
+    clips: Sequence[str]
+    modality_pairs: Sequence[str]
+    controls: Sequence
+
+    def pair(self, clip: str, modality_pair: str) -> AlignmentPair: ...
+
+
+class SyntheticPairSource:
+    """Warped pairs (:func:`alignlib.warped_pairs.warped_pair`) with sliders for their lengths,
+    noise and warp."""
+
+    clips = ("synthetic",)
+    modality_pairs = ("source -> target",)
+
+    def __init__(self, n_source: int = 24, n_target: int = 16, noise: float = 0.5, warp: float = 1.0,
+                 dim: int = 16, seed: int = 0):
+        import ipywidgets as w
+
+        self.dim, self.seed = dim, seed
+        self.n_source = w.IntSlider(value=n_source, min=2, max=80, description="source Tm")
+        self.n_target = w.IntSlider(value=n_target, min=2, max=80, description="target Tn")
+        self.noise = w.FloatSlider(value=noise, min=0.0, max=3.0, step=0.05, description="noise")
+        self.warp = w.FloatSlider(value=warp, min=-4.0, max=4.0, step=0.1, description="warp")
+        self.controls = (self.n_source, self.n_target, self.noise, self.warp)
+
+    def pair(self, clip: str, modality_pair: str) -> AlignmentPair:
+        drawn = warped_pair(self.n_source.value, self.n_target.value, dim=self.dim, noise=self.noise.value,
+                            warp=self.warp.value, seed=self.seed)
+        return AlignmentPair(drawn.source, drawn.target, torch.ones(drawn.source.shape[:2], dtype=torch.bool),
+                             torch.ones(drawn.target.shape[:2], dtype=torch.bool), drawn.correspondence)
+
+
+class DataClipSource:
+    """Clips of one MMSA split, each non-text modality projected into the text space and aligned
+    with the text tokens; the truth is the generator's frame-to-word table.
+
+    Args:
+        split: an :class:`alignlib.data.mmsa.Split`.
+        truth: ``{modality: (N, T_m) int}`` word index of every frame, -1 on padding.
+        projections: ``{modality: f}`` with ``f((..., d_m) array) -> (..., d_text) array``.
+    """
+
+    controls = ()
+
+    def __init__(self, split, truth: dict, projections: dict[str, Callable]):
+        missing = [m for m in projections if m not in truth or m not in split.features]
+        if missing:
+            raise ValueError(f"no features or truth table for modality {missing[0]!r}")
+        self.split, self.truth, self.projections = split, truth, projections
+        self.clips = [str(i) for i in split.ids]
+        self.modality_pairs = [f"{m} -> text" for m in projections]
+
+    def pair(self, clip: str, modality_pair: str) -> AlignmentPair:
+        if clip not in self.clips:
+            raise ValueError(f"unknown clip {clip!r}")
+        if modality_pair not in self.modality_pairs:
+            raise ValueError(f"unknown modality pair {modality_pair!r}; choose one of {self.modality_pairs}")
+        index, modality = self.clips.index(clip), modality_pair.split(" ->")[0]
+        frames = self.projections[modality](self.split.features[modality][index])
+        return AlignmentPair(
+            torch.as_tensor(np.asarray(frames, dtype=np.float64))[None],
+            torch.as_tensor(self.split.features["text"][index], dtype=torch.float64)[None],
+            torch.as_tensor(self.split.masks[modality][index])[None],
+            torch.as_tensor(self.split.masks["text"][index])[None],
+            torch.as_tensor(self.truth[modality][index].astype(np.int64))[None],
+        )
 
 
 @dataclass
 class PlanState:
-    """One computed view: plan ``(Tm, Tn)``, cost matrix ``(Tm, Tn)``, truth ``(Tm,)``, scores."""
+    """One computed view over the real tokens: plan ``(Tm, Tn)``, cost matrix ``(Tm, Tn)``,
+    truth ``(Tm,)``, the plan's cost, the share of recovered correspondences, and the L1 error of
+    its column marginals."""
 
     plan: torch.Tensor
     cost_matrix: torch.Tensor
     truth: torch.Tensor
     cost: float
     accuracy: float
+    marginal_error: float
+
+
+def solve_plan(pair: AlignmentPair, method: str, blur: float, tol: float = EXPLORER_TOL,
+               max_iter: int = EXPLORER_MAX_ITER) -> PlanState:
+    """The plan of ``method`` for one pair, cropped to its real tokens."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    masks = (pair.x_mask, pair.y_mask)
+    if method == "relaxed":
+        plan = ot.relaxed_plan(pair.x, pair.y, *masks)
+    elif method == "sinkhorn":
+        plan = ot.entropic_plan(pair.x, pair.y, *masks, blur=blur, tol=tol, max_iter=max_iter)
+    else:
+        plan = ot.exact_plan(pair.x, pair.y, *masks)
+    rows, cols = pair.x_mask[0], pair.y_mask[0]
+    real_plan = plan[0][rows][:, cols]
+    cost_matrix = ot.cosine_cost(pair.x, pair.y)[0][rows][:, cols]
+    truth = pair.truth[0][rows]
+    return PlanState(
+        plan=real_plan,
+        cost_matrix=cost_matrix,
+        truth=truth,
+        cost=(real_plan * cost_matrix).sum().item(),
+        accuracy=ot.correspondence_accuracy(real_plan[None], truth[None]),
+        marginal_error=(real_plan.sum(0) - 1.0 / len(real_plan[0])).abs().sum().item(),
+    )
 
 
 def compute_plan_state(method: str, n_source: int, n_target: int, noise: float, warp: float,
                        blur: float, dim: int = 16, seed: int = 0) -> PlanState:
-    """Draw a warped pair (see :func:`alignlib.warped_pairs.warped_pair`) and solve its plan."""
-    pair = warped_pair(n_source, n_target, dim=dim, noise=noise, warp=warp, seed=seed)
-    if method == "relaxed":
-        plan = ot.relaxed_plan(pair.source, pair.target)
-    elif method == "sinkhorn":
-        plan = ot.entropic_plan(pair.source, pair.target, blur=blur)
-    else:
-        plan = ot.exact_plan(pair.source, pair.target)
-    cost_matrix = ot.cosine_cost(pair.source, pair.target)
-    return PlanState(
-        plan=plan[0],
-        cost_matrix=cost_matrix[0],
-        truth=pair.correspondence[0],
-        cost=ot.plan_cost(plan, cost_matrix)[0].item(),
-        accuracy=ot.correspondence_accuracy(plan, pair.correspondence),
-    )
+    """The state :class:`TransportPlanExplorer` shows for a synthetic pair with these settings."""
+    source = SyntheticPairSource(n_source, n_target, noise, warp, dim, seed)
+    return solve_plan(source.pair("synthetic", "source -> target"), method, blur)
 
 
 def _correspondence_lines(state: PlanState):
@@ -58,40 +197,45 @@ def _correspondence_lines(state: PlanState):
     return lines[True], lines[False]
 
 
-class TransportPlanExplorer:
-    """Sliders for the method, blur, sequence lengths, noise and warp of a synthetic pair, and a
-    figure with the plan heatmap (true correspondences circled) and the token correspondences.
+class TransportPlanExplorer(_Explorer):
+    """The plan heatmap (true targets circled) and the token correspondences for the method and
+    blur chosen, on pairs from ``source`` (a :class:`PairSource`; default: a
+    :class:`SyntheticPairSource` built from ``n_source, n_target, noise, warp, dim, seed``).
 
-    Display it in a notebook as the last expression of a cell, or with ``display(explorer)``.
+    Display it as the last expression of a cell, or with ``display(explorer)``.
     """
 
     def __init__(self, method: str = "sinkhorn", n_source: int = 24, n_target: int = 16,
-                 noise: float = 0.5, warp: float = 1.0, blur: float = 0.05, dim: int = 16, seed: int = 0):
+                 noise: float = 0.5, warp: float = 1.0, blur: float = 0.05, dim: int = 16, seed: int = 0,
+                 source: PairSource | None = None, tol: float = EXPLORER_TOL, max_iter: int = EXPLORER_MAX_ITER):
         import ipywidgets as w
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-        self.dim, self.seed = dim, seed
+        self.source = source if source is not None else SyntheticPairSource(n_source, n_target, noise, warp, dim, seed)
+        if not self.source.clips or not self.source.modality_pairs:
+            raise ValueError("source: offers no clips or no modality pairs")
+        self.tol, self.max_iter = tol, max_iter
         self.method = w.ToggleButtons(options=METHODS, value=method, description="method")
         self.blur = w.FloatLogSlider(value=blur, base=10, min=-2.5, max=0, step=0.05, description="blur",
                                      readout_format=".3f", disabled=method != "sinkhorn")
-        self.n_source = w.IntSlider(value=n_source, min=2, max=80, description="source Tm")
-        self.n_target = w.IntSlider(value=n_target, min=2, max=80, description="target Tn")
-        self.noise = w.FloatSlider(value=noise, min=0.0, max=3.0, step=0.05, description="noise")
-        self.warp = w.FloatSlider(value=warp, min=-4.0, max=4.0, step=0.1, description="warp")
-        self.controls = (self.method, self.blur, self.n_source, self.n_target, self.noise, self.warp)
+        self.clip = w.Dropdown(options=list(self.source.clips), description="clip")
+        self.modality_pair = w.Dropdown(options=list(self.source.modality_pairs), description="pair")
+        selectors = [c for c in (self.clip, self.modality_pair) if len(c.options) > 1]
+        self.controls = (self.method, self.blur, *selectors, *self.source.controls)
 
         state = self.compute()
         correct, wrong = _correspondence_lines(state)
-        figure = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55],
+        figure = make_subplots(rows=1, cols=2, column_widths=[0.42, 0.58], horizontal_spacing=0.16,
                                subplot_titles=("transport plan P (o = true target)", "token correspondence"))
-        figure.add_trace(go.Heatmap(z=state.plan.numpy(), colorscale="Viridis", colorbar=dict(x=0.42),
-                                    name="plan"), row=1, col=1)
+        # The colorbar sits in the gap between the panels, clear of the right panel's tick labels.
+        figure.add_trace(go.Heatmap(z=state.plan.numpy(), colorscale="Viridis", name="plan",
+                                    colorbar=dict(x=0.385, xanchor="left", thickness=12, len=0.9)), row=1, col=1)
         figure.add_trace(go.Scatter(x=state.truth.numpy(), y=list(range(len(state.truth))), mode="markers",
-                                    marker=dict(symbol="circle-open", color="white", size=9), name="true target"),
-                         row=1, col=1)
+                                    marker=dict(symbol="circle-open", color="magenta", size=9, line=dict(width=2)),
+                                    name="true target"), row=1, col=1)
         figure.add_trace(go.Scatter(x=correct[0], y=correct[1], mode="lines", line=dict(color="seagreen"),
                                     name="recovered"), row=1, col=2)
         figure.add_trace(go.Scatter(x=wrong[0], y=wrong[1], mode="lines", line=dict(color="crimson"),
@@ -100,23 +244,27 @@ class TransportPlanExplorer:
         figure.update_yaxes(title_text="source token i", autorange="reversed", row=1, col=1)
         figure.update_xaxes(showticklabels=False, row=1, col=2)
         figure.update_yaxes(tickvals=[0, 1], ticktext=["target", "source"], range=[-0.1, 1.1], row=1, col=2)
-        figure.update_layout(title=self._title(state), height=430, width=950, legend=dict(orientation="h"))
+        # The legend goes above the right panel, where it covers neither axis title nor data.
+        figure.update_layout(title=dict(text=self._title(state), y=0.97), height=470, width=980,
+                             margin=dict(t=110, b=60), legend=dict(orientation="h", x=1.0, xanchor="right",
+                                                                   y=1.13, yanchor="bottom"))
         self.figure = go.FigureWidget(figure)
         self.state = state
         for control in self.controls:
             control.observe(self._on_change, names="value")
-        self.widget = w.VBox([w.HBox([self.method, self.blur]),
-                              w.HBox([self.n_source, self.n_target]),
-                              w.HBox([self.noise, self.warp]), self.figure])
+        self.widget = w.VBox([w.HBox([self.method, self.blur]), w.HBox(selectors),
+                              *[w.HBox(list(self.source.controls[i:i + 2]))
+                                for i in range(0, len(self.source.controls), 2)], self.figure])
 
     def compute(self) -> PlanState:
         """The plan for the controls' current values."""
-        return compute_plan_state(self.method.value, self.n_source.value, self.n_target.value,
-                                  self.noise.value, self.warp.value, self.blur.value, self.dim, self.seed)
+        pair = self.source.pair(self.clip.value, self.modality_pair.value)
+        return solve_plan(pair, self.method.value, self.blur.value, self.tol, self.max_iter)
 
     def _title(self, state: PlanState) -> str:
         blur = f", blur {self.blur.value:.3f}" if self.method.value == "sinkhorn" else ""
-        return (f"{self.method.value}{blur}: cost <P, C> = {state.cost:.4f}, "
+        where = f"clip {self.clip.value}, {self.modality_pair.value}: " if len(self.clip.options) > 1 else ""
+        return (f"{where}{self.method.value}{blur}: cost <P, C> = {state.cost:.4f}, "
                 f"correspondences recovered {state.accuracy:.0%}")
 
     def _on_change(self, _change) -> None:
@@ -132,7 +280,250 @@ class TransportPlanExplorer:
             self.figure.layout.title.text = self._title(state)
         self.state = state
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
 
-        display(self.widget)
+# -- MMD ------------------------------------------------------------------------------------------
+class MMDExplorer(_Explorer):
+    """MMD^2 between ``P = N(0, I_d)`` and ``Q = N(s 1, sigma^2 I_d)`` under the kernel
+    ``exp(-gamma |x - y|^2)``: the population value (closed form) against the shift and against
+    the bandwidth, and the biased estimate from one draw of ``n_tokens`` tokens per set.
+
+    Controls: shift ``s``, ``log10 gamma``, scale ``sigma`` of ``Q``.
+    """
+
+    def __init__(self, dim: int = 8, shift: float = 0.5, gamma: float | None = None, scale: float = 1.0,
+                 n_tokens: int = 60, seed: int = 0):
+        import ipywidgets as w
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        if dim < 1 or n_tokens < 2:
+            raise ValueError(f"dim must be >= 1 and n_tokens >= 2, got dim={dim}, n_tokens={n_tokens}")
+        self.dim, self.n_tokens, self.seed = dim, n_tokens, seed
+        gamma = 1.0 / dim if gamma is None else gamma
+        self.shift = w.FloatSlider(value=shift, min=0.0, max=3.0, step=0.05, description="shift s")
+        self.gamma = w.FloatLogSlider(value=gamma, base=10, min=-4, max=2, step=0.05, description="gamma",
+                                      readout_format=".4f")
+        self.scale = w.FloatLogSlider(value=scale, base=10, min=-0.6, max=0.6, step=0.02, description="sigma of Q",
+                                      readout_format=".2f")
+        self.controls = (self.shift, self.gamma, self.scale)
+        self.shift_grid = np.linspace(0.0, 3.0, 61)
+        self.gamma_grid = np.logspace(-4, 2, 61)
+
+        view = self.compute()
+        figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                               subplot_titles=("against the shift (gamma fixed)", "against the bandwidth (shift fixed)"))
+        figure.add_trace(go.Scatter(x=self.shift_grid, y=view["by_shift"], mode="lines", line=dict(color="black"),
+                                    name="population (closed form)"), row=1, col=1)
+        figure.add_trace(go.Scatter(x=[self.shift.value], y=[view["estimate"]], mode="markers",
+                                    marker=dict(color="darkorange", size=11), name=f"biased estimate, {n_tokens} tokens"),
+                         row=1, col=1)
+        figure.add_trace(go.Scatter(x=self.gamma_grid, y=view["by_gamma"], mode="lines", line=dict(color="black"),
+                                    showlegend=False), row=1, col=2)
+        figure.add_trace(go.Scatter(x=[self.gamma.value], y=[view["population"]], mode="markers",
+                                    marker=dict(color="royalblue", size=11), name="current setting"), row=1, col=2)
+        figure.update_xaxes(title_text="mean shift s (per coordinate)", row=1, col=1)
+        figure.update_xaxes(title_text="gamma", type="log", row=1, col=2)
+        figure.update_yaxes(title_text="MMD^2", row=1, col=1)
+        figure.update_layout(title=dict(text=self._title(view), y=0.97), height=430, width=980,
+                             margin=dict(t=110, b=60), legend=dict(orientation="h", x=1.0, xanchor="right",
+                                                                   y=1.13, yanchor="bottom"))
+        self.figure = go.FigureWidget(figure)
+        self.view = view
+        for control in self.controls:
+            control.observe(self._on_change, names="value")
+        self.widget = w.VBox([w.HBox([self.shift, self.gamma, self.scale]), self.figure])
+
+    def compute(self) -> dict:
+        """Curves and values for the controls' current values."""
+        shift, gamma, scale = self.shift.value, self.gamma.value, self.scale.value
+        generator = torch.Generator().manual_seed(self.seed)
+        x = torch.randn(1, self.n_tokens, self.dim, generator=generator, dtype=torch.float64)
+        y = shift + scale * torch.randn(1, self.n_tokens, self.dim, generator=generator, dtype=torch.float64)
+        return {
+            "by_shift": np.array([gaussian_mmd2(s, gamma, self.dim, scale) for s in self.shift_grid]),
+            "by_gamma": np.array([gaussian_mmd2(shift, g, self.dim, scale) for g in self.gamma_grid]),
+            "population": gaussian_mmd2(shift, gamma, self.dim, scale),
+            "estimate": mmd2(x, y, bandwidth=gamma).item(),
+        }
+
+    def _title(self, view: dict) -> str:
+        return (f"s = {self.shift.value:.2f}, gamma = {self.gamma.value:.4f}, sigma = {self.scale.value:.2f}: "
+                f"population MMD^2 = {view['population']:.4f}, biased estimate = {view['estimate']:.4f}")
+
+    def _on_change(self, _change) -> None:
+        view = self.compute()
+        with self.figure.batch_update():
+            self.figure.data[0].y = view["by_shift"]
+            self.figure.data[1].x, self.figure.data[1].y = [self.shift.value], [view["estimate"]]
+            self.figure.data[2].y = view["by_gamma"]
+            self.figure.data[3].x, self.figure.data[3].y = [self.gamma.value], [view["population"]]
+            self.figure.layout.title.text = self._title(view)
+        self.view = view
+
+
+# -- SSM impulse response and a trained model's step sizes ------------------------------------------
+def impulse_response(a: float, delta: float, length: int) -> np.ndarray:
+    """Kernel ``K_k = Delta exp(k Delta a)`` (``k = 0..length-1``) of the scalar SSM
+    ``h_t = exp(Delta a) h_{t-1} + Delta u_t``, ``y_t = h_t`` (Mamba's ``Bbar = Delta B``, B = C = 1)."""
+    if a >= 0 or delta <= 0:
+        raise ValueError(f"need a < 0 and delta > 0, got a={a}, delta={delta}")
+    return delta * np.exp(np.arange(length) * delta * a)
+
+
+class ImpulseResponseExplorer(_Explorer):
+    """Left: the impulse response of one SSM channel for the ``A`` and ``Delta`` sliders. Right
+    (when ``deltas`` are given): a trained model's step size ``Delta_t``, averaged over channels,
+    along one test sequence chosen by a slider, with the sequence's symbol tokens marked.
+
+    Args:
+        deltas: ``(N, T, D)`` step sizes (after softplus) of N test sequences, or None.
+        tokens: ``(N, T)`` token ids of those sequences.
+        is_symbol: ``(N, T)`` bool, True where the token is a symbol to remember.
+    """
+
+    def __init__(self, a: float = -1.0, delta: float = 0.1, length: int = 40, deltas=None, tokens=None,
+                 is_symbol=None):
+        import ipywidgets as w
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        self.length = length
+        self.a = w.FloatLogSlider(value=-a, base=10, min=-2, max=1, step=0.05, description="-A")
+        self.delta = w.FloatLogSlider(value=delta, base=10, min=-3, max=0.5, step=0.05, description="Delta",
+                                      readout_format=".3f")
+        self.controls = [self.a, self.delta]
+        self.deltas = None
+        if deltas is not None:
+            self.deltas = np.asarray(deltas, dtype=np.float64).mean(axis=2)  # (N, T)
+            self.tokens, self.is_symbol = np.asarray(tokens), np.asarray(is_symbol, dtype=bool)
+            if self.tokens.shape != self.deltas.shape or self.is_symbol.shape != self.deltas.shape:
+                raise ValueError(f"deltas (N, T, D), tokens and is_symbol (N, T) disagree: {np.shape(deltas)}, "
+                                 f"{self.tokens.shape}, {self.is_symbol.shape}")
+            self.sequence = w.IntSlider(value=0, min=0, max=len(self.deltas) - 1, description="test sequence")
+            self.controls.append(self.sequence)
+
+        kernel = impulse_response(-self.a.value, self.delta.value, length)
+        columns = 2 if self.deltas is not None else 1
+        titles = ("impulse response K_k = Delta exp(k Delta A)",) + (
+            ("trained model: Delta_t along a test sequence",) if columns == 2 else ())
+        figure = make_subplots(rows=1, cols=columns, subplot_titles=titles, horizontal_spacing=0.1)
+        figure.add_trace(go.Scatter(x=list(range(length)), y=kernel, mode="lines+markers", name="K_k"), row=1, col=1)
+        figure.update_xaxes(title_text="lag k", row=1, col=1)
+        if columns == 2:
+            steps, symbols = self._sequence_view()
+            figure.add_trace(go.Bar(x=list(range(len(steps))), y=steps, marker_color=self._colours(), name="Delta_t",
+                                    showlegend=False), row=1, col=2)
+            figure.add_trace(go.Bar(x=[None], y=[None], marker_color="darkorange", name="symbol token"), row=1, col=2)
+            figure.add_trace(go.Bar(x=[None], y=[None], marker_color="lightgray", name="noise / recall token"),
+                             row=1, col=2)
+            figure.update_xaxes(title_text="position t", row=1, col=2)
+            figure.update_yaxes(title_text="mean Delta_t over channels", row=1, col=2)
+        figure.update_layout(title=dict(text=self._title(kernel), y=0.96), height=460, width=980 if columns == 2 else 560,
+                             margin=dict(t=140, b=60), legend=dict(orientation="h", x=1.0, xanchor="right",
+                                                                   y=1.13, yanchor="bottom"))
+        self.figure = go.FigureWidget(figure)
+        for control in self.controls:
+            control.observe(self._on_change, names="value")
+        self.widget = w.VBox([w.HBox(self.controls), self.figure])
+
+    def _sequence_view(self):
+        index = self.sequence.value
+        return self.deltas[index], self.is_symbol[index]
+
+    def _colours(self):
+        return ["darkorange" if s else "lightgray" for s in self._sequence_view()[1]]
+
+    def symbol_noise_ratio(self) -> float:
+        """Mean ``Delta_t`` on symbol tokens over mean ``Delta_t`` on the others, over all sequences."""
+        return float(self.deltas[self.is_symbol].mean() / self.deltas[~self.is_symbol].mean())
+
+    def _title(self, kernel: np.ndarray) -> str:
+        abar = math.exp(-self.delta.value * self.a.value)
+        half_life = math.log(2) / (self.delta.value * self.a.value)
+        text = f"A = {-self.a.value:.3g}, Delta = {self.delta.value:.3g}: Abar = {abar:.3f}, half-life {half_life:.1f} steps"
+        if self.deltas is not None:
+            steps, symbols = self._sequence_view()
+            text += (f"<br>sequence {self.sequence.value}: mean Delta_t on symbols {steps[symbols].mean():.3f}, "
+                     f"on other tokens {steps[~symbols].mean():.3f}")
+        return text
+
+    def _on_change(self, _change) -> None:
+        kernel = impulse_response(-self.a.value, self.delta.value, self.length)
+        with self.figure.batch_update():
+            self.figure.data[0].y = kernel
+            if self.deltas is not None:
+                self.figure.data[1].y = self._sequence_view()[0]
+                self.figure.data[1].marker.color = self._colours()
+            self.figure.layout.title.text = self._title(kernel)
+
+
+# -- coupled state chains -------------------------------------------------------------------------
+class CoupledPulseExplorer(_Explorer):
+    """A unit pulse in the first modality at ``pulse_at`` through ``M`` coupled scalar chains
+    ``h_t^m = c Abar^m sum_k h_{t-1}^k + Delta x_t^m`` with ``Abar^m = exp(Delta a_m)``: the
+    summed state grows by ``c sum_m Abar^m`` per step, so it blows up once that exceeds 1.
+
+    Controls: coupling ``c`` and step ``Delta``; ``a`` ``(M,)`` negative, one per modality.
+    """
+
+    def __init__(self, a: Sequence[float] = (-0.5, -1.0, -2.0), delta: float = 0.1, coupling: float = 1.0,
+                 length: int = 30, pulse_at: int = 5, names: Sequence[str] | None = None):
+        import ipywidgets as w
+        import plotly.graph_objects as go
+
+        self.a = torch.tensor(list(a), dtype=torch.float64)
+        if (self.a >= 0).any() or not 0 <= pulse_at < length:
+            raise ValueError(f"need every a < 0 and 0 <= pulse_at < length, got a={list(a)}, pulse_at={pulse_at}")
+        self.length, self.pulse_at = length, pulse_at
+        self.names = list(names) if names is not None else [f"modality {m}" for m in range(len(self.a))]
+        self.coupling = w.FloatSlider(value=coupling, min=0.0, max=1.5, step=0.01, description="coupling c",
+                                      readout_format=".2f")
+        self.delta = w.FloatLogSlider(value=delta, base=10, min=-3, max=0.5, step=0.05, description="Delta",
+                                      readout_format=".3f")
+        self.controls = (self.coupling, self.delta)
+
+        norms = self.compute()
+        figure = go.Figure()
+        for m, name in enumerate(self.names):
+            figure.add_trace(go.Scatter(x=list(range(length)), y=norms[m], mode="lines+markers", name=name))
+        figure.update_xaxes(title_text="time step t")
+        figure.update_yaxes(title_text="|h_t^m|", type="log", exponentformat="power")
+        figure.update_layout(title=dict(text=self._title(), y=0.94), height=440, width=760, margin=dict(t=110),
+                             legend=dict(x=1.02, xanchor="left", y=1.0))
+        self.figure = go.FigureWidget(figure)
+        for control in self.controls:
+            control.observe(self._on_change, names="value")
+        self.widget = w.VBox([w.HBox(list(self.controls)), self.figure])
+
+    def abar_sum(self) -> float:
+        """``sum_m exp(Delta a_m)``."""
+        return torch.exp(self.delta.value * self.a).sum().item()
+
+    def growth(self) -> float:
+        """``c sum_m exp(Delta a_m)``: the summed state's factor per step."""
+        return self.coupling.value * self.abar_sum()
+
+    def compute(self) -> np.ndarray:
+        """``|h_t^m|`` of shape ``(M, length)`` from :func:`alignlib.coupled.coupled_scan` (NaN before the pulse)."""
+        modalities = len(self.a)
+        u = torch.zeros(modalities, 1, 1, self.length, dtype=torch.float64)
+        u[0, 0, 0, self.pulse_at] = 1.0
+        delta = torch.full_like(u, self.delta.value)
+        ones = torch.ones(modalities, 1, 1, self.length, dtype=torch.float64)
+        _, states = coupled_scan(u, delta, self.a[:, None, None], ones, ones, return_states=True,
+                                 coupling=self.coupling.value)
+        norms = states[:, :, 0, 0, 0].abs().numpy()  # (M, L)
+        return np.where(norms > 0, norms, np.nan)  # no point before the pulse on the log axis
+
+    def _title(self) -> str:
+        factor = self.growth()
+        verdict = "> 1: the pulse blows up" if factor > 1 else "<= 1: the pulse decays"
+        return (f"c = {self.coupling.value:.2f}, Delta = {self.delta.value:.3f}: c * sum_m Abar^m = {factor:.3f} {verdict}"
+                f"<br>(blow-up threshold c = 1 / sum_m Abar^m = {1 / self.abar_sum():.3f})")
+
+    def _on_change(self, _change) -> None:
+        norms = self.compute()
+        with self.figure.batch_update():
+            for m in range(len(self.names)):
+                self.figure.data[m].y = norms[m]
+            self.figure.layout.title.text = self._title()

@@ -1,38 +1,57 @@
-"""The transport-plan explorer: set the controls as a user would, then check the figure's data
-against plans computed independently."""
+"""The explorers: set the controls as a user would, then check the figure's data against
+independent computations (POT, loops, closed forms, brute-force sums)."""
+import math
+import warnings
+from pathlib import Path
+
 import numpy as np
 import ot as pot
 import pytest
+import torch
+from scipy.spatial.distance import cdist
 
 from alignlib import ot
+from alignlib.data import load_mmsa, synthetic
+from alignlib.gaussian_mmd import gaussian_mmd2
 from alignlib.warped_pairs import warped_pair
-from alignlib.widgets import TransportPlanExplorer
+from alignlib.widgets import (CoupledPulseExplorer, DataClipSource, ImpulseResponseExplorer, MMDExplorer,
+                              TransportPlanExplorer)
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "synthetic_tiny.pkl"
 
 
+def numpy_cosine(x, y):
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    y = y / np.linalg.norm(y, axis=1, keepdims=True)
+    return 1 - x @ y.T
+
+
+# -- transport plans on synthetic pairs ----------------------------------------------------------
 def test_initial_figure_holds_real_data():
     explorer = TransportPlanExplorer(method="relaxed", n_source=10, n_target=7, noise=0.3, warp=0.5, seed=3)
     pair = warped_pair(10, 7, noise=0.3, warp=0.5, seed=3)
-    cost = ot.cosine_cost(pair.source, pair.target)[0].numpy()
+    cost = numpy_cosine(pair.source[0].numpy(), pair.target[0].numpy())
     expected = np.zeros((10, 7))
     expected[np.arange(10), cost.argmin(axis=1)] = 1 / 10
     np.testing.assert_allclose(np.asarray(explorer.figure.data[0].z), expected)
     assert list(explorer.figure.data[1].x) == pair.correspondence[0].tolist()
     assert explorer.blur.disabled
+    assert explorer.title == explorer.figure.layout.title.text
 
 
 def test_sliders_update_the_figure():
     explorer = TransportPlanExplorer(method="sinkhorn", n_source=10, n_target=7, seed=1)
     explorer.method.value = "exact"
-    explorer.n_source.value = 9
-    explorer.noise.value = 0.8
-    explorer.warp.value = -1.0
+    explorer.source.n_source.value = 9
+    explorer.source.noise.value = 0.8
+    explorer.source.warp.value = -1.0
     pair = warped_pair(9, 7, noise=0.8, warp=-1.0, seed=1)
-    cost = ot.cosine_cost(pair.source, pair.target)[0].numpy()
+    cost = numpy_cosine(pair.source[0].numpy(), pair.target[0].numpy())
     expected = pot.emd(np.full(9, 1 / 9), np.full(7, 1 / 7), cost)
     heatmap = np.asarray(explorer.figure.data[0].z)
     assert heatmap.shape == (9, 7)
     np.testing.assert_allclose(heatmap, expected, atol=1e-12)
-    assert f"cost <P, C> = {(expected * cost).sum():.4f}" in explorer.figure.layout.title.text
+    assert f"cost <P, C> = {(expected * cost).sum():.4f}" in explorer.title
     assert explorer.blur.disabled
 
     segments = [x for x in list(explorer.figure.data[2].x) + list(explorer.figure.data[3].x) if x is None]
@@ -40,20 +59,166 @@ def test_sliders_update_the_figure():
 
 
 def test_blur_slider_changes_the_sinkhorn_plan():
-    explorer = TransportPlanExplorer(method="sinkhorn", n_source=8, n_target=6, blur=0.5, warp=0.0, seed=2)
+    explorer = TransportPlanExplorer(method="sinkhorn", n_source=8, n_target=6, blur=0.5, warp=0.0, seed=2,
+                                     tol=1e-10, max_iter=20_000)
     spread = np.asarray(explorer.figure.data[0].z).max()
     explorer.blur.value = 0.2
     sharp = np.asarray(explorer.figure.data[0].z)
     pair = warped_pair(8, 6, warp=0.0, seed=2)
-    cost = ot.cosine_cost(pair.source, pair.target)[0].numpy()
+    cost = numpy_cosine(pair.source[0].numpy(), pair.target[0].numpy())
     expected = pot.sinkhorn(np.full(8, 1 / 8), np.full(6, 1 / 6), cost, 0.2**2, method="sinkhorn_log",
                             numItermax=100_000, stopThr=1e-12)
-    np.testing.assert_allclose(sharp, expected, atol=1e-5)
+    np.testing.assert_allclose(sharp, expected, atol=1e-6)
     assert sharp.max() > spread
     assert not explorer.blur.disabled
-    assert "blur 0.200" in explorer.figure.layout.title.text
+    assert "blur 0.200" in explorer.title
+
+
+@pytest.mark.parametrize("blur", [0.05, 0.1])
+def test_default_explorer_converges_without_warning(blur):
+    """Notebook 01's explorer cell: blur 0.05 or 0.1 on a 24 x 16 pair; the drawn plan must meet
+    its marginals to the explorer's tolerance within the cap (no 'stopped after' warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explorer = TransportPlanExplorer(method="sinkhorn", n_source=24, n_target=16, noise=0.4, warp=1.0,
+                                         blur=blur, seed=0)
+    plan = np.asarray(explorer.figure.data[0].z)
+    assert np.abs(plan.sum(0) - 1 / 16).sum() < explorer.tol
+    np.testing.assert_allclose(plan.sum(1), 1 / 24, atol=1e-12)
 
 
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="unknown method 'greedy'"):
         TransportPlanExplorer(method="greedy")
+
+
+# -- transport plans on data clips ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data_source():
+    split = load_mmsa(SAMPLE).splits["test"]
+    truth = synthetic.load_correspondence(SAMPLE)
+    rng = np.random.default_rng(0)
+    maps = {m: rng.standard_normal((split.features[m].shape[2], split.features["text"].shape[2]))
+            for m in ("audio", "vision")}
+    source = DataClipSource(split, {m: truth[f"test_{m}"] for m in maps},
+                            {m: (lambda x, w=w: x @ w) for m, w in maps.items()})
+    return source, split, truth, maps
+
+
+def test_clip_selector_shows_the_plan_against_the_truth(data_source):
+    source, split, truth, maps = data_source
+    explorer = TransportPlanExplorer(method="exact", source=source)
+    assert explorer.clip in explorer.controls and explorer.modality_pair in explorer.controls
+    explorer.clip.value = source.clips[3]
+    explorer.modality_pair.value = "vision -> text"
+    frames = split.masks["vision"][3]
+    words = split.masks["text"][3]
+    x = split.features["vision"][3][frames].astype(np.float64) @ maps["vision"]
+    y = split.features["text"][3][words].astype(np.float64)
+    expected = pot.emd(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)), numpy_cosine(x, y))
+    np.testing.assert_allclose(np.asarray(explorer.figure.data[0].z), expected, atol=1e-10)
+    table = truth["test_vision"][3]
+    assert list(explorer.figure.data[1].x) == table[table >= 0].tolist()
+    recovered = (expected.argmax(1) == table[table >= 0]).mean()
+    assert f"clip {source.clips[3]}, vision -> text" in explorer.title
+    assert f"recovered {recovered:.0%}" in explorer.title
+
+
+def test_data_source_rejects_unknown_names(data_source):
+    source = data_source[0]
+    with pytest.raises(ValueError, match="unknown modality pair 'text -> audio'"):
+        source.pair(source.clips[0], "text -> audio")
+    with pytest.raises(ValueError, match="no features or truth table for modality 'smell'"):
+        DataClipSource(data_source[1], {}, {"smell": lambda x: x})
+
+
+# -- MMD ------------------------------------------------------------------------------------------
+def test_gaussian_mmd2_matches_a_large_sample():
+    """The closed form against the unbiased estimate on 3000 + 3000 tokens (brute-force sums)."""
+    rng = np.random.default_rng(1)
+    dim, shift, scale, gamma = 4, 0.4, 1.7, 0.2
+    x = rng.standard_normal((3000, dim))
+    y = shift + scale * rng.standard_normal((3000, dim))
+    kxx, kyy, kxy = (np.exp(-gamma * cdist(a, b, "sqeuclidean")) for a, b in ((x, x), (y, y), (x, y)))
+    n = len(x)
+    unbiased = ((kxx.sum() - n) + (kyy.sum() - n)) / (n * (n - 1)) - 2 * kxy.mean()
+    assert gaussian_mmd2(shift, gamma, dim, scale) == pytest.approx(unbiased, abs=3e-3)
+    with pytest.raises(ValueError, match="need gamma > 0"):
+        gaussian_mmd2(0.1, -1.0, dim)
+
+
+def test_mmd_explorer_follows_its_sliders():
+    explorer = MMDExplorer(dim=4, n_tokens=50, seed=2)
+    explorer.shift.value = 1.0
+    explorer.gamma.value = 0.1
+    explorer.scale.value = 2.0
+    # Curve against the shift: the closed form at gamma 0.1, sigma 2, evaluated independently.
+    grid = np.asarray(explorer.figure.data[0].x)
+    # x - x' ~ N(0, 2 I), y - y' ~ N(0, 8 I), x - y ~ N(-s 1, 5 I); E exp(-g|Z|^2) = (1 + 2 g v)^(-d/2) exp(...)
+    expected = [1.4**-2 + 2.6**-2 - 2 * 2.0**-2 * math.exp(-0.1 * 4 * s**2 / 2.0) for s in grid]
+    np.testing.assert_allclose(np.asarray(explorer.figure.data[0].y), expected, rtol=1e-12)
+    # The marker: the biased estimate from the explorer's draw, summed by brute force.
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(50, 4, generator=generator, dtype=torch.float64).numpy()
+    y = 1.0 + 2.0 * torch.randn(50, 4, generator=generator, dtype=torch.float64).numpy()
+    kernel = lambda a, b: np.exp(-0.1 * cdist(a, b, "sqeuclidean")).mean()  # noqa: E731
+    biased = kernel(x, x) + kernel(y, y) - 2 * kernel(x, y)
+    assert explorer.figure.data[1].y[0] == pytest.approx(biased, rel=1e-10)
+    assert list(explorer.figure.data[3].x) == [0.1]
+    assert f"biased estimate = {biased:.4f}" in explorer.title
+    # Same mean, different variance: MMD sees it.
+    explorer.shift.value = 0.0
+    assert explorer.view["population"] == pytest.approx(gaussian_mmd2(0.0, 0.1, 4, 2.0)) and explorer.view["population"] > 0.05
+
+
+# -- SSM impulse response ---------------------------------------------------------------------------
+def test_impulse_response_matches_the_recurrence():
+    rng = np.random.default_rng(0)
+    deltas = rng.random((3, 12, 5))
+    tokens = rng.integers(0, 6, (3, 12))
+    explorer = ImpulseResponseExplorer(deltas=deltas, tokens=tokens, is_symbol=tokens >= 2, length=20)
+    explorer.a.value = 2.0  # A = -2
+    explorer.delta.value = 0.3
+    h, response = 0.0, []
+    for t in range(20):  # h_t = exp(Delta A) h_{t-1} + Delta u_t with a unit pulse at t = 0
+        h = math.exp(0.3 * -2.0) * h + 0.3 * (t == 0)
+        response.append(h)
+    np.testing.assert_allclose(np.asarray(explorer.figure.data[0].y), response, rtol=1e-9)
+    explorer.sequence.value = 2
+    np.testing.assert_allclose(np.asarray(explorer.figure.data[1].y), deltas[2].mean(1))
+    on_symbols = np.mean([deltas[2, t].mean() for t in range(12) if tokens[2, t] >= 2])
+    assert f"mean Delta_t on symbols {on_symbols:.3f}" in explorer.title
+    assert f"half-life {math.log(2) / 0.6:.1f} steps" in explorer.title
+
+
+def test_impulse_response_rejects_mismatched_traces():
+    with pytest.raises(ValueError, match="disagree"):
+        ImpulseResponseExplorer(deltas=np.ones((2, 5, 3)), tokens=np.ones((2, 4)), is_symbol=np.ones((2, 4)))
+
+
+# -- coupled pulse ----------------------------------------------------------------------------------
+def test_coupled_pulse_grows_once_coupling_times_sum_exceeds_one():
+    a = [-0.5, -1.0, -2.0]
+    explorer = CoupledPulseExplorer(a=a, delta=0.2, coupling=1.0, length=15, pulse_at=3)
+    abar = np.exp(0.2 * np.array(a))
+    threshold = 1 / abar.sum()
+    for coupling in (threshold - 0.02, threshold + 0.02):
+        explorer.coupling.value = coupling
+        # Brute-force loop: h_t^m = c Abar^m sum_k h_{t-1}^k + Delta u_t^m, pulse in modality 0.
+        h = np.zeros(3)
+        expected = []
+        for t in range(15):
+            h = coupling * abar * h.sum() + 0.2 * np.array([t == 3, 0, 0])
+            expected.append(np.abs(h))
+        shown = np.array([explorer.figure.data[m].y for m in range(3)])
+        expected = np.array(expected).T
+        np.testing.assert_allclose(shown, np.where(expected > 0, expected, np.nan), rtol=1e-10)  # NaN: not drawn
+        growth = coupling * abar.sum()
+        assert f"threshold c = 1 / sum_m Abar^m = {threshold:.3f}" in explorer.title
+        assert shown[:, -1].sum() == pytest.approx(0.2 * growth ** (15 - 1 - 3), rel=1e-9)  # geometric
+        assert ("blows up" in explorer.title) == (growth > 1)
+
+
+def test_coupled_pulse_rejects_positive_a():
+    with pytest.raises(ValueError, match="every a < 0"):
+        CoupledPulseExplorer(a=[0.5, -1.0])
