@@ -8,6 +8,7 @@ import torch
 from alignlib.data import MalformedDataError, MMSADataset, collate, load_mmsa, missing_modality_mask
 from alignlib.data import synthetic
 from alignlib.data.__main__ import main as data_cli
+from alignlib.data.sampler import length_grouped_batches, real_lengths, trim_batch
 from alignlib.notebooks import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl"
@@ -149,3 +150,76 @@ def test_labels_are_thirds_in_range_and_balanced():
     labels = data["train"]["regression_labels"]
     assert labels.min() >= -3 and labels.max() <= 3 and np.allclose(labels * 3, np.round(labels * 3))
     assert 0.2 < (labels > 0).mean() < 0.8
+
+
+def random_masks(n, t, seed, left_aligned=True):
+    """Padding masks ``{modality: (n, T)}``: real prefixes, or (not left-aligned) scattered real frames."""
+    rng = np.random.default_rng(seed)
+    masks = {}
+    for modality, steps in zip(("text", "audio", "vision"), t):
+        if left_aligned:
+            masks[modality] = np.arange(steps)[None] < rng.integers(0, steps + 1, n)[:, None]
+        else:
+            masks[modality] = rng.random((n, steps)) < 0.3
+    return masks
+
+
+@pytest.mark.parametrize("left_aligned", [True, False])
+def test_real_lengths_by_brute_force(left_aligned):
+    masks = random_masks(30, (5, 9, 7), seed=1, left_aligned=left_aligned)
+    per_clip = [[max([k + 1 for k in range(m.shape[1]) if m[i, k]], default=0) for m in masks.values()]
+                for i in range(30)]
+    assert real_lengths(masks).tolist() == [max(p) for p in per_clip]
+    assert real_lengths(masks, "sum").tolist() == [sum(p) for p in per_clip]
+    with pytest.raises(ValueError, match="reduce: expected one of"):
+        real_lengths(masks, "mean")
+
+
+@pytest.mark.parametrize("n, batch_size, pool", [(103, 8, 3), (64, 8, None), (5, 8, 2), (1, 1, 1)])
+def test_length_grouped_batches_cover_every_clip_once_and_group_lengths(n, batch_size, pool):
+    lengths = np.random.default_rng(n).integers(1, 500, n)
+    batches = length_grouped_batches(lengths, batch_size, seed=3, epoch=0, pool=pool)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(n))
+    assert len(batches) == -(-n // batch_size) and sum(len(b) < batch_size for b in batches) <= 1
+    again = length_grouped_batches(lengths, batch_size, seed=3, epoch=0, pool=pool)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    # brute force: within a pool of `pool` batches the clips are sorted, so two full batches of one
+    # pool never interleave in length; across the whole epoch with pool=None, no two batches do
+    if pool is None:
+        spans = sorted((lengths[b].min(), lengths[b].max()) for b in batches)
+        assert all(high <= next_low for (_, high), (next_low, _) in zip(spans, spans[1:]))
+    # the padded cost sum(batch size x longest clip) is at most that of shuffled batches
+    shuffled = np.random.default_rng([3, 0]).permutation(n)
+    random_cost = sum(len(b) * lengths[b].max() for b in np.array_split(shuffled, len(batches)))
+    assert sum(len(b) * lengths[b].max() for b in batches) <= random_cost
+
+
+def test_length_grouped_batches_differ_by_epoch_and_reject_bad_options():
+    lengths = np.arange(200) % 37
+    first = length_grouped_batches(lengths, 10, seed=0, epoch=0)
+    second = length_grouped_batches(lengths, 10, seed=0, epoch=1)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second))
+    with pytest.raises(ValueError, match="batch_size: expected a positive int"):
+        length_grouped_batches(lengths, 0, seed=0, epoch=0)
+    with pytest.raises(ValueError, match="pool: expected a positive int or None"):
+        length_grouped_batches(lengths, 4, seed=0, epoch=0, pool=0)
+    with pytest.raises(ValueError, match="lengths: expected shape"):
+        length_grouped_batches(lengths[None], 4, seed=0, epoch=0)
+
+
+@pytest.mark.parametrize("left_aligned", [True, False])
+def test_trim_batch_drops_only_padding_tails(tmp_path, left_aligned):
+    split = load_mmsa(write(tmp_path, mmsa_like(n=(6, 2, 3), t=(9, 12, 10)))).splits["train"]
+    split.masks.update(random_masks(6, (9, 12, 10), seed=2, left_aligned=left_aligned))
+    split.masks["audio"][:] = False  # a modality with no real frame keeps one
+    batch = collate([MMSADataset(split)[i] for i in range(6)])
+    trimmed = trim_batch(batch)
+    for modality, mask in batch.masks.items():
+        mask = mask.numpy()
+        keep = max([k + 1 for k in range(mask.shape[1]) if mask[:, k].any()], default=1)
+        assert trimmed.masks[modality].shape == (6, keep) and trimmed.features[modality].shape[1] == keep
+        assert torch.equal(trimmed.features[modality], batch.features[modality][:, :keep])
+        assert torch.equal(trimmed.masks[modality], batch.masks[modality][:, :keep])
+        assert mask[:, keep:].sum() == 0
+    assert trimmed.features["audio"].shape[1] == 1
+    assert torch.equal(trimmed.labels, batch.labels) and trimmed.ids == batch.ids
