@@ -1,12 +1,13 @@
-"""The notebook suite: record a notebook's key numbers, execute notebooks with papermill, and
-compare what they recorded with the regression baselines.
+"""The notebook suite: record a notebook's key numbers, execute notebooks with papermill and
+render them as HTML pages that read offline.
 
 Command line::
 
     python -m alignlib.notebooks run [--profile default|full] [--only PATTERN] [--out DIR]
 
 executes every notebook in ``notebooks/`` (or those whose name contains PATTERN) into DIR
-(default ``build/``), writes each one's metrics beside it and an ``index.html`` that links them,
+(default ``build/``), writes each one's metrics and HTML page beside it (maths, widgets and plots
+drawn with the scripts in ``DIR/static``, no network needed) and an ``index.html`` that links them,
 and exits non-zero naming the notebook, the cell and the error if one fails.
 """
 from __future__ import annotations
@@ -25,10 +26,10 @@ from alignlib.files import atomic_write_bytes, atomic_write_json
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOK_DIR / "params"
-BASELINE_DIR = PROJECT_ROOT / "tests" / "baselines"
 PROFILES = ("default", "full")
-DEFAULT_RTOL = 1e-3
-DEFAULT_ATOL = 1e-6
+# The kernel logs only errors: its start-up warnings (e.g. "Kernel is running over TCP without
+# encryption", about the local connection papermill opens) would repeat for every notebook.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def record_metrics(metrics_path: str | None, **metrics: float) -> dict[str, float]:
@@ -116,6 +117,7 @@ def execute(
             execution_timeout=cell_timeout,
             progress_bar=False,
             cwd=str(notebook.parent),
+            extra_arguments=KERNEL_ARGUMENTS,
         )
     except PapermillExecutionError as error:
         raise NotebookFailed(
@@ -129,49 +131,17 @@ def execute(
     return NotebookRun(notebook, output, metrics_path, seconds, metrics)
 
 
-def compare_with_baseline(metrics: dict, baseline: dict) -> list[str]:
-    """Differences between recorded metrics and a baseline ``{name: {value, rtol, atol}}``.
-
-    Returns one line per problem: a metric out of tolerance, missing, or not in the baseline.
-    """
-    problems = []
-    for name, spec in sorted(baseline.items()):
-        if name not in metrics:
-            problems.append(f"{name}: in the baseline but not recorded")
-            continue
-        expected, got = spec["value"], metrics[name]
-        rtol, atol = spec.get("rtol", DEFAULT_RTOL), spec.get("atol", DEFAULT_ATOL)
-        if not abs(got - expected) <= atol + rtol * abs(expected):
-            problems.append(f"{name}: got {got:.6g}, baseline {expected:.6g} (rtol {rtol:g}, atol {atol:g})")
-    for name in sorted(set(metrics) - set(baseline)):
-        problems.append(f"{name}: recorded but not in the baseline (run pytest --update-baselines)")
-    return problems
-
-
-def updated_baseline(metrics: dict, old: dict | None) -> dict:
-    """A baseline holding the new values, keeping each metric's tolerance from ``old``."""
-    old = old or {}
-    return {
-        name: {
-            "value": value,
-            "rtol": old.get(name, {}).get("rtol", DEFAULT_RTOL),
-            "atol": old.get(name, {}).get("atol", DEFAULT_ATOL),
-        }
-        for name, value in sorted(metrics.items())
-    }
-
-
 def write_index(runs: list[NotebookRun], failures: list[str], out_dir: Path, profile: str) -> Path:
-    """Render each executed notebook to HTML and write ``out_dir/index.html`` linking them."""
-    import nbconvert
+    """Render each executed notebook to an offline HTML page and write ``out_dir/index.html`` linking them."""
     import nbformat
 
-    exporter = nbconvert.HTMLExporter()
+    from alignlib.notebook_html import install_assets, notebook_to_html
+
+    install_assets(out_dir)
     rows = []
     for run in runs:
-        body, _ = exporter.from_notebook_node(nbformat.read(run.output, as_version=4))
         html_path = run.output.with_suffix(".html")
-        atomic_write_bytes(html_path, body.encode())
+        atomic_write_bytes(html_path, notebook_to_html(nbformat.read(run.output, as_version=4)).encode())
         metrics = "".join(
             f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in sorted(run.metrics.items())
         )

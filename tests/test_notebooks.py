@@ -13,6 +13,7 @@ from jupytext.compare import compare_notebooks
 
 from alignlib import notebooks
 from alignlib.files import atomic_write_json
+from baseline_compare import BASELINE_DIR, compare_with_baseline, updated_baseline
 
 NOTEBOOKS = notebooks.discover()
 
@@ -26,13 +27,13 @@ def test_the_suite_has_notebooks():
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_matches_its_baseline(notebook, tmp_path, request):
     run = notebooks.execute(notebook, tmp_path)
-    baseline_path = notebooks.BASELINE_DIR / f"{notebook.stem}.json"
+    baseline_path = BASELINE_DIR / f"{notebook.stem}.json"
     old = json.loads(baseline_path.read_text()) if baseline_path.exists() else None
     if request.config.getoption("--update-baselines"):
-        atomic_write_json(baseline_path, notebooks.updated_baseline(run.metrics, old))
+        atomic_write_json(baseline_path, updated_baseline(run.metrics, old))
         pytest.skip(f"baseline rewritten: {baseline_path}")
     assert old is not None, f"no baseline at {baseline_path}; create it with pytest --update-baselines"
-    problems = notebooks.compare_with_baseline(run.metrics, old)
+    problems = compare_with_baseline(run.metrics, old)
     assert not problems, f"{notebook.name} drifted from its baseline:\n  " + "\n  ".join(problems)
 
 
