@@ -19,9 +19,11 @@
 # %% [markdown]
 # # 01 · Optimal transport: local cross-modal alignment, step by step
 #
-# Audio, video and language arrive as token sequences of different lengths: in CMU-MOSI an
-# utterance has 50 word tokens but 375 audio frames and 500 video frames. Before a Mamba model can
-# fuse them token by token, something has to say *which* audio frame belongs to *which* word.
+# Audio, video and language arrive as token sequences of different lengths. MMSA's unaligned
+# CMU-MOSI files pad every utterance to 50 word tokens, 375 audio frames and 500 video frames:
+# those are the longest clips, not per-clip lengths; a clip is shorter, the rest is padding, and
+# the number of frames per word changes with the speaking rate. Before a Mamba model can fuse the
+# streams token by token, something has to say *which* audio frame belongs to *which* word.
 # AlignMamba answers with **optimal transport (OT)**.
 #
 # **What you will learn**
@@ -32,7 +34,9 @@
 #    checked against `alignlib`, GeomLoss and POT;
 # 5. what the blur (the entropic regularisation) does to the plan;
 # 6. the aligned sequence $\tilde X = M^\top X$ that AlignMamba-1 feeds to Mamba;
-# 7. how well each plan recovers a known correspondence, and an interactive explorer.
+# 7. how well each plan recovers a known correspondence, and an interactive explorer;
+# 8. what OT and MMD losses cannot see: they compare token *sets* (frame order is invisible), and
+#    when both sides are learned, collapsing every token onto one point minimises them.
 #
 # Every idea is built here once, checked against the library, then imported from `alignlib`.
 
@@ -140,7 +144,7 @@ def show_plan(plan, title, ax):
     sns.heatmap(plan, cmap="rocket_r", ax=ax, cbar=False, square=False)
     ax.scatter(truth.numpy() + 0.5, np.arange(len(truth)) + 0.5, marker="o", facecolors="none", edgecolors="cyan", s=60)
     ax.set(xlabel="language token j", ylabel="source token i")
-    ax.set_title(title, pad=42)
+    ax.set_title(title, y=1.24)  # above the marginal bars, which fill 1.02-1.20 of the axes height
     top = ax.inset_axes([0, 1.02, 1, 0.18], sharex=ax)
     top.bar(np.arange(plan.shape[1]) + 0.5, plan.sum(0), width=0.8, color="gray")
     top.axhline(1 / plan.shape[1], color="k", ls="--", lw=0.8)
@@ -157,9 +161,9 @@ plt.show()
 
 # %% [markdown]
 # **Why it is expensive.** The network simplex costs about $O(T^3 \log T)$ for $T$ tokens per
-# side, and it is a sequential combinatorial algorithm: no batching on a GPU, no gradient. The
-# timings below grow steeply with $T$; a batch of 64 utterances of a few hundred frames each, at
-# every training step, is out of reach.
+# side, and it is a sequential combinatorial algorithm: it does not batch on a GPU. The timings
+# below grow steeply with $T$; a batch of 64 utterances of a few hundred frames each, at every
+# training step, is out of reach.
 
 # %%
 timings = []
@@ -173,6 +177,27 @@ fig, ax = plt.subplots(figsize=(4.5, 3))
 ax.loglog(lp_sizes, timings, "o-")
 ax.set(xlabel="tokens per sequence T", ylabel="seconds", title="exact OT (network simplex)")
 plt.show()
+
+# %% [markdown]
+# **The exact value does have a gradient.** The optimal *value* $W(C) = \min_M \langle M, C\rangle$ is
+# a minimum of functions linear in $C$, so where the optimal plan $M^\star$ is unique its gradient
+# is $\partial W / \partial C = M^\star$ (and through $C$ it reaches the tokens). POT's `emd2`
+# returns exactly that in its backward pass. What is *not* differentiable is the plan itself: it
+# jumps from one vertex of the polytope to another as $C$ moves. Below: the gradient POT
+# backpropagates, against the plan, and against a finite difference of $W$ along a random direction.
+
+# %%
+cost_variable = cost.clone().requires_grad_()
+exact_value = pot.emd2(torch.tensor(a), torch.tensor(b), cost_variable)
+exact_value.backward()
+gradient_gap = (cost_variable.grad - plan_exact[0]).abs().max().item()
+direction = torch.randn(cost.shape, generator=torch.Generator().manual_seed(seed), dtype=cost.dtype)
+step = 1e-6
+finite_difference = (pot.emd2(a, b, (cost + step * direction).numpy()) - exact_value.item()) / step
+directional = (cost_variable.grad * direction).sum().item()
+print(f"W = {exact_value.item():.6f};  max |dW/dC - M*| = {gradient_gap:.1e};  "
+      f"directional derivative {directional:.6f} vs finite difference {finite_difference:.6f}")
+assert gradient_gap < 1e-12 and abs(directional - finite_difference) < 1e-4
 
 # %% [markdown]
 # ## 4 · AlignMamba-1's relaxed plan: a closed form
@@ -293,6 +318,58 @@ loss_gap = abs(ot.ot_distance(pair.source, pair.target, blur=demo_blur, scaling=
 assert loss_gap < 1e-2 * entropic_value  # the slow schedule converges to it (0.1% at the default sizes)
 
 # %% [markdown]
+# ### Which loss, exactly? Eq. 5, GeomLoss's value and its defaults
+#
+# Eq. 5 writes $\langle M, C\rangle - \varepsilon H(M)$ with $H(M) = -\sum_{ij} M_{ij} \log M_{ij}$; GeomLoss
+# (with `debias=False`) returns $\langle M, C\rangle + \varepsilon\,\mathrm{KL}(M \,|\, a b^\top)$. Since
+# $\sum_j M_{ij} = a_i$ and $\sum_i M_{ij} = b_j$,
+# $\mathrm{KL}(M | a b^\top) = \sum M \log M - \sum_i a_i \log a_i - \sum_j b_j \log b_j = -H(M) + H(a) + H(b)$:
+# the two objectives have the same minimiser and differ by the constant $\varepsilon\,(\log T_m + \log T_n)$
+# for uniform weights. A constant does not change the gradient, but it does change the value a
+# training log reports.
+#
+# The paper says it uses GeomLoss with blur 0.05 and epsilon-scaling; it does not say which cost
+# and which `debias` it passes. GeomLoss's defaults are `loss="sinkhorn"`, `p=2` (cost
+# $\lVert x - y\rVert^2 / 2$), `blur=0.05`, `debias=True` (the Sinkhorn *divergence*
+# $\mathrm{OT}_\varepsilon(\alpha, \beta) - \tfrac12 \mathrm{OT}_\varepsilon(\alpha, \alpha) - \tfrac12 \mathrm{OT}_\varepsilon(\beta, \beta)$,
+# zero for identical sets). So the paper's blur 0.05 is GeomLoss's default, and with the defaults
+# untouched it trains on a debiased, squared-Euclidean loss, not on Eq. 5 with the cosine cost of
+# Eq. 4. On unit-norm tokens $\lVert x - y\rVert^2 / 2 = 1 - \cos(x, y)$, so the default cost equals the
+# cosine cost there, but not on raw features. Both readings, at the paper's blur:
+
+# %%
+from geomloss import SamplesLoss  # noqa: E402
+
+epsilon_demo = demo_blur**2
+eq5_value = (plan_pot_blur * cost_loop).sum() - epsilon_demo * -(plan_pot_blur * np.log(plan_pot_blur)).sum()
+geomloss_converged = ot.ot_distance(pair.source, pair.target, blur=demo_blur, scaling=0.995).item()
+constant = epsilon_demo * (np.log(n_source) + np.log(n_target))
+print(f"blur {demo_blur}: GeomLoss (debias=False) {geomloss_converged:.5f} - Eq. 5 {eq5_value:.5f} = "
+      f"{geomloss_converged - eq5_value:.5f};  eps (log Tm + log Tn) = {constant:.5f}")
+assert abs(geomloss_converged - eq5_value - constant) < 2e-3
+
+default_loss = SamplesLoss(blur=0.05, backend="tensorized")  # GeomLoss's defaults: p=2, debias=True
+unit_source, unit_target = (torch.nn.functional.normalize(t, dim=-1) for t in (pair.source, pair.target))
+readings = {
+    "GeomLoss defaults, raw tokens": default_loss(pair.source[0], pair.target[0]).item(),
+    "GeomLoss defaults, unit-norm tokens": default_loss(unit_source[0], unit_target[0]).item(),
+    "cosine cost, debias=True": ot.ot_distance(pair.source, pair.target, blur=0.05, debias=True).item(),
+    "cosine cost, debias=False (Eq. 5 + constant)": ot.ot_distance(pair.source, pair.target, blur=0.05).item(),
+}
+for name, value in readings.items():
+    print(f"{name:>46}: {value:.5f}")
+
+# %% [markdown]
+# The converged GeomLoss value exceeds Eq. 5 by $\varepsilon(\log T_m + \log T_n)$ to within the
+# solver's tolerance. At blur 0.05 the four readings differ: on raw tokens the default loss is more
+# than ten times the cosine one, because the squared-Euclidean cost sees the tokens' norms; on
+# unit-norm tokens it agrees with the debiased cosine loss to about 0.1% (the rest comes from the
+# annealing, which GeomLoss starts from a diameter estimated from the data instead of 2); and
+# debiasing lowers the cosine value by $\tfrac12 \mathrm{OT}_\varepsilon(\alpha, \alpha) + \tfrac12 \mathrm{OT}_\varepsilon(\beta, \beta)$.
+# `alignlib` follows the paper's equations (Eq. 4 cost, `debias=False`); which one the paper's
+# code ran is not stated.
+
+# %% [markdown]
 # ## 6 · The effect of the blur
 #
 # Large blur: the entropy wins and the plan spreads towards the independent coupling $a b^\top$.
@@ -385,13 +462,58 @@ assert mean_cost["relaxed"] <= mean_cost["exact"] + 1e-9
 # The relaxed plan wins on this benchmark: when the source is a noisy copy, each source token's
 # nearest language token *is* its partner, and nothing forces it to share. Exact and entropic OT
 # must also fill every language token, including words no frame copies, which costs them some
-# correspondences. On real data the balance shifts with the noise: try it below.
+# correspondences. On real data the balance shifts with the noise: try it in the explorer.
 
 # %% [markdown]
-# ## 10 · Explore
+# ## 10 · What a set loss cannot see, and what minimises it
 #
-# `TransportPlanExplorer` recomputes the plan as you move the sliders (method, blur, lengths, noise,
-# warp). Circles mark the true correspondence. A widget needs a live kernel: in a static render
+# Eq. 3-6 treat each sequence as a uniform distribution over its tokens, $\mu = \frac{1}{T_m} \sum_i \delta_{h_i}$:
+# a *set*. Shuffling the frames permutes the rows of $C$ and of the optimal plan together, so the
+# OT value is unchanged, and the three sums of the MMD (notebook 02) do not depend on the order
+# either. The alignment losses therefore say nothing about temporal order: that is left to the
+# Mamba layers that read the sequences.
+#
+# And when both sides are learned (AlignMamba-2 trains the audio, video *and* language encoders),
+# the losses have a trivial minimiser: map every token of both modalities onto one vector. Then
+# $C = 0$, the plan $a b^\top$ costs nothing, $\mathrm{KL}(a b^\top | a b^\top) = 0$, and both
+# $\mathrm{OT}_\varepsilon$ and MMD$^2$ reach 0, their smallest possible value (both are $\ge 0$), lower
+# than for the true, informative pair. Here are the numbers.
+
+# %%
+from alignlib import mmd  # noqa: E402
+
+shuffled = pair.source[:, torch.randperm(n_source, generator=torch.Generator().manual_seed(seed))]
+collapsed_source = torch.ones_like(pair.source)  # every token mapped to the same vector
+collapsed_target = torch.ones_like(pair.target)
+set_losses = {
+    "true pair": (pair.source, pair.target),
+    "source frames shuffled": (shuffled, pair.target),
+    "both sides collapsed": (collapsed_source, collapsed_target),
+}
+set_values = {}
+for name, (x, y) in set_losses.items():
+    set_values[name] = (ot.ot_distance(x, y, blur=blur).item(), ot.exact_plan(x, y).mul(ot.cosine_cost(x, y)).sum().item(),
+                        mmd.mmd2(x, y).item())
+    print(f"{name:>24}: OT_eps (blur {blur}) {set_values[name][0]:.5f}   exact OT {set_values[name][1]:.5f}   "
+          f"MMD^2 {set_values[name][2]:.5f}")
+permutation_gap = max(abs(u - v) for u, v in zip(set_values["true pair"], set_values["source frames shuffled"]))
+assert permutation_gap < 1e-9
+assert all(abs(v) < 1e-9 for v in set_values["both sides collapsed"])
+
+# %% [markdown]
+# Shuffling changes none of the three values, and the collapsed tokens score 0 on all of them,
+# below the true pair. What keeps a model away from the collapse is the rest of its objective: the
+# task loss (weight 1, against $\lambda_{OT}$ and $\lambda_{MMD}$ for the alignment terms) needs
+# features that still tell clips apart, so the alignment losses act as regularisers, not as goals.
+
+# %% [markdown]
+# ## 11 · Explore
+#
+# `TransportPlanExplorer` recomputes the plan as you move the controls (method, blur, lengths,
+# noise, warp). Magenta circles mark the true correspondence. The explorer polishes the entropic
+# plan until its column marginals miss by less than $10^{-3}$ in L1 (invisible in the heatmap);
+# at blur below about 0.03 that can take more than its 5000 iterations, and a warning says so.
+# A widget needs a live kernel: in a static render
 # (the HTML pages of `make run`) it shows only as text; open the notebook with `make lab` to use it.
 
 # %%
@@ -417,4 +539,9 @@ record_metrics(
     accuracy_entropic=accuracy["entropic"],
     accuracy_exact=accuracy["exact"],
     mean_cost_entropic=mean_cost["entropic"],
+    emd2_gradient_gap=gradient_gap,
+    geomloss_minus_eq5=geomloss_converged - eq5_value,
+    entropy_constant=constant,
+    permutation_gap=permutation_gap,
+    ot_true_pair=set_values["true pair"][0],
 )
