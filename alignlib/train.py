@@ -4,7 +4,13 @@ Adam, ReduceLROnPlateau on the validation MAE, gradient clipping, L1 loss plus e
 auxiliary losses, early stopping; seeded and reproducible on CPU. Per-epoch metrics go to
 ``DIR/metrics.jsonl``; ``DIR/best.pt`` and ``DIR/last.pt`` are written atomically; ``--resume``
 continues from ``last.pt`` and ends where an uninterrupted run would. ``DIR/test_metrics.json``
-holds the MSA metrics of the best checkpoint on the test split.
+holds the MSA metrics of the best checkpoint on the test split (with ``--test-missing-rate R``,
+modalities dropped at inference only, AlignMamba's Table 1 protocol).
+
+Every field of :class:`TrainConfig` is a flag (``--batch-size 16``) and every field of
+:class:`alignlib.models.ModelConfig` a ``--set key=value``, each parsed with its field's type. A
+user's mistake (missing or malformed data, a bad value, an unusable checkpoint) prints one line
+``error: ...`` on stderr and exits 2.
 
 Multi-GPU (or multi-process CPU) through PyTorch's own engine:
 ``torchrun --nproc_per_node=N -m alignlib.train ...`` wraps the model in DistributedDataParallel;
@@ -27,7 +33,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from alignlib.data import MMSADataset, collate, load_mmsa, missing_modality_mask
+from alignlib.data import MalformedDataError, MMSADataset, collate, load_mmsa, missing_modality_mask
 from alignlib.files import atomic_open, atomic_write_bytes, atomic_write_json
 from alignlib.metrics import msa_metrics
 from alignlib.models import MODELS, ModelConfig, build_model
@@ -38,21 +44,40 @@ class TrainConfig:
     """Everything a run needs; ``model_options`` go to :class:`alignlib.models.ModelConfig`."""
 
     model: str = "alignmamba2"
-    data: str = ""
-    out: str = "runs/default"
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    grad_clip: float = 1.0
+    data: str = ""  # MMSA pickle (empty: $ALIGNLIB_DATA)
+    out: str = "runs/default"  # run folder for metrics and checkpoints
+    epochs: int = 20  # maximum epochs
+    batch_size: int = 32  # global batch size
+    lr: float = 1e-3  # Adam learning rate
+    grad_clip: float = 1.0  # gradient-norm clip
     patience: int = 8  # epochs without a better validation MAE before stopping
-    plateau_patience: int = 3
-    plateau_factor: float = 0.5
+    plateau_patience: int = 3  # epochs without improvement before the learning rate drops
+    plateau_factor: float = 0.5  # learning-rate factor on a plateau
     seed: int = 0
-    device: str = "auto"
-    bf16: bool = False
-    missing_rate: float = 0.0
-    resume: bool = False
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:1, ...
+    bf16: bool = False  # bf16 autocast on GPU
+    missing_rate: float = 0.0  # drop each training modality with this probability
+    test_missing_rate: float = 0.0  # drop test modalities at inference (AlignMamba Table 1), seeded
+    resume: bool = False  # continue from OUT/last.pt
     model_options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model: unknown {self.model!r}; choose one of {sorted(MODELS)}")
+        for name in ("epochs", "batch_size", "patience", "plateau_patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        if not 0 < self.plateau_factor < 1:
+            raise ValueError(f"plateau_factor: must be in (0, 1), got {self.plateau_factor}")
+        for name in ("missing_rate", "test_missing_rate"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise ValueError(f"out: {self.out} is a file, not a run folder")
+        ModelConfig.from_dict(self.model_options)  # unknown or invalid model options fail here
 
 
 class CheckpointError(RuntimeError):
@@ -67,7 +92,10 @@ def set_seed(seed: int) -> None:
 def choose_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device: unknown {name!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def global_batches(n_samples: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -102,9 +130,11 @@ def load_checkpoint(path: Path, config: TrainConfig, dims: dict) -> dict:
     return state
 
 
-def evaluate(model, split, batch_size: int, device) -> tuple[dict, np.ndarray]:
+def evaluate(model, split, batch_size: int, device, present: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    """MSA metrics and predictions ``(N,)`` of ``model`` on a split; ``present (N, 3)`` drops
+    modalities at inference (see :func:`alignlib.data.missing_modality_mask`)."""
     model.eval()
-    dataset = MMSADataset(split)
+    dataset = MMSADataset(split, present)
     predictions = []
     with torch.no_grad():
         for first in range(0, len(dataset), batch_size):
@@ -114,21 +144,41 @@ def evaluate(model, split, batch_size: int, device) -> tuple[dict, np.ndarray]:
     return msa_metrics(predictions, split.labels), predictions
 
 
-def train(config: TrainConfig, progress: bool = True) -> dict:
-    """Run training; returns the test metrics of the best checkpoint."""
-    if config.model not in MODELS:
-        raise ValueError(f"unknown model {config.model!r}; choose one of {sorted(MODELS)}")
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = choose_device(config.device)
-    if distributed:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    if config.batch_size % world:
-        raise ValueError(f"--batch-size {config.batch_size} must be divisible by the {world} processes")
+@dataclass
+class Run:
+    """The live objects of a run."""
 
-    out = Path(config.out)
+    config: TrainConfig
+    data: object
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    train_set: MMSADataset
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    start_epoch: int = 0
+    best: float = math.inf
+    stale: int = 0
+
+
+def setup_distributed(config: TrainConfig) -> tuple[torch.device, int, int]:
+    """The device, rank and world size; under torchrun, joins the process group."""
+    device = choose_device(config.device)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device, 0, 1
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if config.batch_size % world:
+        raise ValueError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
+    return device, rank, world
+
+
+def build_run(config: TrainConfig, device: torch.device, rank: int, world: int) -> Run:
+    """Data, seeded model, optimiser and scheduler."""
     data = load_mmsa(config.data or None)
     set_seed(config.seed)
     model = build_model(config.model, data.dims, ModelConfig.from_dict(config.model_options)).to(device)
@@ -137,140 +187,248 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
                                                            patience=config.plateau_patience)
     present = (missing_modality_mask(len(data.splits["train"]), config.missing_rate, seed=config.seed)
                if config.missing_rate > 0 else None)
-    train_set = MMSADataset(data.splits["train"], present)
-    start_epoch, best, stale = 0, math.inf, 0
-    if config.resume and (out / "last.pt").exists():
-        state = load_checkpoint(out / "last.pt", config, data.dims)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        if state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        start_epoch, best, stale = state["epoch"] + 1, state["best"], state["stale"]
-    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", dataclasses.asdict(config))
-        log_path = out / "metrics.jsonl"
-        # a fresh run starts an empty log; a resumed one drops epochs logged after its checkpoint
-        kept = [line for line in (log_path.read_text().splitlines() if start_epoch and log_path.exists() else [])
-                if json.loads(line)["epoch"] <= start_epoch]
-        atomic_write_bytes(log_path, "".join(line + "\n" for line in kept).encode())
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    return Run(config, data, model, net, optimizer, scheduler, MMSADataset(data.splits["train"], present),
+               device, rank, world)
 
+
+def restore(run: Run, out: Path) -> None:
+    """Continue from ``out/last.pt`` (model, optimiser, scheduler, RNG, epoch counters)."""
+    state = load_checkpoint(out / "last.pt", run.config, run.data.dims)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    run.start_epoch, run.best, run.stale = state["epoch"] + 1, state["best"], state["stale"]
+
+
+def start_log(run: Run, out: Path) -> None:
+    """A fresh run starts an empty log; a resumed one drops epochs logged after its checkpoint."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", dataclasses.asdict(run.config))
+    log_path = out / "metrics.jsonl"
+    lines = log_path.read_text().splitlines() if run.start_epoch and log_path.exists() else []
+    kept = [line for line in lines if json.loads(line)["epoch"] <= run.start_epoch]
+    atomic_write_bytes(log_path, "".join(line + "\n" for line in kept).encode())
+
+
+def train_epoch(run: Run, epoch: int, progress: bool) -> dict[str, float]:
+    """One pass over the training split; returns the epoch's mean losses by name."""
     from tqdm.auto import tqdm
 
-    for epoch in range(start_epoch, config.epochs):
-        net.train()
-        batches = global_batches(len(train_set), config.batch_size, config.seed, epoch)
-        totals: dict[str, float] = {}
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or rank != 0, leave=False)
-        for indices in bar:
-            share = np.array_split(indices, world)[rank]
-            batch = collate([train_set[i] for i in share]).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16 and device.type == "cuda"):
-                prediction, aux = net(batch)
-                task = torch.nn.functional.l1_loss(prediction.float(), batch.labels)
-                loss = task + sum(aux.values())
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            logged = {"loss": loss, "task": task, **aux}
-            values = torch.stack([v.detach().float() for v in logged.values()])
-            if distributed:  # log the global batch's losses, not this process's share
-                dist.all_reduce(values)
-                values /= world
-            for name, value in zip(logged, values.tolist()):
-                totals[name] = totals.get(name, 0.0) + value * len(indices) / len(train_set)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        valid, _ = evaluate(model, data.splits["valid"], config.batch_size, device)
-        scheduler.step(valid["MAE"])
-        improved = valid["MAE"] < best
-        best, stale = (valid["MAE"], 0) if improved else (best, stale + 1)
+    config = run.config
+    run.net.train()
+    batches = global_batches(len(run.train_set), config.batch_size, config.seed, epoch)
+    totals: dict[str, float] = {}
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or run.rank != 0, leave=False)
+    for indices in bar:
+        share = np.array_split(indices, run.world)[run.rank]
+        batch = collate([run.train_set[i] for i in share]).to(run.device)
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=config.bf16 and run.device.type == "cuda"):
+            prediction, aux = run.net(batch)
+            task = torch.nn.functional.l1_loss(prediction.float(), batch.labels)
+            loss = task + sum(aux.values())
+        run.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+        run.optimizer.step()
+        logged = {"loss": loss, "task": task, **aux}
+        values = torch.stack([v.detach().float() for v in logged.values()])
+        if run.world > 1:  # log the global batch's losses, not this process's share
+            dist.all_reduce(values)
+            values /= run.world
+        for name, value in zip(logged, values.tolist()):
+            totals[name] = totals.get(name, 0.0) + value * len(indices) / len(run.train_set)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    return totals
+
+
+def checkpoint_state(run: Run, epoch: int) -> dict:
+    """Everything :func:`restore` needs to continue after ``epoch``."""
+    return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch,
+            "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else None,
+            "best": run.best, "stale": run.stale, "model_name": run.config.model, "dims": run.data.dims,
+            "config": dataclasses.asdict(run.config)}
+
+
+def final_test(run: Run, out: Path) -> dict:
+    """Test metrics of the best checkpoint (modalities dropped at ``test_missing_rate``)."""
+    best_state = load_checkpoint(out / "best.pt", run.config, run.data.dims)
+    run.model.load_state_dict(best_state["model"])
+    split = run.data.splits["test"]
+    rate = run.config.test_missing_rate
+    present = missing_modality_mask(len(split), rate, seed=run.config.seed) if rate > 0 else None
+    test, _ = evaluate(run.model, split, run.config.batch_size, run.device, present)
+    return {"epoch": best_state["epoch"] + 1, "test_missing_rate": rate, **test}
+
+
+def train(config: TrainConfig, progress: bool = True) -> dict:
+    """Run training; returns the test metrics of the best checkpoint (also in ``OUT/test_metrics.json``)."""
+    device, rank, world = setup_distributed(config)
+    out = Path(config.out)
+    run = build_run(config, device, rank, world)
+    if config.resume and (out / "last.pt").exists():
+        restore(run, out)
+    if rank == 0:
+        start_log(run, out)
+    for epoch in range(run.start_epoch, config.epochs):
+        totals = train_epoch(run, epoch, progress)
+        valid, _ = evaluate(run.model, run.data.splits["valid"], config.batch_size, device)
+        run.scheduler.step(valid["MAE"])
+        improved = valid["MAE"] < run.best
+        run.best, run.stale = (valid["MAE"], 0) if improved else (run.best, run.stale + 1)
         if rank == 0:
-            record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+            record = {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"],
                       **{f"train_{k}": v for k, v in totals.items()}, **{f"valid_{k}": v for k, v in valid.items()}}
             with open(out / "metrics.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "rng": torch.get_rng_state(), "epoch": epoch,
-                     "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None, "best": best, "stale": stale,
-                     "model_name": config.model, "dims": data.dims, "config": dataclasses.asdict(config)}
+            state = checkpoint_state(run, epoch)
             if improved:
                 save_checkpoint(out / "best.pt", state)
             save_checkpoint(out / "last.pt", state)
             if progress:
                 print(f"epoch {epoch + 1}: train loss {totals['loss']:.4f}, valid MAE {valid['MAE']:.4f}, "
                       f"Acc-2 {valid['Non0_acc_2']:.3f}{' (best)' if improved else ''}")
-        if stale >= config.patience:
+        if run.stale >= config.patience:
             break
-
-    if distributed:
+    if world > 1:
         dist.barrier()
-    best_state = load_checkpoint(out / "best.pt", config, data.dims)
-    model.load_state_dict(best_state["model"])
-    test, predictions = evaluate(model, data.splits["test"], config.batch_size, device)
+    test = final_test(run, out)
     if rank == 0:
-        atomic_write_json(out / "test_metrics.json", {"epoch": best_state["epoch"] + 1, **test})
-    if distributed:
+        atomic_write_json(out / "test_metrics.json", test)
+    if world > 1:
         dist.destroy_process_group()
     return test
 
 
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m alignlib.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), help=f"model to train (default {defaults.model})")
-    parser.add_argument("--data", help="MMSA pickle (default: $ALIGNLIB_DATA)")
-    parser.add_argument("--out", help=f"run folder for metrics and checkpoints (default {defaults.out})")
-    parser.add_argument("--config", type=Path, help="YAML file with any of these options (command-line flags win)")
-    parser.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.epochs})")
-    parser.add_argument("--batch-size", type=int, help=f"global batch size (default {defaults.batch_size})")
-    parser.add_argument("--lr", type=float, help=f"Adam learning rate (default {defaults.lr})")
-    parser.add_argument("--grad-clip", type=float, help=f"gradient norm clip (default {defaults.grad_clip})")
-    parser.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {defaults.patience})")
-    parser.add_argument("--seed", type=int, help=f"seed (default {defaults.seed})")
-    parser.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:1, ... (default auto)")
-    parser.add_argument("--bf16", action="store_true", default=None, help="bf16 autocast on GPU")
-    parser.add_argument("--missing-rate", type=float, help="drop each training modality with this probability (default 0)")
-    parser.add_argument("--resume", action="store_true", default=None, help="continue from OUT/last.pt")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="model option, e.g. --set d_model=128 --set moe=false (see alignlib.models.ModelConfig)")
-    args = parser.parse_args(argv)
+class UsageError(ValueError):
+    """A mistake in the command line."""
 
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise UsageError(message)
+
+
+def parse_value(text: str, kind: str, name: str):
+    """``text`` as a value of the dataclass field type ``kind`` (``int``, ``float``, ``bool``, ``str``)."""
+    if kind == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "1", "on"):
+            return True
+        if lowered in ("false", "no", "0", "off"):
+            return False
+        raise UsageError(f"{name}: expected true or false, got {text!r}")
+    try:
+        return {"int": int, "float": float, "str": str}[kind](text)
+    except ValueError:
+        raise UsageError(f"{name}: expected {'an integer' if kind == 'int' else 'a number'}, got {text!r}") from None
+
+
+def _flag_type(kind: str, name: str):
+    def convert(raw):
+        try:
+            return parse_value(raw, kind, name)
+        except UsageError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    convert.__name__ = kind
+    return convert
+
+
+def _check_type(value, kind: str, name: str):
+    """A YAML value against the field type: ints are fine for floats, nothing else is converted."""
+    expected = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}[kind]
+    if isinstance(value, bool) and kind != "bool" or not isinstance(value, expected):
+        raise UsageError(f"{name}: expected {kind}, got {value!r}")
+    return float(value) if kind == "float" else value
+
+
+def _field_help(cls) -> dict[str, str]:
+    """The trailing comments of a dataclass's fields, as help texts."""
+    import inspect
+
+    helps = {}
+    for line in inspect.getsource(cls).splitlines():
+        name, _, rest = line.strip().partition(":")
+        if "#" in rest and name.isidentifier():
+            helps[name] = rest.split("#", 1)[1].strip()
+    return helps
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Flags generated from :class:`TrainConfig`'s fields, plus ``--config`` and ``--set``."""
+    parser = _Parser(prog="python -m alignlib.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, help="YAML file with any of these options (command-line flags win)")
+    helps = _field_help(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "model_options":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        text = f"{helps.get(f.name, f.name.replace('_', ' '))} (default {default!r})"
+        if f.type == "bool":
+            parser.add_argument(flag, dest=f.name, action="store_true", default=None, help=text)
+        elif f.name == "model":
+            parser.add_argument(flag, dest=f.name, choices=sorted(MODELS), default=None, help=text)
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, metavar=f.type.upper(), help=text,
+                                type=_flag_type(f.type, f.name))
+    model_fields = ", ".join(f"{f.name} ({f.type}, default {f.default!r})" for f in dataclasses.fields(ModelConfig))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"model option (alignlib.models.ModelConfig): {model_fields}")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """A :class:`TrainConfig` from the command line (and ``--config`` YAML); raises
+    :class:`UsageError` or ``ValueError`` with a one-line message for a user's mistake."""
+    args = build_parser().parse_args(argv)
+    train_types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    model_types = {f.name: f.type for f in dataclasses.fields(ModelConfig)}
     values: dict = {}
     if args.config:
         import yaml
 
-        loaded = yaml.safe_load(args.config.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(args.config.read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise UsageError(f"{args.config}: unreadable YAML ({type(error).__name__}: {error})".split("\n")[0]) from None
         if not isinstance(loaded, dict):
-            parser.error(f"{args.config}: expected a mapping of options")
-        values.update(loaded)
-    for key in ("model", "data", "out", "epochs", "batch_size", "lr", "grad_clip", "patience", "seed", "device",
-                "bf16", "missing_rate", "resume"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
+            raise UsageError(f"{args.config}: expected a mapping of options")
+        unknown = set(loaded) - set(train_types)
+        if unknown:
+            raise UsageError(f"{args.config}: unknown option(s) {sorted(unknown)}")
+        values.update({k: _check_type(v, train_types[k], k) for k, v in loaded.items()})
+    values.update({k: getattr(args, k) for k in train_types if getattr(args, k, None) is not None})
     options = dict(values.pop("model_options", {}) or {})
+    for name, value in options.items():
+        if name in model_types:
+            options[name] = _check_type(value, model_types[name], name)
     for item in args.set:
-        key, _, raw = item.partition("=")
-        import yaml
-
-        options[key] = yaml.safe_load(raw)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = set(values) - known
-    if unknown:
-        parser.error(f"unknown option(s) {sorted(unknown)}")
+        key, equals, raw = item.partition("=")
+        if not equals:
+            raise UsageError(f"--set {item}: expected KEY=VALUE")
+        if key not in model_types:
+            raise UsageError(f"--set {key}: unknown model option; known: {sorted(model_types)}")
+        options[key] = parse_value(raw, model_types[key], key)
     config = TrainConfig(**values, model_options=options)
     if not config.data and not os.environ.get("ALIGNLIB_DATA"):
-        parser.error("give --data PATH (or set $ALIGNLIB_DATA)")
-    ModelConfig.from_dict(options)  # fail early on an unknown model option
+        raise UsageError("give --data PATH (or set $ALIGNLIB_DATA)")
     return config
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
-    metrics = train(config)
+    """The CLI: a user's mistake prints ``error: ...`` on stderr and exits 2, without a traceback."""
+    try:
+        config = parse_args(argv)
+        metrics = train(config)
+    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+            CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(metrics, indent=2))
     return 0

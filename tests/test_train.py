@@ -111,8 +111,33 @@ def test_cli(tmp_path, capsys):
     yaml_file.write_text("model: mult\nepochs: 4\nmodel_options: {d_model: 8}\n")
     parsed = training.parse_args(["--config", str(yaml_file), "--data", SAMPLE, "--epochs", "2", "--set", "n_heads=2"])
     assert (parsed.model, parsed.epochs, parsed.model_options) == ("mult", 2, {"d_model": 8, "n_heads": 2})
-    with pytest.raises(SystemExit):
+    with pytest.raises(training.UsageError, match="invalid choice: 'gpt'"):
         training.parse_args(["--model", "gpt", "--data", SAMPLE])
+    for f in training.dataclasses.fields(training.TrainConfig):  # every field is a flag
+        if f.name != "model_options":
+            assert "--" + f.name.replace("_", "-") in help_text
+    for f in training.dataclasses.fields(training.ModelConfig):  # every model option is documented for --set
+        assert f"{f.name} ({f.type}" in " ".join(help_text.split())
+
+
+def test_missing_modalities_at_test_time(tmp_path):
+    """Table 1's protocol: modalities dropped at inference only, seeded, at least one kept."""
+    full = training.train(config(tmp_path, "full", epochs=1), progress=False)
+    dropped = training.train(config(tmp_path, "dropped", epochs=1, test_missing_rate=0.5), progress=False)
+    assert dropped["test_missing_rate"] == 0.5 and full["test_missing_rate"] == 0.0
+    assert log(tmp_path / "full") == log(tmp_path / "dropped"), "training is untouched"
+    data = load_mmsa(SAMPLE)
+    torch.manual_seed(0)
+    model = build_model("concat", data.dims, training.ModelConfig(**SMALL))
+    split = data.splits["test"]
+    present = training.missing_modality_mask(len(split), 0.5, seed=0)
+    _, with_present = training.evaluate(model, split, 32, torch.device("cpu"), present)
+    zeroed = MMSADataset(split, present)
+    batch = collate([zeroed[i] for i in range(len(split))])
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(with_present), model(batch)[0])
+    assert (~present).any() and present.any(axis=1).all()
 
 
 def test_two_gloo_processes_follow_the_single_process_trajectory(tmp_path):

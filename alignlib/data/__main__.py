@@ -3,14 +3,30 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from alignlib.data import synthetic
 
 LARGE = 1 << 30  # files above 1 GiB need --yes
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m alignlib.data", description="alignlib data tools")
+    """The CLI: a user's mistake prints ``error: ...`` on stderr and exits 2, without a traceback."""
+    try:
+        return _main(argv)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = _Parser(prog="python -m alignlib.data", description="alignlib data tools")
     commands = parser.add_subparsers(dest="command", required=True)
     synth = commands.add_parser("synth", help="generate the synthetic benchmark in MMSA's pickle format")
     synth.add_argument("--preset", choices=sorted(synthetic.PRESETS), default="tiny",
@@ -21,12 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--out", required=True, help="output .pkl (the correspondence goes to OUT.correspondence.npz)")
     synth.add_argument("--yes", action="store_true", help="write files larger than 1 GiB without asking")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name such as {out / 'synthetic.pkl'}")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ValueError(f"--out {out}: {out.parent} is not a folder")
 
     size = synthetic.estimated_bytes(args.preset, args.n)
     sizes = synthetic.split_sizes(args.preset, args.n)
     print(f"{args.preset}: {sum(sizes)} clips (train/valid/test {sizes}), about {size / 2**20:.1f} MiB of features")
     if size > LARGE and not args.yes:
-        print(f"that is {size / 2**30:.1f} GiB; pass --yes to write it, or --n to make it smaller", file=sys.stderr)
+        print(f"error: that is {size / 2**30:.1f} GiB; pass --yes to write it, or --n to make it smaller", file=sys.stderr)
         return 2
     data, correspondence = synthetic.generate(args.preset, args.seed, args.n)
     path = synthetic.write(args.out, data, correspondence)
