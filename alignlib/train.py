@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from alignlib.data import MalformedDataError, MMSADataset, collate, load_mmsa, missing_modality_mask
+from alignlib.data import MMSADataset, collate, load_mmsa, missing_modality_mask
+from alignlib.data.sampler import length_grouped_batches, real_lengths, trim_batch
 from alignlib.files import atomic_open, atomic_write_bytes, atomic_write_json
 from alignlib.metrics import msa_metrics
 from alignlib.models import MODELS, ModelConfig, build_model
@@ -58,6 +59,7 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast on GPU
     missing_rate: float = 0.0  # drop each training modality with this probability
     test_missing_rate: float = 0.0  # drop test modalities at inference (AlignMamba Table 1), seeded
+    length_batches: bool = True  # batch clips of similar real length (padding then costs almost nothing)
     resume: bool = False  # continue from OUT/last.pt
     model_options: dict = field(default_factory=dict)
 
@@ -132,15 +134,19 @@ def load_checkpoint(path: Path, config: TrainConfig, dims: dict) -> dict:
 
 def evaluate(model, split, batch_size: int, device, present: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
     """MSA metrics and predictions ``(N,)`` of ``model`` on a split; ``present (N, 3)`` drops
-    modalities at inference (see :func:`alignlib.data.missing_modality_mask`)."""
+    modalities at inference (see :func:`alignlib.data.missing_modality_mask`).
+
+    Clips are batched in order of real length and each batch cut to its longest clip: the models
+    are invariant to padding and to batch composition, so this changes the speed, not the result."""
     model.eval()
     dataset = MMSADataset(split, present)
-    predictions = []
+    order = np.argsort(real_lengths(split.masks, "sum"), kind="stable")
+    predictions = np.empty(len(dataset), dtype=np.float32)
     with torch.no_grad():
         for first in range(0, len(dataset), batch_size):
-            batch = collate([dataset[i] for i in range(first, min(first + batch_size, len(dataset)))]).to(device)
-            predictions.append(model(batch)[0].float().cpu())
-    predictions = torch.cat(predictions).numpy()
+            indices = order[first:first + batch_size]
+            batch = trim_batch(collate([dataset[i] for i in indices])).to(device)
+            predictions[indices] = model(batch)[0].float().cpu().numpy()
     return msa_metrics(predictions, split.labels), predictions
 
 
@@ -220,12 +226,16 @@ def train_epoch(run: Run, epoch: int, progress: bool) -> dict[str, float]:
 
     config = run.config
     run.net.train()
-    batches = global_batches(len(run.train_set), config.batch_size, config.seed, epoch)
+    if config.length_batches:
+        lengths = real_lengths(run.train_set.split.masks, "sum")
+        batches = length_grouped_batches(lengths, config.batch_size, config.seed, epoch)
+    else:
+        batches = global_batches(len(run.train_set), config.batch_size, config.seed, epoch)
     totals: dict[str, float] = {}
     bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or run.rank != 0, leave=False)
     for indices in bar:
         share = np.array_split(indices, run.world)[run.rank]
-        batch = collate([run.train_set[i] for i in share]).to(run.device)
+        batch = trim_batch(collate([run.train_set[i] for i in share])).to(run.device)
         with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=config.bf16 and run.device.type == "cuda"):
             prediction, aux = run.net(batch)
             task = torch.nn.functional.l1_loss(prediction.float(), batch.labels)
