@@ -1,0 +1,164 @@
+"""The notebooks' explorers in a real browser (Debian's chromium, driven by Playwright).
+
+Voila serves each notebook of ``EXPLORERS``; the test changes the controls as a user would (a
+click, keys on a slider, a mouse drag) and after every change the figure in the DOM must equal the
+figure the same ``alignlib.widgets`` class computes in this process for the values the browser
+shows. A page built by the runner is then opened with the network blocked: its maths must be
+typeset and its explorer's snapshot drawn. Screenshots go to ``build/screenshots/``.
+
+Runs in CI (``.ci/run`` installs chromium); elsewhere it skips, saying why, when chromium,
+Playwright or Voila is missing.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import nbformat
+import pytest
+
+from alignlib import notebooks
+from browser_tools import (CHROMIUM, CHROMIUM_ARGS, EXPLORER_TIMEOUT_MS, FIGURE_JS, FIND_JS, IN_CI, TITLE_IS_JS,
+                           UPDATE_TIMEOUT_MS, Click, Drag, Keys, figure_problems, read_control, same_value, set_control,
+                           shown_value, voila)
+
+SCREENSHOTS = notebooks.PROJECT_ROOT / "build" / "screenshots"
+VIEWPORT = {"width": 1300, "height": 1000}
+
+# notebook -> (the variable its explorer cell assigns, what the user does in order, earlier cells
+# the explorer cell needs besides the parameters: substrings that pick them). Each action must
+# change the figure's title, so that the test can tell when the browser has the update. To cover a
+# new explorer, add its notebook here; Choose (a dropdown) is in browser_tools too.
+EXPLORERS = {
+    "01_optimal_transport": ("explorer", (Keys("blur", ("ArrowLeft",)), Drag("noise", 0.25),
+                                          Click("method", "exact"), Keys("source Tm", ("PageUp",))), ()),
+}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium through Playwright: a failure in CI, a skip with the reason elsewhere, if missing."""
+    problem = None if CHROMIUM.exists() else f"Debian's chromium is not at {CHROMIUM} (apt-get install -y chromium)"
+    for module in ("playwright", "voila"):
+        try:
+            __import__(module)
+        except ImportError:
+            problem = problem or f"{module} is not installed (pip install -e '.[test]')"
+    if problem:
+        (pytest.fail if IN_CI else pytest.skip)(problem)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def reference_explorer(notebook, variable: str, needs: tuple[str, ...] = ()):
+    """The explorer built in this process by the notebook's own code: its parameters cell, the
+    cells ``needs`` picks, then the cell that assigns ``variable``."""
+    cells = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
+    chosen = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    chosen += [c for c in cells if any(n in c.source for n in needs)]
+    chosen += [c for c in cells if re.search(rf"^{variable}\s*=", c.source, re.MULTILINE)][:1]
+    assert len(chosen) >= 2 + len(needs), f"{notebook.name}: no cell assigns {variable!r}"
+    namespace: dict = {}
+    for cell in chosen:
+        exec(compile(cell.source, f"{notebook.name} cell {cells.index(cell)}", "exec"), namespace)
+    return namespace[variable]
+
+
+def mark_explorer(page, stem: str, explorer):
+    """Wait until the page shows the explorer's figure; returns the locator of its output area."""
+    labels = [c.description for c in explorer.controls]
+    page.wait_for_function(FIND_JS, arg=[stem, labels], timeout=EXPLORER_TIMEOUT_MS)
+    return page.locator(f'[data-explorer="{stem}"]')
+
+
+@pytest.mark.parametrize("stem", list(EXPLORERS))
+def test_explorer_in_the_browser_follows_the_controls(browser, stem, tmp_path):
+    variable, actions, needs = EXPLORERS[stem]
+    notebook = notebooks.NOTEBOOK_DIR / f"{stem}.ipynb"
+    explorer = reference_explorer(notebook, variable, needs)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with voila(notebook, tmp_path / "voila.log") as url:
+        page = browser.new_page(viewport=VIEWPORT)
+        start = time.perf_counter()
+        page.goto(url, wait_until="commit")
+        root = mark_explorer(page, stem, explorer)
+        shown_after = time.perf_counter() - start
+        for control in explorer.controls:
+            assert same_value(read_control(root, control), shown_value(control)), f"{stem}: {control.description}"
+        problems = figure_problems(page.evaluate(FIGURE_JS, stem), explorer.figure)
+        assert not problems, f"{stem}, initial figure:\n  " + "\n  ".join(problems)
+        root.screenshot(path=SCREENSHOTS / f"{stem}-voila-initial.png")
+
+        updates = []
+        for action in actions:
+            before = [read_control(root, c) for c in explorer.controls]
+            title = explorer.title
+            action(root)
+            after = [read_control(root, c) for c in explorer.controls]
+            assert after != before, f"{stem}: {action} changed no control in the browser"
+            for control, old, new in zip(explorer.controls, before, after):
+                if new != old:
+                    set_control(control, new)
+            assert explorer.title != title, f"{stem}: {action} leaves the title as it is; pick an action that changes it"
+            start = time.perf_counter()
+            try:
+                page.wait_for_function(TITLE_IS_JS, arg=[stem, explorer.title], timeout=UPDATE_TIMEOUT_MS)
+            except Exception:
+                shown = page.evaluate(FIGURE_JS, stem)["title"]
+                pytest.fail(f"{stem}: after {action} the browser shows {shown!r}, Python {explorer.title!r}")
+            updates.append(time.perf_counter() - start)
+            problems = figure_problems(page.evaluate(FIGURE_JS, stem), explorer.figure)
+            assert not problems, f"{stem}, after {action}:\n  " + "\n  ".join(problems)
+        root.screenshot(path=SCREENSHOTS / f"{stem}-voila-after.png")
+        print(f"{stem}: explorer shown after {shown_after:.1f} s; updates took "
+              + ", ".join(f"{u:.2f}" for u in updates) + " s")
+        page.close()
+
+
+def test_built_page_reads_offline(browser, tmp_path):
+    stem = "01_optimal_transport"
+    notebook = notebooks.NOTEBOOK_DIR / f"{stem}.ipynb"
+    run = notebooks.execute(notebook, tmp_path)
+    notebooks.write_index([run], [], tmp_path, "default")
+    variable, _, needs = EXPLORERS[stem]
+    explorer = reference_explorer(notebook, variable, needs)
+
+    context = browser.new_context(viewport=VIEWPORT)
+    requested = []
+
+    def local_only(route):
+        if route.request.url.startswith(("file:", "data:", "blob:", "about:")):
+            route.continue_()
+        else:
+            requested.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", local_only)
+    page = context.new_page()
+    page.goto(run.output.with_suffix(".html").as_uri())
+    page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0 "
+                           "&& document.querySelector('span.MathJax')", timeout=120_000)
+    maths = page.evaluate("""() => ({
+        typeset: document.querySelectorAll('span.MathJax').length,
+        sources: document.querySelectorAll('script[type^="math/tex"]').length,
+        errors: document.querySelectorAll('.noError, .merror, .MathJax_Error').length,
+        raw: Array.from(document.querySelectorAll('.jp-MarkdownOutput'), (e) => e.innerText)
+                  .filter((t) => /\\$[^$\\s][^$]*\\$/.test(t)),
+        fonts: Array.from(document.fonts).filter((f) => f.family.startsWith('STIX') && f.status === 'loaded').length})""")
+    assert maths["typeset"] > 10 and maths["typeset"] == maths["sources"], maths
+    assert maths["errors"] == 0 and maths["raw"] == [], maths
+    assert maths["fonts"] > 0, "MathJax's STIX web fonts did not load from the local copy"
+    page.screenshot(path=SCREENSHOTS / f"{stem}-offline-maths.png")
+
+    root = mark_explorer(page, stem, explorer)
+    assert root.locator(".js-plotly-plot .main-svg .heatmaplayer").count() == 1, "the heatmap is not drawn"
+    assert root.locator(".js-plotly-plot .gtitle").text_content() == explorer.title
+    problems = figure_problems(page.evaluate(FIGURE_JS, stem), explorer.figure)
+    assert not problems, "the page's snapshot differs from the explorer's initial figure:\n  " + "\n  ".join(problems)
+    root.screenshot(path=SCREENSHOTS / f"{stem}-offline-explorer.png")
+    assert requested == [], f"the page asked the network for {requested}"
+    context.close()
