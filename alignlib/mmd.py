@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from alignlib.checks import check_mask, check_pair, check_positive
+from alignlib.sequences import gather_time, pack_order
 
 Bandwidth = str | float | Sequence[float]
 _LINEAR_CHUNK = 512  # token pairs per step of the linear-time estimator
@@ -35,9 +36,10 @@ def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def bandwidths(
     x: torch.Tensor,
     y: torch.Tensor,
-    bandwidth: Bandwidth = "dim",
     x_mask: torch.Tensor | None = None,
     y_mask: torch.Tensor | None = None,
+    *,
+    bandwidth: Bandwidth = "dim",
 ) -> torch.Tensor:
     """Kernel inverse widths ``gamma`` as a ``(B, K)`` tensor (``K`` kernels summed).
 
@@ -121,6 +123,7 @@ def mmd2(
     y: torch.Tensor,
     x_mask: torch.Tensor | None = None,
     y_mask: torch.Tensor | None = None,
+    *,
     bandwidth: Bandwidth = "dim",
     estimator: str = "biased",
 ) -> torch.Tensor:
@@ -134,7 +137,7 @@ def mmd2(
     if estimator not in ("biased", "unbiased"):
         raise ValueError(f"unknown estimator {estimator!r}; use 'biased' or 'unbiased'")
     x_mask, y_mask = _validate(x, y, x_mask, y_mask)
-    gammas = bandwidths(x, y, bandwidth, x_mask, y_mask)
+    gammas = bandwidths(x, y, x_mask, y_mask, bandwidth=bandwidth)
     n_x, n_y = x_mask.sum(1).to(x.dtype), y_mask.sum(1).to(x.dtype)
     if estimator == "unbiased" and ((n_x < 2).any() or (n_y < 2).any()):
         raise ValueError("the unbiased estimator needs at least 2 real tokens in each set")
@@ -158,6 +161,7 @@ def mmd2_linear(
     y: torch.Tensor,
     x_mask: torch.Tensor | None = None,
     y_mask: torch.Tensor | None = None,
+    *,
     bandwidth: Bandwidth = "dim",
 ) -> torch.Tensor:
     """Gretton's linear-time unbiased estimator of MMD^2, ``(B,)``: ``O(T d)`` time and memory.
@@ -170,14 +174,14 @@ def mmd2_linear(
     x_mask, y_mask = _validate(x, y, x_mask, y_mask)
     if isinstance(bandwidth, str) and bandwidth == "median":
         raise ValueError("the median heuristic is quadratic in the tokens; give mmd2_linear a number or 'dim'")
-    gammas = bandwidths(x, y, bandwidth)
+    gammas = bandwidths(x, y, bandwidth=bandwidth)
     n_pairs = torch.minimum(x_mask.sum(1), y_mask.sum(1)) // 2  # (B,)
     if (n_pairs < 1).any():
         raise ValueError("the linear estimator needs at least 2 real tokens in each set")
     if not x_mask.all():  # move each item's real tokens to the front, keeping their order
-        x = x.gather(1, _real_first(x_mask)[:, :, None].expand_as(x))
+        x = gather_time(x, pack_order(x_mask))
     if not y_mask.all():
-        y = y.gather(1, _real_first(y_mask)[:, :, None].expand_as(y))
+        y = gather_time(y, pack_order(y_mask))
     steps = int(n_pairs.max())
 
     def k(u, v):
@@ -196,40 +200,42 @@ def mmd2_linear(
     return total / n_pairs.to(x.dtype)
 
 
-def _real_first(mask: torch.Tensor) -> torch.Tensor:
-    """Indices ``(B, T)`` that put each row's True entries first, in their original order."""
-    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
-    return torch.argsort(torch.where(mask, positions, positions + mask.shape[1]), dim=1)
-
-
 def permutation_test(
     x: torch.Tensor,
     y: torch.Tensor,
+    x_mask: torch.Tensor | None = None,
+    y_mask: torch.Tensor | None = None,
+    *,
     n_permutations: int = 500,
     bandwidth: Bandwidth = "dim",
     seed: int = 0,
 ) -> torch.Tensor:
     """Two-sample test of ``H0: x and y come from one distribution``; p-values ``(B,)``.
 
-    The statistic is the biased MMD^2. Under H0 the pooled tokens are exchangeable, so the
+    The statistic is the biased MMD^2. Under H0 the pooled real tokens are exchangeable, so the
     statistic of random relabellings of ``[x; y]`` draws its null distribution; the p-value is
     ``(1 + #{permuted >= observed}) / (1 + n_permutations)``. The pooled kernel matrix is
-    computed once; each permutation only re-weights it. Seeded: same seed, same p-values.
+    computed once; each permutation only re-weights it (padded tokens get weight 0 and are never
+    drawn). Seeded: same seed, same p-values.
     """
-    check_pair(x, y)
+    x_mask, y_mask = _validate(x, y, x_mask, y_mask)
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
-    batch, n_x, n_y = x.shape[0], x.shape[1], y.shape[1]
+    batch = x.shape[0]
     with torch.no_grad():
-        gammas = bandwidths(x, y, bandwidth)
+        gammas = bandwidths(x, y, x_mask, y_mask, bandwidth=bandwidth)
         kernel = pooled_kernel(x, y, gammas)
-        labels = torch.cat([torch.full((n_x,), 1.0 / n_x), torch.full((n_y,), -1.0 / n_y)]).to(x)
-        observed = torch.einsum("i,bij,j->b", labels, kernel, labels)
+        mask = torch.cat([x_mask, y_mask], dim=1)  # (B, N)
+        n_x, n_y = x_mask.sum(1, keepdim=True).to(x.dtype), y_mask.sum(1, keepdim=True).to(x.dtype)
+        labels = torch.cat([x_mask / n_x, y_mask / -n_y], dim=1).to(x.dtype)  # (B, N), 0 on padding
+        observed = torch.einsum("bi,bij,bj->b", labels, kernel, labels)
+        real_first = pack_order(mask)
         generator = torch.Generator().manual_seed(seed)
         exceed = torch.zeros(batch, dtype=torch.long)
         for _ in range(n_permutations):
-            order = torch.argsort(torch.rand(batch, n_x + n_y, generator=generator), dim=1).to(x.device)
-            weights = labels[order]  # (B, N): a random relabelling per item
+            keys = torch.rand(mask.shape, generator=generator).to(x.device).masked_fill(~mask, 2.0)
+            drawn = labels.gather(1, torch.argsort(keys, dim=1))  # real labels in random order, then zeros
+            weights = torch.zeros_like(labels).scatter_(1, real_first, drawn)  # back onto the real positions
             permuted = torch.einsum("bi,bij,bj->b", weights, kernel, weights)
             exceed += (permuted >= observed - 1e-12).long().cpu()
     return ((1 + exceed) / (1 + n_permutations)).to(x.dtype)

@@ -89,7 +89,7 @@ def relaxed_plan(
     return plan.scatter(2, cheapest, a.unsqueeze(2))
 
 
-def transport(plan: torch.Tensor, x: torch.Tensor, barycentric: bool = False) -> torch.Tensor:
+def transport(plan: torch.Tensor, x: torch.Tensor, *, barycentric: bool = False) -> torch.Tensor:
     """Move the source tokens onto the target time axis: ``P^T X``.
 
     Args:
@@ -118,7 +118,7 @@ def plan_cost(plan: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
     return (plan * cost).sum(dim=(1, 2))
 
 
-def geomloss_sinkhorn(blur: float, scaling: float = 0.5, debias: bool = False, potentials: bool = False):
+def geomloss_sinkhorn(blur: float, *, scaling: float = 0.5, debias: bool = False, potentials: bool = False):
     """GeomLoss's Sinkhorn solver with this module's conventions: cosine cost, annealing from the
     cost's diameter 2 down to ``epsilon = blur**2``, tensorized backend (no pykeops).
 
@@ -137,6 +137,7 @@ def ot_distance(
     y: torch.Tensor,
     x_mask: torch.Tensor | None = None,
     y_mask: torch.Tensor | None = None,
+    *,
     blur: float = 0.05,
     debias: bool = False,
     scaling: float = 0.5,
@@ -161,6 +162,7 @@ def sinkhorn_log(
     a: torch.Tensor,
     b: torch.Tensor,
     epsilon: float,
+    *,
     g: torch.Tensor | None = None,
     tol: float = 1e-5,
     max_iter: int = 2000,
@@ -224,6 +226,7 @@ def entropic_plan(
     y: torch.Tensor,
     x_mask: torch.Tensor | None = None,
     y_mask: torch.Tensor | None = None,
+    *,
     blur: float = 0.05,
     tol: float = 1e-5,
     max_iter: int = 2000,

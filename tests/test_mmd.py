@@ -68,7 +68,7 @@ def test_median_heuristic():
     pooled = torch.cat([x[0], y[0]]).numpy()
     distances = [np.linalg.norm(pooled[i] - pooled[j]) for i in range(9) for j in range(i + 1, 9)]
     median = sorted(distances)[(len(distances) - 1) // 2]  # torch.median takes the lower middle
-    gamma = mmd.bandwidths(x, y, "median")
+    gamma = mmd.bandwidths(x, y, bandwidth="median")
     assert gamma.item() == pytest.approx(1 / (2 * median**2), rel=1e-10)
 
 
@@ -183,3 +183,20 @@ def test_linear_and_permutation_bad_input():
         mmd.mmd2_linear(torch.randn(1, 1, 2), torch.randn(1, 4, 2))
     with pytest.raises(ValueError, match="n_permutations"):
         mmd.permutation_test(torch.randn(1, 4, 2), torch.randn(1, 4, 2), n_permutations=0)
+
+
+def test_permutation_test_with_masks_never_draws_padding():
+    """Padded tokens get weight 0: whatever they hold, the p-values are the same, and the observed
+    statistic is the unpadded one (a p-value of 1/(1+n) needs every permutation below it)."""
+    torch.manual_seed(3)
+    x, y = torch.randn(2, 9, 3, dtype=torch.float64), torch.randn(2, 7, 3, dtype=torch.float64) + 1.5
+    x_mask = torch.arange(9)[None] < torch.tensor([[6], [9]])
+    y_mask = torch.arange(7)[None] < torch.tensor([[7], [4]])
+    first = mmd.permutation_test(x, y, x_mask, y_mask, n_permutations=300, seed=1)
+    x_other, y_other = x.clone(), y.clone()
+    x_other[~x_mask] = 1e3
+    y_other[~y_mask] = -1e3
+    torch.testing.assert_close(mmd.permutation_test(x_other, y_other, x_mask, y_mask, n_permutations=300, seed=1), first)
+    alone = mmd.permutation_test(x[:1, :6], y[:1], n_permutations=300, seed=1)
+    assert abs(first[0].item() - alone.item()) <= 0.05, "same data, same test up to permutation noise"
+    assert first.max().item() <= 0.05, "a 1.5-sigma shift is detected"
