@@ -22,8 +22,8 @@ run: $(STAMP)  ## execute every notebook into build/ with an HTML index
 test: $(STAMP)  ## the whole test suite, notebooks included
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-lab: $(STAMP)  ## JupyterLab on the notebooks
-	$(BIN)/jupyter lab notebooks
+lab: $(STAMP)  ## JupyterLab on the notebooks (on 127.0.0.1; root, as in containers, needs --allow-root)
+	$(BIN)/jupyter lab notebooks --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)  ## CPU benchmarks, JSON in benchmarks/results/ (GPU ones: benchmarks/gpu_*.py)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
