@@ -29,10 +29,11 @@
 # 2. the kernel trick that turns it into the three sums of the paper's Eq. 6, checked against
 #    `alignlib.mmd` and against explicit (random Fourier) features;
 # 3. the three kernel blocks, and how MMD grows with the shift between two distributions
-#    (checked against the closed form for Gaussians);
+#    (checked against the closed form for Gaussians), and a difference of variance MMD catches;
 # 4. why the bandwidth matters: too small and too large both make MMD blind;
 # 5. biased, unbiased and linear-time estimators, and a permutation test;
-# 6. minimising MMD by gradient descent pulls one token cloud onto another.
+# 6. minimising MMD by gradient descent pulls one token cloud onto another;
+# 7. what a fixed bandwidth lets an encoder do (shrink its features), and an interactive explorer.
 
 # %% tags=["parameters"]
 n_tokens: int = 60  # tokens per set in the worked examples
@@ -56,6 +57,7 @@ import seaborn as sns
 import torch
 
 from alignlib import mmd
+from alignlib.gaussian_mmd import gaussian_mmd2
 from alignlib.notebooks import record_metrics
 
 sns.set_theme(context="notebook", style="white")
@@ -132,7 +134,7 @@ assert abs(mmd2_features - mmd2_library) < 0.25 * mmd2_library  # Monte Carlo er
 # ($k(x, x) = 1$); the cross block is dimmer because the sets are shifted apart.
 
 # %%
-gammas = mmd.bandwidths(x_tokens, y_tokens, "dim")
+gammas = mmd.bandwidths(x_tokens, y_tokens, bandwidth="dim")
 blocks = mmd.pooled_kernel(x_tokens, y_tokens, gammas)[0].numpy()
 fig, axes = plt.subplots(1, 3, figsize=(14, 4))
 for ax, (title, block) in zip(axes, [("k(x, x')", blocks[:n_tokens, :n_tokens]),
@@ -151,16 +153,14 @@ print(f"MMD^2 = {blocks[:n_tokens, :n_tokens].mean():.4f} + {blocks[n_tokens:, n
 # For $P = \mathcal{N}(0, I)$ and $Q = \mathcal{N}(s\mathbf{1}, I)$ the population value has a closed
 # form: for $Z \sim \mathcal{N}(m, \sigma^2 I_d)$,
 # $\mathbb{E}\, e^{-\gamma \lVert Z\rVert^2} = (1 + 2\gamma\sigma^2)^{-d/2} \exp\!\big(-\gamma \lVert m\rVert^2 / (1 + 2\gamma\sigma^2)\big)$,
-# applied to $x - x'$, $y - y'$ and $x - y$. The unbiased estimator averages to it; the biased one
+# applied to $x - x'$, $y - y'$ and $x - y$ (`alignlib.gaussian_mmd.gaussian_mmd2`). The unbiased estimator averages to it; the biased one
 # (the paper's) sits above it by about $\tfrac{1}{T_m} + \tfrac{1}{T_n}$ times the kernel's mean gap.
 
 
 # %%
-def population_mmd2(shift, gamma):
-    def expected_kernel(sq_mean, variance):
-        return (1 + 2 * gamma * variance) ** (-dim / 2) * math.exp(-gamma * sq_mean / (1 + 2 * gamma * variance))
-
-    return 2 * expected_kernel(0.0, 2.0) - 2 * expected_kernel(shift**2 * dim, 2.0)
+def population_mmd2(shift, gamma, scale=1.0):
+    """Population MMD^2 between N(0, I_d) and N(shift 1, scale^2 I_d) with d = dim."""
+    return gaussian_mmd2(shift, gamma, dim, scale)
 
 
 rows = []
@@ -186,6 +186,28 @@ print("unbiased mean - closed form, in standard errors:", np.round(closed_form_z
 assert closed_form_z.max() < 4.5
 
 # %% [markdown]
+# **Beyond the mean.** A loss that only matched means (or a linear kernel, whose MMD is
+# $\lVert \bar x - \bar y\rVert^2$) would call $\mathcal{N}(0, I)$ and $\mathcal{N}(0, \sigma^2 I)$ equal. The Gaussian
+# kernel's mean embedding carries every moment, so MMD sees the variance: the gap between the
+# sample means is no larger than sampling noise, yet the closed form is clearly positive, the
+# estimator averages to it, and a permutation test rejects. Closed form for
+# $Q = \mathcal{N}(0, 1.5^2 I)$: $y - y' \sim \mathcal{N}(0, 2\sigma^2 I)$ and $x - y \sim \mathcal{N}(0, (1 + \sigma^2) I)$.
+
+# %%
+wide = 1.5
+x_draws, y_wide = gaussian_cloud(draws, n_tokens), gaussian_cloud(draws, n_tokens, std=wide)
+unbiased_wide = mmd.mmd2(x_draws, y_wide, estimator="unbiased")
+variance_population = population_mmd2(0.0, gamma, wide)
+variance_z = abs(unbiased_wide.mean().item() - variance_population) / (unbiased_wide.std().item() / math.sqrt(draws))
+mean_gap = (x_draws.mean(1) - y_wide.mean(1)).pow(2).sum(-1).mean().item()
+p_wide = mmd.permutation_test(x_draws[:1], y_wide[:1], n_permutations=permutations, seed=seed).item()
+print(f"same mean, sigma {wide}: closed form {variance_population:.4f}, unbiased mean {unbiased_wide.mean().item():.4f} "
+      f"({variance_z:.2f} standard errors); squared gap of the sample means {mean_gap:.4f}, "
+      f"sampling noise alone d(1 + sigma^2)/T = {dim * (1 + wide**2) / n_tokens:.4f}; "
+      f"permutation p-value of one draw {p_wide:.3f}")
+assert variance_z < 4.5
+
+# %% [markdown]
 # ## 4 · The bandwidth decides what MMD can see
 #
 # With $\gamma \to \infty$ (a very narrow kernel) every off-diagonal $k$ is 0 and the biased MMD
@@ -199,7 +221,7 @@ x_draws, y_same, y_shifted = gaussian_cloud(50, n_tokens), gaussian_cloud(50, n_
 population = [population_mmd2(0.5, g) for g in gamma_grid]
 biased_same = [mmd.mmd2(x_draws, y_same, bandwidth=float(g)).mean().item() for g in gamma_grid]
 biased_shifted = [mmd.mmd2(x_draws, y_shifted, bandwidth=float(g)).mean().item() for g in gamma_grid]
-median_gamma = mmd.bandwidths(x_draws, y_shifted, "median").mean().item()
+median_gamma = mmd.bandwidths(x_draws, y_shifted, bandwidth="median").mean().item()
 best_gamma = float(gamma_grid[int(np.argmax(population))])
 
 fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -218,6 +240,32 @@ print(f"at gamma = {gamma_grid[-1]:g} the biased estimate is {biased_shifted[-1]
       f"{biased_same[-1]:.4f} for the same distribution (2/T = {2 / n_tokens:.4f}): blind")
 
 # %% [markdown]
+# **Which bandwidth did the paper mean?** Eq. 7 writes the kernel as
+# $k(x, y) = \exp(-\lVert x - y\rVert^2 / (2\sigma^2))$, then the text sets "the kernel bandwidth
+# $\gamma = 1/d$" without relating $\gamma$ to $\sigma$. Two readings:
+#
+# * **A** (`alignlib`, scikit-learn's `rbf_kernel` default): $\gamma$ is the inverse width,
+#   $k = \exp(-\gamma \lVert x - y\rVert^2)$ with $\gamma = 1/d$, i.e. $2\sigma^2 = d$: a width that grows with
+#   the dimension, like the typical distance $\lVert x - y\rVert^2 \approx 2d$ between unit-variance tokens;
+# * **B**: $\gamma$ names the bandwidth $\sigma$ of Eq. 7, $\sigma = 1/d$, i.e. an inverse width $1/(2\sigma^2) = d^2/2$.
+#
+# The curve above says what each gives for the shift-0.5 pair:
+
+# %%
+gamma_reading_b = dim**2 / 2
+reading_values = {"A: gamma = 1/d": (1 / dim, population_mmd2(0.5, 1 / dim)),
+                  "B: sigma = 1/d": (gamma_reading_b, population_mmd2(0.5, gamma_reading_b))}
+for name, (value, population_value) in reading_values.items():
+    estimate_shifted = mmd.mmd2(x_draws[:50], y_shifted, bandwidth=value).mean().item()
+    estimate_same = mmd.mmd2(x_draws[:50], y_same, bandwidth=value).mean().item()
+    print(f"{name}: inverse width {value:.4g}; population MMD^2 {population_value:.3g}; biased estimate "
+          f"{estimate_shifted:.4f} shifted vs {estimate_same:.4f} same distribution")
+
+# %% [markdown]
+# Reading A sits near the peak; under reading B the kernel is so narrow that the population value
+# is essentially 0 and both estimates sit at the blind floor $2/T$: the loss could not tell the
+# shifted sets from identical ones. Reading A is the one that can work, and the one `alignlib` uses.
+#
 # A sum of kernels over several bandwidths (`bandwidth=[...]`) hedges the choice when the scale of
 # the features is unknown or changes during training, as it does for learned token embeddings.
 
@@ -266,8 +314,9 @@ print({name: f"mean {v.mean():.4f}, std {v.std():.4f}" for name, v in estimates.
 # p-value is the share of shuffles at least as large as the observed statistic.
 
 # %%
-p_same = mmd.permutation_test(gaussian_cloud(1, n_tokens), gaussian_cloud(1, n_tokens), permutations, seed=seed).item()
-p_shifted = mmd.permutation_test(x_tokens, y_tokens, permutations, seed=seed).item()
+p_same = mmd.permutation_test(gaussian_cloud(1, n_tokens), gaussian_cloud(1, n_tokens), n_permutations=permutations,
+                                seed=seed).item()
+p_shifted = mmd.permutation_test(x_tokens, y_tokens, n_permutations=permutations, seed=seed).item()
 print(f"p-value, same distribution: {p_same:.3f}    shifted by 0.5: {p_shifted:.3f}")
 
 # %% [markdown]
@@ -295,8 +344,8 @@ for step in range(descent_steps):
     curve.append(loss.item())
 mmd_before = mmd.mmd2(audio_start, language).item()
 mmd_after = mmd.mmd2(audio.detach(), language).item()
-p_before = mmd.permutation_test(audio_start, language, permutations, seed=seed).item()
-p_after = mmd.permutation_test(audio.detach(), language, permutations, seed=seed).item()
+p_before = mmd.permutation_test(audio_start, language, n_permutations=permutations, seed=seed).item()
+p_after = mmd.permutation_test(audio.detach(), language, n_permutations=permutations, seed=seed).item()
 print(f"MMD^2 (gamma = 1/d): before {mmd_before:.4f}, after {mmd_after:.4f};  p-value before {p_before:.3f}, after {p_after:.3f}")
 # A p-value near 1 after the descent: the moved cloud was fitted to these very language tokens,
 # so it is closer to them than a fresh sample of the same distribution would be.
@@ -327,6 +376,47 @@ plt.show()
 # bandwidth in the mix sets how far the loss can reach.
 
 # %% [markdown]
+# ## 7 · A fixed bandwidth can be gamed: shrink the features
+#
+# With $\gamma$ fixed, scaling both token sets by $\alpha$ gives
+# $k(\alpha x, \alpha y) = \exp(-\gamma \alpha^2 \lVert x - y\rVert^2)$: the same as the original sets under $\gamma\alpha^2$. As
+# $\alpha \to 0$ we walk to the blind end of the bandwidth curve, where every kernel value is 1 and
+# MMD$^2 \to 0$. An encoder trained on this loss can therefore lower it by shrinking its features
+# instead of aligning them. The median heuristic ($\gamma = 1/(2\,\mathrm{median}^2)$, rescaled with the
+# data) has no such shortcut:
+
+# %%
+alphas = [1.0, 0.3, 0.1, 0.03]
+shrunk = {alpha: (mmd.mmd2(alpha * x_tokens, alpha * y_tokens).item(),
+                  mmd.mmd2(alpha * x_tokens, alpha * y_tokens, bandwidth="median").item()) for alpha in alphas}
+for alpha, (fixed, median) in shrunk.items():
+    print(f"features x {alpha:<5}: MMD^2 with gamma = 1/d {fixed:.6f}   with the median heuristic {median:.6f}")
+shrink_ratio = shrunk[alphas[-1]][0] / shrunk[1.0][0]
+assert shrunk[alphas[-1]][0] < 0.01 * shrunk[1.0][0]
+assert abs(shrunk[alphas[-1]][1] - shrunk[1.0][1]) < 1e-9
+
+# %% [markdown]
+# Shrinking by 0.1 divides the fixed-bandwidth loss by about 15, by 0.03 by about 160; the
+# median-heuristic loss does not move. In AlignMamba-2 nothing in the alignment loss stops the shrinking either: the OT
+# term's cosine cost ignores norms. What stands against it is the task loss, which needs the
+# features to carry the label, and the small weight $\lambda_{MMD} = 0.01$, which keeps the reward
+# for shrinking small. It is not a strong guard: the fusion layers are pre-norm blocks whose
+# RMSNorm rescales every token before its mixer, so shrunk features lose less than one might think.
+# A scale-aware bandwidth (median heuristic or a sum over several $\gamma$) closes the shortcut.
+#
+# ## 8 · Explore
+#
+# `MMDExplorer`: the shift, the bandwidth $\gamma$ and the spread $\sigma$ of $Q$ as sliders; the closed
+# form against the shift and against $\gamma$, and the biased estimate of one draw. Set the shift to 0
+# and move $\sigma$ to see the variance case; move $\gamma$ to either end to see MMD go blind.
+
+# %%
+from alignlib.widgets import MMDExplorer  # noqa: E402
+
+mmd_explorer = MMDExplorer(dim=dim, shift=0.5, n_tokens=n_tokens, seed=seed)
+mmd_explorer
+
+# %% [markdown]
 # ## Recorded metrics
 #
 # The regression suite compares these with `tests/baselines/02_mmd.json`.
@@ -346,4 +436,8 @@ record_metrics(
     mmd_before=mmd_before,
     mmd_after=mmd_after,
     p_after=p_after,
+    variance_population=variance_population,
+    variance_z=variance_z,
+    population_reading_b=reading_values["B: sigma = 1/d"][1],
+    shrink_ratio=shrink_ratio,
 )
