@@ -122,7 +122,7 @@ def test_explorer_in_the_browser_follows_the_controls(browser, stem, tmp_path):
 def test_built_page_reads_offline(browser, tmp_path):
     stem = "01_optimal_transport"
     notebook = notebooks.NOTEBOOK_DIR / f"{stem}.ipynb"
-    run = notebooks.execute(notebook, tmp_path)
+    run = notebooks.execute(notebook, tmp_path, extra_parameters={"batch": 2})  # a quicker run, the same page
     notebooks.write_index([run], [], tmp_path, "default")
     variable, _, needs = EXPLORERS[stem]
     explorer = reference_explorer(notebook, variable, needs)
