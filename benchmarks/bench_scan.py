@@ -5,7 +5,9 @@ fused C++ scan, mamba.py's parallel scan (``mambapy.pscan``, a bench dependency:
 .[bench]) and mamba-ssm's ``selective_scan_ref`` where it imports (its backward grows
 quadratically with L, so only at the shorter lengths). Each case runs in a fresh subprocess on
 ``--threads`` threads (2 by default) so its peak memory (max RSS above the inputs) is its own.
-Ratios are against the chunked scan and mamba.py's. Run: python benchmarks/bench_scan.py
+Ratios (of wall times) are against the chunked scan and mamba.py's; CPU time of all threads is
+recorded beside each wall time, a check where other work shares the machine.
+Run: python benchmarks/bench_scan.py
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -78,8 +81,12 @@ def measure(case: str, length: int) -> dict:
 
     run()
     peak_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
-    seconds = median_seconds(run, repeats=3 if length <= 1024 or case != "loop" else 1)
-    return {"case": case, "length": length, "seconds": seconds, "peak_mib": peak_mib}
+    repeats = 3 if length <= 1024 or case != "loop" else 1
+    cpu_start = time.process_time()
+    seconds = median_seconds(run, repeats=repeats)
+    # CPU time of all threads per run (warm-up included): a check on wall times taken on a busy machine
+    cpu_seconds = (time.process_time() - cpu_start) / (repeats + 1)
+    return {"case": case, "length": length, "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_mib": peak_mib}
 
 
 def main() -> None:
@@ -102,7 +109,8 @@ def main() -> None:
                                     "--threads", str(args.threads)], capture_output=True, text=True, check=True)
             rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
     print(f"selective scan forward+backward, CPU, B={BATCH}, D={CHANNELS}, N={STATES}, threads={args.threads}")
-    print(f"{'L':>6} {'case':<14} {'seconds':>9} {'ns/elem':>8} {'peak MiB':>9} {'vs chunked':>11} {'vs mambapy':>11}")
+    print(f"{'L':>6} {'case':<14} {'seconds':>9} {'cpu s':>8} {'ns/elem':>8} {'peak MiB':>9} {'vs chunked':>11} "
+          f"{'vs mambapy':>11}")
     for row in rows:
         if "skipped" in row:
             print(f"{row['length']:>6} {row['case']:<14} skipped: {row['skipped']}")
@@ -112,7 +120,8 @@ def main() -> None:
             peer = next(r for r in rows if r["case"] == peer_case and r["length"] == row["length"])
             row[f"speedup_vs_{peer_case}"] = peer["seconds"] / row["seconds"]
             row[f"memory_vs_{peer_case}"] = row["peak_mib"] / peer["peak_mib"] if peer["peak_mib"] > 0 else None
-        print(f"{row['length']:>6} {row['case']:<14} {row['seconds']:>9.3f} {row['ns_per_state_element']:>8.2f} "
+        print(f"{row['length']:>6} {row['case']:<14} {row['seconds']:>9.3f} {row['cpu_seconds']:>8.3f} "
+              f"{row['ns_per_state_element']:>8.2f} "
               f"{row['peak_mib']:>9.1f} {row['speedup_vs_chunked']:>10.2f}x {row['speedup_vs_mambapy']:>10.2f}x")
     path = write_result("scan_cpu", {"batch": BATCH, "channels": CHANNELS, "states": STATES, "threads": args.threads,
                                      "rows": rows})

@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 SOURCES = Path(__file__).resolve().parent
-FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-std=c++17", "-shared", "-fPIC", "-pthread")
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-shared", "-fPIC")
 
 
 class KernelBuildError(RuntimeError):

@@ -6,14 +6,12 @@
 // or C is passed time-major as (B, L, N), a time-invariant one as (D, N); last_state (B, D, N);
 // checkpoints (B, D, L / chunk, N), the state before each chunk of `chunk` steps.
 //
-// Work is split into tasks (batch b, block of `block` channels) that threads pick up in turn.
+// Work is split into tasks (batch b, block of `block` channels) that OpenMP threads pick up in turn.
 // Reductions over channels (the gradients of a selective B or C) go to one buffer per task,
 // (B, D / block, L, N), summed by the caller, so the result does not depend on the thread count.
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -170,24 +168,13 @@ struct Scan {
   }
 };
 
-// Runs body(task) for every task on `threads` threads (the calling one included).
+// Runs body(task) for every task on `threads` OpenMP threads. Loaded into a PyTorch process, the
+// library binds to PyTorch's own libgomp (same soname), so it shares torch's worker threads
+// instead of competing with them.
 template <typename F>
 void parallel_tasks(int64_t tasks, int threads, const F& body) {
-  std::atomic<int64_t> next{0};
-  auto worker = [&]() {
-    for (int64_t task; (task = next.fetch_add(1)) < tasks;) body(task);
-  };
-  std::vector<std::thread> pool;
-  const int64_t extra = std::min<int64_t>(threads, tasks) - 1;
-  for (int64_t i = 0; i < extra; ++i) {
-    try {
-      pool.emplace_back(worker);
-    } catch (...) {
-      break;  // no more threads to be had: the others take the remaining tasks
-    }
-  }
-  worker();
-  for (auto& thread : pool) thread.join();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t task = 0; task < tasks; ++task) body(task);
 }
 
 template <typename T>
