@@ -165,6 +165,12 @@ def test_missing_rate_zero_reproduces_the_trainers_test_metrics(tmp_path, monkey
     assert [r["test_missing_rate"] for r in rows] == [0.0, 0.5]
     assert rows[0]["metrics"]["MAE"] == pytest.approx(trained["MAE"], abs=1e-6)
     assert rows[1]["metrics"]["MAE"] != pytest.approx(trained["MAE"], abs=1e-6)
+    # the trainer's own test at that rate (its final_test on the finished run) agrees
+    from alignlib.train import TrainConfig, train
+
+    config = record["runs"]["a-seed0"]["config"]
+    config.update(data=str(tmp_path / config["data"]), out=str(tmp_path / config["out"]), test_missing_rate=0.5, resume=True)
+    assert train(TrainConfig(**config), progress=False)["MAE"] == pytest.approx(rows[1]["metrics"]["MAE"], abs=1e-6)
 
 
 def test_efficiency_point_out_of_memory_is_recorded(tmp_path):

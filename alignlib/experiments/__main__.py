@@ -1,4 +1,6 @@
-"""``python -m alignlib.experiments NAME --profile default|full --out DIR [--resume] [--device cpu|cuda] [--json PATH]``"""
+"""``python -m alignlib.experiments NAME --profile default|full --out DIR [--resume] [--device cpu|cuda]``
+
+Writes ``DIR/experiments_NAME.json`` (the results, after every run), ``DIR/runs/<id>`` and ``DIR/data``."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +19,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="default",
                         help="default (CPU minutes, as notebook 08 runs it) or full (the committed results)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the runs, data and the results JSON")
-    parser.add_argument("--json", type=Path, help="results JSON (default OUT/experiments_NAME.json)")
     parser.add_argument("--resume", action="store_true", help="continue the sweep in OUT; finished runs are kept")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m alignlib.experiments " + shlex.join(a for a in (argv if argv is not None else sys.argv[1:])
                                                             if a != "--resume")
     try:
-        record = run_sweep(args.name, args.profile, args.out, args.resume, args.device, args.json,
+        record = run_sweep(args.name, args.profile, args.out, args.resume, args.device,
                            progress=not args.quiet, command=command)
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)

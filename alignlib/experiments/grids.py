@@ -14,9 +14,9 @@ from alignlib.data import synthetic
 
 PROFILES = ("default", "full")
 # synthetic benchmark data: the tiny preset's shapes (16 words, 40 audio and 48 video frames per clip)
-DATA = {"default": {"preset": "tiny", "n_clips": None, "seed": 0},  # 96 / 32 / 32 clips
+DATA = {"default": {"preset": "tiny", "n_clips": 100, "seed": 0},  # 60 / 20 / 20 clips
         "full": {"preset": "tiny", "n_clips": 2000, "seed": 0}}  # 1200 / 400 / 400 clips
-TRAINING = {"default": {"epochs": 1, "batch_size": 16, "d_model": 16, "n_layers": 2},
+TRAINING = {"default": {"epochs": 1, "batch_size": 32, "d_model": 16, "n_layers": 1},
             "full": {"epochs": 6, "batch_size": 32, "d_model": 32, "n_layers": 2}}
 SEEDS = {"ablations": {"default": (0, 1), "full": (0, 1, 2)},
          "missing": {"default": (0, 1), "full": (0, 1, 2, 3, 4)},

@@ -119,12 +119,11 @@ def results_path(name: str, out: Path) -> Path:
 
 
 def run_sweep(name: str, profile: str = "default", out: str | os.PathLike = "build/experiments", resume: bool = False,
-              device: str = "cpu", json_path: str | os.PathLike | None = None, progress: bool = True,
-              command: str | None = None) -> dict:
+              device: str = "cpu", progress: bool = True, command: str | None = None) -> dict:
     """Run (or continue, with ``resume``) one sweep; returns its results record (also the JSON).
 
-    Runs go to ``out/runs/<id>``, synthetic data to ``out/data``, the JSON to ``json_path``
-    (default ``out/experiments_<name>.json``), rewritten atomically after every run.
+    Runs go to ``out/runs/<id>``, synthetic data to ``out/data``, the JSON to
+    ``out/experiments_<name>.json``, rewritten atomically after every run.
     """
     if name not in SWEEPS:
         raise SweepError(f"unknown sweep {name!r}; choose one of {sorted(SWEEPS)}")
@@ -133,7 +132,7 @@ def run_sweep(name: str, profile: str = "default", out: str | os.PathLike = "bui
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SweepError(f"--out {out} is a file, not a folder")
-    path = Path(json_path) if json_path else results_path(name, out)
+    path = results_path(name, out)
     grid = json.loads(json.dumps(SWEEPS[name].runs(profile)))
     record = {"sweep": name, "profile": profile, "reproduces": SWEEPS[name].reproduces, "device": device,
               "command": command or f"python -m alignlib.experiments {name} --profile {profile} --out {out}",
@@ -167,7 +166,8 @@ def run_sweep(name: str, profile: str = "default", out: str | os.PathLike = "bui
 
 
 def tidy(record: dict):
-    """One row per (run, result row, metric): the run's factors, the row's extra keys, ``metric``, ``value``."""
+    """One row per (run, result row, metric): the run's factors, the row's extra keys, ``metric``,
+    ``value`` (a result row without metrics, such as an out-of-memory point, gives one row, value NaN)."""
     import pandas as pd
 
     rows = []
@@ -175,6 +175,9 @@ def tidy(record: dict):
         done = record["runs"].get(run["id"])
         for result in (done or {}).get("rows", []):
             extra = {k: v for k, v in result.items() if k != "metrics"}
+            if not result["metrics"]:  # a point that ran out of memory or time: its status, no value
+                rows.append({"sweep": record["sweep"], "run": run["id"], **run["factors"], **extra,
+                             "metric": None, "value": float("nan")})
             for metric, value in result["metrics"].items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     rows.append({"sweep": record["sweep"], "run": run["id"], **run["factors"], **extra,

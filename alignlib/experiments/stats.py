@@ -34,6 +34,7 @@ def summary(table, by: list[str], level: float = 0.95):
     import pandas as pd
 
     rows = []
+    table = table.dropna(subset=["value"])
     for key, group in table.groupby([*by, "metric"], sort=False, dropna=False):
         mean, low, high = mean_ci(group["value"].to_numpy(), level)
         rows.append({**dict(zip([*by, "metric"], key)), "n": len(group), "mean": mean, "ci_low": low, "ci_high": high})
