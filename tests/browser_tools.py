@@ -121,10 +121,14 @@ def shown_value(control):
     return control.label if isinstance(control, (w.ToggleButtons, w.Dropdown, w.Select)) else control.value
 
 
-def same_value(a, b) -> bool:
-    """Equal, or for numbers equal to the 4 significant digits a slider's handle shows."""
-    if isinstance(a, float) or isinstance(b, float):
-        return bool(np.isclose(a, b, rtol=1e-3, atol=1e-9))
+def same_value(control, a, b) -> bool:
+    """Equal, or for a slider within half a step (a handle sits on the step grid)."""
+    import ipywidgets as w
+
+    if isinstance(control, w.FloatLogSlider):
+        return abs(np.log(a) - np.log(b)) / np.log(control.base) <= control.step / 2 + 1e-9
+    if isinstance(control, w.FloatSlider):
+        return abs(a - b) <= control.step / 2 + 1e-9
     return a == b
 
 

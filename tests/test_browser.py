@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass, field
 
 import nbformat
 import pytest
+from papermill.iorw import load_notebook_node
+from papermill.parameterize import parameterize_notebook
 
 from alignlib import notebooks
 from browser_tools import (CHROMIUM, CHROMIUM_ARGS, EXPLORER_TIMEOUT_MS, FIGURE_JS, FIND_JS, IN_CI, TITLE_IS_JS,
@@ -25,13 +28,36 @@ from browser_tools import (CHROMIUM, CHROMIUM_ARGS, EXPLORER_TIMEOUT_MS, FIGURE_
 SCREENSHOTS = notebooks.PROJECT_ROOT / "build" / "screenshots"
 VIEWPORT = {"width": 1300, "height": 1000}
 
-# notebook -> (the variable its explorer cell assigns, what the user does in order, earlier cells
-# the explorer cell needs besides the parameters: substrings that pick them). Each action must
-# change the figure's title, so that the test can tell when the browser has the update. To cover a
-# new explorer, add its notebook here; Choose (a dropdown) is in browser_tools too.
+
+
+@dataclass(frozen=True)
+class Case:
+    """A notebook's explorer: the variable its explorer cell assigns, what the user does in order
+    (each action must change the figure's title, so that the test can tell when the update has
+    arrived), papermill parameters that make the cells before the explorer quicker without
+    changing it (paths then absolute: the served copy lies in a temporary folder), and the earlier
+    cells the explorer cell needs besides the parameters (substrings that pick them)."""
+
+    variable: str
+    actions: tuple
+    parameters: dict = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+
+
+# To cover a new explorer, add its notebook here (Choose, for a dropdown, is in browser_tools).
+# Not yet here: 03 (ImpulseResponseExplorer), 04 (CoupledPulseExplorer), 05 (clip explorer, whose
+# cell needs the data cells: needs=(...) and an absolute data_path).
 EXPLORERS = {
-    "01_optimal_transport": ("explorer", (Keys("blur", ("ArrowLeft",)), Drag("noise", 0.25),
-                                          Click("method", "exact"), Keys("source Tm", ("PageUp",))), ()),
+    "01_optimal_transport": Case("explorer", (Keys("blur", ("ArrowLeft",)), Drag("noise", 0.25),
+                                              Click("method", "exact"), Keys("source Tm", ("PageUp",))),
+                                 parameters={"batch": 2}),
+    "02_mmd": Case("mmd_explorer", (Drag("shift s", 0.15), Keys("gamma", ("ArrowRight",)),
+                                    Keys("sigma of Q", ("PageUp",))),
+                   parameters={"draws": 20, "n_features": 500, "descent_steps": 30, "permutations": 50}),
+}
+KNOWN_DEFECTS = {
+    "02_mmd": "MMDExplorer's gamma slider (log10 step 0.05) cannot hold 1/d = 0.125: the browser snaps it to "
+              "10**-0.9 = 0.1259 and the kernel redraws, so the first figure a user sees differs from Python's",
 }
 
 
@@ -54,11 +80,22 @@ def browser():
         chromium.close()
 
 
+def served_notebook(stem: str, case: Case, folder):
+    """The notebook Voila serves: the suite's own, or a copy with the case's parameters injected."""
+    notebook = notebooks.NOTEBOOK_DIR / f"{stem}.ipynb"
+    if not case.parameters:
+        return notebook
+    copy = folder / notebook.name
+    nbformat.write(parameterize_notebook(load_notebook_node(str(notebook)), case.parameters,
+                                         kernel_name="python3", language="python"), copy)
+    return copy
+
+
 def reference_explorer(notebook, variable: str, needs: tuple[str, ...] = ()):
-    """The explorer built in this process by the notebook's own code: its parameters cell, the
+    """The explorer built in this process by the notebook's own code: its parameters cells, the
     cells ``needs`` picks, then the cell that assigns ``variable``."""
     cells = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
-    chosen = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    chosen = [c for c in cells if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
     chosen += [c for c in cells if any(n in c.source for n in needs)]
     chosen += [c for c in cells if re.search(rf"^{variable}\s*=", c.source, re.MULTILINE)][:1]
     assert len(chosen) >= 2 + len(needs), f"{notebook.name}: no cell assigns {variable!r}"
@@ -75,11 +112,13 @@ def mark_explorer(page, stem: str, explorer):
     return page.locator(f'[data-explorer="{stem}"]')
 
 
-@pytest.mark.parametrize("stem", list(EXPLORERS))
+@pytest.mark.parametrize("stem", [
+    pytest.param(stem, marks=[pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_DEFECTS[stem])] if stem in KNOWN_DEFECTS else [])
+    for stem in EXPLORERS])
 def test_explorer_in_the_browser_follows_the_controls(browser, stem, tmp_path):
-    variable, actions, needs = EXPLORERS[stem]
-    notebook = notebooks.NOTEBOOK_DIR / f"{stem}.ipynb"
-    explorer = reference_explorer(notebook, variable, needs)
+    case = EXPLORERS[stem]
+    notebook = served_notebook(stem, case, tmp_path)
+    explorer = reference_explorer(notebook, case.variable, case.needs)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with voila(notebook, tmp_path / "voila.log") as url:
         page = browser.new_page(viewport=VIEWPORT)
@@ -88,13 +127,13 @@ def test_explorer_in_the_browser_follows_the_controls(browser, stem, tmp_path):
         root = mark_explorer(page, stem, explorer)
         shown_after = time.perf_counter() - start
         for control in explorer.controls:
-            assert same_value(read_control(root, control), shown_value(control)), f"{stem}: {control.description}"
+            assert same_value(control, read_control(root, control), shown_value(control)), f"{stem}: {control.description}"
         problems = figure_problems(page.evaluate(FIGURE_JS, stem), explorer.figure)
         assert not problems, f"{stem}, initial figure:\n  " + "\n  ".join(problems)
         root.screenshot(path=SCREENSHOTS / f"{stem}-voila-initial.png")
 
         updates = []
-        for action in actions:
+        for action in case.actions:
             before = [read_control(root, c) for c in explorer.controls]
             title = explorer.title
             action(root)
@@ -122,10 +161,10 @@ def test_explorer_in_the_browser_follows_the_controls(browser, stem, tmp_path):
 def test_built_page_reads_offline(browser, tmp_path):
     stem = "01_optimal_transport"
     notebook = notebooks.NOTEBOOK_DIR / f"{stem}.ipynb"
-    run = notebooks.execute(notebook, tmp_path, extra_parameters={"batch": 2})  # a quicker run, the same page
+    case = EXPLORERS[stem]
+    run = notebooks.execute(notebook, tmp_path, extra_parameters=case.parameters)  # quicker, the same page
     notebooks.write_index([run], [], tmp_path, "default")
-    variable, _, needs = EXPLORERS[stem]
-    explorer = reference_explorer(notebook, variable, needs)
+    explorer = reference_explorer(run.output, case.variable, case.needs)
 
     context = browser.new_context(viewport=VIEWPORT)
     requested = []
