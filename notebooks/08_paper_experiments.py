@@ -151,9 +151,10 @@ def show_ablations(record, title):
 ablation_stats = show_ablations(records["ablations"], f"this run ({profile} profile)")
 
 # %% [markdown]
-# With two seeds the t-interval uses $t_{1} = 12.7$: at the default profile almost every row is
-# "not distinguishable", which is the honest reading of two one-epoch runs. The full profile
-# (three seeds, six epochs, 1200 training clips) follows when its results are committed.
+# With two seeds the t-interval uses $t_{1} = 12.7$ times the standard error, so at the default
+# profile (60 training clips seen once) the intervals are wide and the verdicts above are about the
+# machinery, not the models. The full profile (three seeds, six epochs, 1200 training clips) is
+# shown next when its results are committed.
 
 # %%
 if "ablations" in committed:
@@ -203,10 +204,11 @@ else:
     print("No committed full-profile missing-modality results yet (python -m alignlib.experiments missing --profile full ...)")
 
 # %% [markdown]
-# In the synthetic benchmark the label is carried mostly by the language tokens (notebook 05), so
-# losing the text hurts far more than losing audio or video, as in AlignMamba-1's own modality
-# ablation (w/o language: 65.3 % on MOSI). The paper's baselines in Table 1 (DCCA ... IMDer) are
-# imputation methods we do not rebuild; our peers are the concatenation and multi-stream Mambas.
+# Reading the curves: the synthetic labels are carried mostly by the language tokens (notebook 05's
+# generator), as the real MOSI's are (AlignMamba-1 w/o language: 65.3 % Acc-2), so a model that has
+# learned the text cues should lose most when the text is dropped, while one that still predicts near
+# the mean label barely moves with the rate. The paper's peers in Table 1 (DCCA ... IMDer) are
+# imputation methods not rebuilt here; ours are the concatenation and multi-stream Mambas.
 
 # %% [markdown]
 # ## 4 · λ sensitivity (AlignMamba-2 Fig. 6)
@@ -284,9 +286,10 @@ else:
     print("No committed full-profile efficiency results yet (python -m alignlib.experiments efficiency --profile full ...)")
 
 # %% [markdown]
-# At the default lengths (256 to 1024 tokens) fixed costs dominate, so the slopes are well below
-# their asymptotic values: they say nothing yet about linear against quadratic. That needs the
-# full profile's lengths.
+# At the default lengths (256 to 1024 tokens, on a shared CPU) fixed costs and other processes'
+# load weigh as much as the growth itself: the slopes printed above are not evidence for linear or
+# quadratic growth. That needs the full profile's lengths (1k tokens up to the 2-minute or memory
+# limit of each point).
 
 # %% [markdown]
 # ## Recorded metrics
