@@ -301,13 +301,14 @@ class MMDExplorer(_Explorer):
         self.dim, self.n_tokens, self.seed = dim, n_tokens, seed
         gamma = 1.0 / dim if gamma is None else gamma
         self.shift = w.FloatSlider(value=shift, min=0.0, max=3.0, step=0.05, description="shift s")
-        self.gamma = w.FloatLogSlider(value=gamma, base=10, min=-4, max=2, step=0.05, description="gamma",
-                                      readout_format=".4f")
+        centre = math.log10(gamma)  # the slider's grid passes through the initial gamma, so a browser keeps it
+        self.gamma = w.FloatLogSlider(value=gamma, base=10, min=centre - 60 * 0.05, max=centre + 40 * 0.05, step=0.05,
+                                      description="gamma", readout_format=".4f")
         self.scale = w.FloatLogSlider(value=scale, base=10, min=-0.6, max=0.6, step=0.02, description="sigma of Q",
                                       readout_format=".2f")
         self.controls = (self.shift, self.gamma, self.scale)
         self.shift_grid = np.linspace(0.0, 3.0, 61)
-        self.gamma_grid = np.logspace(-4, 2, 61)
+        self.gamma_grid = np.logspace(self.gamma.min, self.gamma.max, 61)
 
         view = self.compute()
         figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,

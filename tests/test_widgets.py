@@ -149,6 +149,8 @@ def test_gaussian_mmd2_matches_a_large_sample():
 
 def test_mmd_explorer_follows_its_sliders():
     explorer = MMDExplorer(dim=4, n_tokens=50, seed=2)
+    grid = explorer.gamma.min + 0.05 * np.arange(101)  # the values a browser's slider can take
+    assert np.abs(10 ** grid - 0.25).min() < 1e-12, "the initial gamma 1/d is on the slider's grid"
     explorer.shift.value = 1.0
     explorer.gamma.value = 0.1
     explorer.scale.value = 2.0
