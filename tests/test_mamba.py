@@ -154,3 +154,20 @@ def test_block_on_the_cuda_kernel_equals_the_chunked_scan():
     kernel_out = block(hidden)
     block.scan_backend = "chunked"
     torch.testing.assert_close(kernel_out, block(hidden), rtol=1e-3, atol=1e-3)
+
+
+def test_causal_depthwise_conv_equals_conv1d():
+    from alignlib.mamba import causal_depthwise_conv
+
+    torch.manual_seed(11)
+    for length in (1, 3, 4, 17):
+        conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3).double()
+        x = torch.randn(2, 6, length, dtype=torch.float64, requires_grad=True)
+        ours = causal_depthwise_conv(x, conv.weight, conv.bias)
+        reference = conv(x)[..., :length]
+        torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-12)
+        grad = torch.randn_like(ours)
+        mine = torch.autograd.grad(ours, (x, conv.weight, conv.bias), grad)
+        theirs = torch.autograd.grad(reference, (x, conv.weight, conv.bias), grad)
+        for a, b in zip(mine, theirs):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
