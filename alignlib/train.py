@@ -380,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
         default = f.default
         text = f"{helps.get(f.name, f.name.replace('_', ' '))} (default {default!r})"
         if f.type == "bool":
-            parser.add_argument(flag, dest=f.name, action="store_true", default=None, help=text)
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif f.name == "model":
             parser.add_argument(flag, dest=f.name, choices=sorted(MODELS), default=None, help=text)
         else:
