@@ -42,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from alignlib.data.digit_scenes import ANSWER_INDEX, ANSWERS, QUESTION_TYPES, WORDS, DigitScenes
 from alignlib.mamba import MambaStack
@@ -92,6 +93,11 @@ class EmmaConfig:
     n_answers: int = len(ANSWERS)
 
     def __post_init__(self):
+        sizes = {name: getattr(self, name) for name in ("image_size", "patch_size", "d_vision", "d_model", "n_layers",
+                                                        "d_state", "vocab_size", "n_answers")}
+        bad = {name: value for name, value in sizes.items() if not isinstance(value, int) or value < 1}
+        if bad:
+            raise ValueError(f"sizes must be positive integers, got {bad}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size={self.image_size} must be a multiple of patch_size={self.patch_size}")
         if self.n_layers < 2 and self.mff:
@@ -217,8 +223,6 @@ def train(model: EmmaLM, data: DigitScenes, steps: int, batch_size: int = 64, lr
           seed: int = 0, progress: bool = True) -> list[dict[str, float]]:
     """AdamW with a cosine learning-rate decay and gradient clipping at 1.0 over ``steps`` random
     minibatches of ``data``; returns the loss parts of every step."""
-    from tqdm.auto import tqdm
-
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
     generator = torch.Generator().manual_seed(seed)

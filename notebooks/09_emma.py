@@ -103,6 +103,8 @@ fig, axes = plt.subplots(1, 6, figsize=(16, 3.4))
 for kind, ax in enumerate(axes):
     i = int((train_data.question_type == kind).nonzero()[0])
     ax.imshow(train_data.images[i], cmap="gray_r")
+    ax.axhline(7.5, color="C0", lw=0.8)  # the 2x2 grid of cells
+    ax.axvline(7.5, color="C0", lw=0.8)
     ax.set_title(f"{ds.QUESTION_TYPES[kind]}\n{train_data.questions()[i]}\n-> {ds.ANSWERS[train_data.answers[i]]}", fontsize=8)
     ax.axis("off")
 plt.tight_layout()
@@ -366,6 +368,8 @@ fig, axes = plt.subplots(len(shown), len(panels), figsize=(2.1 * len(panels), 2.
 for column, (title, images) in enumerate(panels):
     for row in range(len(shown)):
         axes[row, column].imshow(images[row].clamp(0, 1), cmap="gray_r", vmin=0, vmax=1)
+        axes[row, column].axhline(7.5, color="C0", lw=0.5)
+        axes[row, column].axvline(7.5, color="C0", lw=0.5)
         axes[row, column].axis("off")
     axes[0, column].set_title(title, fontsize=8)
 plt.tight_layout()

@@ -112,6 +112,8 @@ def test_bad_inputs(scenes, change, error, match):
 def test_bad_config_and_arguments():
     with pytest.raises(ValueError, match="multiple of patch_size"):
         emma.EmmaConfig(patch_size=5)
+    with pytest.raises(ValueError, match="positive integers.*patch_size"):
+        emma.EmmaConfig(patch_size=0)
     with pytest.raises(ValueError, match="pixel_weight"):
         emma.EmmaConfig(pixel_weight=-1.0)
     with pytest.raises(ValueError, match="mff needs"):
