@@ -257,11 +257,11 @@ for name, work in per_element.items():
 
 # %% [markdown]
 # The flops are the same; the bytes differ by more than a factor of 200. A rough limit for the
-# arithmetic: about ten scalar operations per element, one per cycle at 3 GHz on 2 cores, that is
-# 1.7 ns per element or about 0.06 s at $B=4, D=128, N=16, L=4096$. Below, the times of
-# `benchmarks/bench_scan.py` (forward + backward, each case in its own process; mamba.py's parallel
-# scan as a peer) as lines, this run's own measurement at `timing_lengths` as open markers, and that
-# limit as a dashed line.
+# arithmetic: about ten scalar operations per element, one per cycle at 3 GHz, that is 3.3 ns per
+# element and core, about 0.11 s on one core or 0.06 s on two at $B=4, D=128, N=16, L=4096$. Below,
+# the times of `benchmarks/bench_scan.py` (forward + backward, each case in its own process;
+# mamba.py's parallel scan as a peer) as lines, this run's own measurement at `timing_lengths` as
+# open markers, and that limit for the benchmark's thread count as a dashed line.
 
 # %%
 bench = json.loads((PROJECT_ROOT / "benchmarks" / "results" / "scan_cpu.json").read_text())
@@ -284,22 +284,28 @@ for steps in timing_lengths:
         live[name][steps] = min(times)
 
 
-def limit_seconds(steps, batch=4, channels=scan_channels, states=scan_states, ops=10, hertz=3e9, cores=2):
+bench_threads = bench["machine"]["threads"]
+
+
+def limit_seconds(steps, batch=4, channels=scan_channels, states=scan_states, ops=10, hertz=3e9, cores=bench_threads):
     return batch * channels * states * steps * ops / (hertz * cores)
 
 
 colors = dict(zip(["loop", "chunked", "mambapy", "fused"], sns.color_palette("deep")))
-fig, ax = plt.subplots(figsize=(6.5, 4.2))
+fig, ax = plt.subplots(figsize=(9, 4.2))
 for name, times in recorded.items():
-    ax.plot(list(times), list(times.values()), "o-", color=colors.get(name), label=f"{name} (bench, {bench['machine']['threads']} threads)")
+    ax.plot(list(times), list(times.values()), "o-", color=colors.get(name), label=f"{name} (bench, threads: {bench_threads})")
 for name, times in live.items():
     ax.plot(list(times), list(times.values()), "o", mfc="none", ms=10, color=colors[name],
-            label=f"{name} (this run, {torch.get_num_threads()} threads)")
+            label=f"{name} (this run, threads: {torch.get_num_threads()})")
 span = np.array(sorted({*timing_lengths, *(l for t in recorded.values() for l in t)}))
-ax.plot(span, limit_seconds(span), "k--", label="limit: 10 scalar ops / element, 2 cores at 3 GHz")
+ax.plot(span, limit_seconds(span), "k--", label=f"limit: 10 scalar ops per element at 3 GHz, cores: {bench_threads}")
 ax.set(xscale="log", yscale="log", xlabel="sequence length L", ylabel="forward + backward (s)",
        title="Selective scan on a CPU, B=4, D=128, N=16")
-ax.legend(fontsize=8)
+ax.set_xticks(span, [str(steps) for steps in span], minor=False)
+ax.xaxis.set_minor_locator(plt.NullLocator())
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+fig.tight_layout()
 plt.show()
 for steps in span:
     cells = [f"{name} {times[steps]:.3f} s" for name, times in recorded.items() if steps in times]
@@ -322,10 +328,12 @@ if "fused" in recorded:
 # does $O(\log L)$ passes over the whole $(B, L, D, N)$ tensor and keeps it all for the backward,
 # hence its memory. The fused loop reads each input once, keeps the state in registers, computes the
 # exp inline and still vectorises over the $N$ states of a channel (16 float32 lanes per AVX-512
-# instruction), so it can even come under a *scalar* limit. What separates it from the vector
-# hardware's own floor is the recurrence itself: each step needs the previous state, so the latency
-# of a multiply-add, not the throughput, paces the loop when the rest of a step is short, and the
-# exp's polynomial costs about fifteen instructions per step.
+# instruction), so it comes close to a *scalar* limit, or under it (the ratio printed above). What
+# separates it from the vector hardware's own floor is the instruction count per step: the exp's
+# polynomial alone is about fifteen vector instructions, the backward computes it again, and every
+# step reduces the lanes of $C_t h_t$ to one output; the PyTorch operations around the kernel
+# (softplus, skip term, gate, the transposes of $B$ and $C$) add a few passes over tensors $N$ times
+# smaller than the state.
 #
 # On a GPU with mamba-ssm installed, `alignlib.selective_scan.selective_scan` dispatches to its CUDA
 # kernel instead; the code that calls it does not change.
