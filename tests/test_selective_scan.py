@@ -268,3 +268,14 @@ def test_fused_scan_rejects_bad_options():
         selective_scan_fused(**args, chunk=0)
     with pytest.raises(ValueError, match="runs on CPU tensors"):
         selective_scan_fused(**{k: v.to("meta") for k, v in args.items()})
+
+
+def test_kernel_builds_once_into_its_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALIGNLIB_CACHE", str(tmp_path))
+    try:
+        path = kernels.build("selective_scan")
+    except kernels.KernelBuildError as error:
+        pytest.skip(f"no working C++ compiler here: {error}")
+    assert path.parent == tmp_path and list(tmp_path.iterdir()) == [path], "one library, no temporary file left"
+    built = path.stat().st_mtime_ns
+    assert kernels.build("selective_scan") == path and path.stat().st_mtime_ns == built, "the second call reuses it"
