@@ -254,8 +254,8 @@ def _pointer(tensor: torch.Tensor | None):
 
 class _FusedScan(torch.autograd.Function):
     """The recurrence of :class:`_ChunkedScan` in C++ (``alignlib/kernels/selective_scan.cpp``),
-    parallel over (batch, channel) on ``torch.get_num_threads()`` threads with each row's state in
-    registers. The forward keeps the state at every ``chunk``-th step, ``(B, D, L / chunk, N)``;
+    parallel over (batch, channel) on ``torch.get_num_threads()`` threads, each row's ``N`` states
+    kept in registers and L1. The forward keeps the state at every ``chunk``-th step, ``(B, D, L / chunk, N)``;
     the backward walks each chunk in reverse after recomputing its states from that checkpoint.
     """
 
