@@ -1,0 +1,254 @@
+"""Looking inside trained models: token correspondences and expert activations.
+
+* :func:`load_model` -- a trained model (eval mode) from a run folder's checkpoint; :func:`initial_model`
+  -- the model a run starts from; :func:`train_keeping_epochs` -- a run with a checkpoint per epoch.
+* :func:`token_states` -- the tokens a model aligns: AlignMamba-2's ``H_A, H_V, H_L`` (after the
+  unimodal Mamba layers), AlignMamba-1's projected features.
+* :func:`correspondences` -- OT plans (entropic, exact, relaxed) from audio and video onto the words
+  of test clips, their accuracy against the synthetic ground truth and the proportional-time floor.
+* :func:`record_expert_activity` -- each expert's share of every token's update in every
+  Modality-Aware Mamba projection, and the learned routers' probabilities; :func:`share_table`,
+  :func:`shares_by_position` and :func:`routing_mutual_information` summarise it.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from alignlib import mmd, ot
+from alignlib.data import MMSADataset, collate, synthetic
+from alignlib.data.mmsa import MODALITIES, Batch, Split
+from alignlib.modality_mamba import record_experts
+from alignlib.models import AlignMamba1, AlignMamba2, ModelConfig, build_model, packed_concat
+from alignlib.routing_stats import mutual_information_bits
+from alignlib.train import TrainConfig, build_run, train
+
+METHODS = ("entropic", "exact", "relaxed")
+SOURCES = ("audio", "vision")
+
+
+# -- models -----------------------------------------------------------------------------------------
+def load_model(path: str | Path, checkpoint: str = "best.pt") -> tuple[nn.Module, dict]:
+    """The model saved at ``path`` (a ``.pt`` file, or a run folder holding ``checkpoint``), in eval
+    mode on the CPU, and the checkpoint dict (``epoch`` counts from 0)."""
+    path = Path(path)
+    file = path if path.is_file() else path / checkpoint
+    if not file.is_file():
+        raise ValueError(f"no checkpoint at {file}")
+    state = torch.load(file, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "model_name" not in state:
+        raise ValueError(f"{file}: not an alignlib checkpoint")
+    options = ModelConfig.from_dict(state["config"].get("model_options", {}))
+    model = build_model(state["model_name"], state["dims"], options)
+    model.load_state_dict(state["model"])
+    return model.eval(), state
+
+
+def initial_model(config: TrainConfig) -> nn.Module:
+    """The seeded model :func:`alignlib.train.train` starts from for ``config``, in eval mode on the CPU."""
+    return build_run(replace(config, device="cpu"), torch.device("cpu"), 0, 1).model.eval()
+
+
+def train_keeping_epochs(config: TrainConfig, progress: bool = False) -> list[Path]:
+    """Train ``config`` one epoch at a time (``resume=True``), copying ``last.pt`` to
+    ``epoch_K.pt`` after epoch ``K``; stops early where :func:`alignlib.train.train` would.
+    Returns the per-epoch checkpoints."""
+    out, kept = Path(config.out), []
+    for epoch in range(1, config.epochs + 1):
+        train(replace(config, epochs=epoch, resume=True), progress=progress)
+        kept.append(Path(shutil.copyfile(out / "last.pt", out / f"epoch_{epoch}.pt")))
+        if torch.load(out / "last.pt", map_location="cpu", weights_only=False)["stale"] >= config.patience:
+            break
+    return kept
+
+
+# -- token correspondences --------------------------------------------------------------------------
+def clip_batch(split: Split, indices) -> Batch:
+    """The clips ``indices`` of a split as one padded :class:`Batch` (padding kept, so frame ``t``
+    stays column ``t`` of the truth tables)."""
+    indices = np.atleast_1d(np.asarray(indices))
+    if indices.size == 0 or indices.min() < 0 or indices.max() >= len(split):
+        raise ValueError(f"clip indices must be in [0, {len(split)}), got {indices.tolist()}")
+    dataset = MMSADataset(split)
+    return collate([dataset[int(i)] for i in indices])
+
+
+def truth_tables(path: str | Path, split: str = "test") -> dict[str, np.ndarray]:
+    """``{"audio", "vision": (N, T_m) int64}``: the true word of every frame of a synthetic file's split, -1 on padding."""
+    tables = synthetic.load_correspondence(path)
+    missing = [f"{split}_{m}" for m in SOURCES if f"{split}_{m}" not in tables]
+    if missing:
+        raise ValueError(f"{path}: no correspondence table {missing[0]!r}")
+    return {m: tables[f"{split}_{m}"].astype(np.int64) for m in SOURCES}
+
+
+@torch.no_grad()
+def token_states(model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+    """``{"text", "audio", "vision": (B, T_m, d)}``: AlignMamba-2's unimodal states ``H_m`` or
+    AlignMamba-1's projected features (the tokens its relaxed plan aligns)."""
+    model.eval()
+    if isinstance(model, AlignMamba2):
+        return model.unimodal_states(batch)
+    if isinstance(model, AlignMamba1):
+        return model.project(batch)
+    raise ValueError(f"token_states: {type(model).__name__} has no per-modality tokens to align; "
+                     "use AlignMamba1 or AlignMamba2")
+
+
+def transport_plan(x, y, x_mask, y_mask, method: str, blur: float = 0.05) -> torch.Tensor:
+    """Plan ``(B, T_m, T_l)`` of ``method`` (entropic, exact, relaxed) from tokens ``x (B, T_m, d)`` onto ``y (B, T_l, d)``."""
+    if method == "entropic":
+        return ot.entropic_plan(x, y, x_mask, y_mask, blur=blur, tol=1e-4, max_iter=5000)
+    if method == "exact":
+        return ot.exact_plan(x, y, x_mask, y_mask)
+    if method == "relaxed":
+        return ot.relaxed_plan(x, y, x_mask, y_mask)
+    raise ValueError(f"method: unknown {method!r}; choose one of {METHODS}")
+
+
+def proportional_guess(frame_mask: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+    """The floor: frame ``t`` of ``n`` real frames goes to word ``floor(t W / n)`` of ``W`` real
+    words; ``(B, T_m), (B, T_l)`` bool -> ``(B, T_m)`` word indices, -1 on padding."""
+    n, words = frame_mask.sum(1, keepdim=True), word_mask.sum(1, keepdim=True)
+    t = torch.arange(frame_mask.shape[1], device=frame_mask.device)[None]
+    return torch.where(frame_mask, t * words // n.clamp_min(1), -1)
+
+
+def frame_accuracy(guess: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> float:
+    """Share of all real frames whose guessed word is the true one; ``guess``, ``truth``, ``mask``: ``(B, T_m)``
+    (for a plan ``(B, T_m, T_l)``, its heaviest entry per frame: ``plan.argmax(2)``)."""
+    return ((guess == truth) & mask).sum().item() / max(mask.sum().item(), 1)
+
+
+def per_clip_accuracy(guess: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """:func:`frame_accuracy` per clip: ``(B, T_m)`` x3 -> ``(B,)``."""
+    hits = ((guess == truth) & mask).sum(1).double()
+    return (hits / mask.sum(1).clamp_min(1)).numpy()
+
+
+@dataclass
+class Correspondences:
+    """Plans and accuracies for some clips of a split.
+
+    ``plans[(modality, method)]``: ``(B, T_m, T_l)``; ``truth[m]``, ``floor[m]``: ``(B, T_m)`` word
+    indices (-1 on padding); ``masks``: ``{"text", "audio", "vision": (B, T)}`` bool;
+    ``accuracy[m][method or "floor"]``: share of all real frames assigned to their true word;
+    ``clip_accuracy[m][...]``: the same per clip, ``(B,)``."""
+
+    plans: dict
+    truth: dict
+    floor: dict
+    masks: dict
+    accuracy: dict
+    clip_accuracy: dict
+
+
+def correspondences(model: nn.Module, split: Split, truth: dict[str, np.ndarray], indices,
+                    methods=METHODS, blur: float = 0.05) -> Correspondences:
+    """OT plans from each clip's audio and video tokens onto its words (see :func:`token_states`),
+    scored against ``truth`` (``{"audio", "vision": (N, T_m)}``, as :func:`truth_tables`) and the
+    proportional-time floor."""
+    batch = clip_batch(split, indices)
+    states = token_states(model, batch)
+    rows = torch.as_tensor(np.atleast_1d(np.asarray(indices)))
+    plans, truths, floors, accuracy, per_clip = {}, {}, {}, {}, {}
+    for m in SOURCES:
+        mask = batch.masks[m]
+        truths[m] = torch.as_tensor(truth[m])[rows].long()
+        if truths[m].shape != mask.shape:
+            raise ValueError(f"truth[{m!r}]: expected rows of {mask.shape[1]} frames, got {tuple(truth[m].shape)}")
+        floors[m] = proportional_guess(mask, batch.masks["text"])
+        guesses = {"floor": floors[m]}
+        for method in methods:
+            plan = transport_plan(states[m].double(), states["text"].double(), mask, batch.masks["text"], method, blur)
+            plans[(m, method)] = plan
+            guesses[method] = plan.argmax(dim=2)
+        accuracy[m] = {k: frame_accuracy(g, truths[m], mask) for k, g in guesses.items()}
+        per_clip[m] = {k: per_clip_accuracy(g, truths[m], mask) for k, g in guesses.items()}
+    return Correspondences(plans, truths, floors, batch.masks, accuracy, per_clip)
+
+
+@torch.no_grad()
+def alignment_losses(model: nn.Module, batch: Batch, blur: float = 0.05) -> dict[str, float]:
+    """AlignMamba-2's unweighted alignment losses on ``batch``: ``{"ot", "mmd"}``, each summed over
+    (audio, text) and (vision, text) and averaged over clips, as in training before ``lambda``."""
+    states, masks = token_states(model, batch), batch.masks
+    pairs = [(states[m], states["text"], masks[m], masks["text"]) for m in SOURCES]
+    return {"ot": sum(ot.ot_distance(*p, blur=blur).mean().item() for p in pairs),
+            "mmd": sum(mmd.mmd2(*p).mean().item() for p in pairs)}
+
+
+# -- expert activations -----------------------------------------------------------------------------
+@dataclass
+class ExpertActivity:
+    """Expert activity of AlignMamba-2's fusion layers on one batch, over the packed sequence
+    ``[H_A; H_V; H_L]`` of length ``L``.
+
+    ``shares[name]``: ``(B, L, M + 1)`` each expert's share of a token's update in the projection
+    ``name`` (``fusion.K.mixer.in_proj`` / ``out_proj``; norms of the contributions, normalised to
+    sum to 1; the shared expert last); ``probabilities[name]``: ``(B, L, M)`` a learned router's gate
+    probabilities (empty for deterministic routing); ``mask``, ``modality`` (ids in ``MODALITIES``
+    order) and ``position`` (relative position within the token's modality, in ``[0, 1)``): ``(B, L)``."""
+
+    shares: dict
+    probabilities: dict
+    mask: torch.Tensor
+    modality: torch.Tensor
+    position: torch.Tensor
+
+
+@torch.no_grad()
+def record_expert_activity(model: nn.Module, batch: Batch) -> ExpertActivity:
+    """Run ``model`` (an AlignMamba-2 with Modality-Aware Mamba fusion) on ``batch`` and record its experts."""
+    if not isinstance(model, AlignMamba2) or not model.config.moe:
+        raise ValueError(f"record_expert_activity: needs an AlignMamba2 with moe=True, got {type(model).__name__}")
+    model.eval()
+    with record_experts(model) as records:
+        model(batch)
+        recorded = dict(records)
+    _, mask, ids = packed_concat(model.unimodal_states(batch), batch.masks)
+    position = torch.zeros(mask.shape, dtype=torch.float64)
+    for m in range(len(MODALITIES)):
+        selected = mask & (ids == m)
+        rank = selected.long().cumsum(1) - 1
+        position = torch.where(selected, rank / selected.sum(1, keepdim=True).clamp_min(1), position)
+    shares = {name: r / r.sum(-1, keepdim=True).clamp_min(1e-12) for name, r in recorded.items() if "proj" in name}
+    probabilities = {name: r for name, r in recorded.items() if "router" in name}
+    return ExpertActivity(shares, probabilities, mask, ids, position)
+
+
+def share_table(activity: ExpertActivity, name: str) -> np.ndarray:
+    """``(M, M + 1)``: row ``m`` is each expert's mean share over the real tokens of modality ``m``."""
+    if name not in activity.shares:
+        raise ValueError(f"unknown projection {name!r}; choose one of {sorted(activity.shares)}")
+    shares = activity.shares[name].double()
+    rows = [shares[activity.mask & (activity.modality == m)].mean(0) for m in range(len(MODALITIES))]
+    return torch.stack(rows).numpy()
+
+
+def shares_by_position(activity: ExpertActivity, name: str, bins: int = 5) -> np.ndarray:
+    """``(M, bins, M + 1)``: mean expert shares of each modality's tokens in equal bins of relative
+    position (NaN for an empty bin)."""
+    if name not in activity.shares or bins < 1:
+        raise ValueError(f"need a known projection and bins >= 1, got {name!r}, {bins}")
+    shares = activity.shares[name].double()
+    which = (activity.position * bins).long().clamp(max=bins - 1)
+    table = np.full((len(MODALITIES), bins, shares.shape[-1]), np.nan)
+    for m in range(len(MODALITIES)):
+        for k in range(bins):
+            selected = activity.mask & (activity.modality == m) & (which == k)
+            if selected.any():
+                table[m, k] = shares[selected].mean(0).numpy()
+    return table
+
+
+def routing_mutual_information(activity: ExpertActivity) -> dict[str, float]:
+    """``{router name: I(modality; chosen expert)}`` in bits over the real tokens (at most ``log2 M``);
+    the chosen expert is the router's most probable one."""
+    return {name: mutual_information_bits(activity.modality[activity.mask], p.argmax(-1)[activity.mask])
+            for name, p in activity.probabilities.items()}

@@ -1,0 +1,193 @@
+"""alignlib.analysis against brute force: hand-counted accuracies, a loop for the proportional floor,
+hand-computed share tables, scikit-learn's mutual information, POT's exact plan, and a trained
+model that must predict what training evaluated."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import ot as pot
+import pytest
+import torch
+from sklearn.metrics import mutual_info_score
+
+from alignlib import analysis
+from alignlib.data import load_mmsa
+from alignlib.models import ModelConfig, build_model
+from alignlib.train import TrainConfig, evaluate, train
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "synthetic_tiny.pkl"
+
+
+def test_frame_accuracy_counts_hits_by_hand():
+    plan = torch.tensor([[[0.5, 0.1, 0.0], [0.0, 0.2, 0.3], [0.1, 0.1, 0.0]],
+                         [[0.0, 0.0, 0.9], [0.3, 0.2, 0.1], [0.0, 0.0, 0.0]]])
+    truth = torch.tensor([[0, 2, 1], [2, 1, -1]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    # argmax rows: clip 0 -> 0, 2, 0 (hits, hits, miss); clip 1 -> 2, 0 (hit, miss); 3 hits of 5
+    assert analysis.frame_accuracy(plan.argmax(2), truth, mask) == pytest.approx(3 / 5)
+    np.testing.assert_allclose(analysis.per_clip_accuracy(plan.argmax(2), truth, mask), [2 / 3, 1 / 2])
+
+
+def test_proportional_guess_matches_a_loop():
+    frames = torch.tensor([[True] * 7 + [False] * 3, [True] * 10, [True] * 3 + [False] * 7])
+    words = torch.tensor([[True] * 3 + [False], [True] * 4, [True] * 4])
+    guess = analysis.proportional_guess(frames, words)
+    for b in range(3):
+        n, w = int(frames[b].sum()), int(words[b].sum())
+        expected = [math.floor(t * w / n) if t < n else -1 for t in range(10)]
+        assert guess[b].tolist() == expected
+
+
+def fake_activity():
+    """Two experts' + shared shares on one clip of 5 tokens (modalities 0, 0, 1, 2, padding)."""
+    shares = torch.tensor([[[0.6, 0.0, 0.0, 0.4], [0.2, 0.0, 0.0, 0.8], [0.0, 0.5, 0.0, 0.5],
+                            [0.0, 0.0, 0.9, 0.1], [0.3, 0.3, 0.3, 0.1]]])
+    return analysis.ExpertActivity(
+        shares={"fusion.0.mixer.in_proj": shares},
+        probabilities={"fusion.0.mixer.in_router": torch.tensor([[[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1],
+                                                                  [0.1, 0.1, 0.8], [0.9, 0.0, 0.1]]])},
+        mask=torch.tensor([[True, True, True, True, False]]),
+        modality=torch.tensor([[0, 0, 1, 2, 0]]),
+        position=torch.tensor([[0.0, 0.5, 0.0, 0.0, 0.0]], dtype=torch.float64))
+
+
+def test_share_table_against_a_hand_computed_table():
+    table = analysis.share_table(fake_activity(), "fusion.0.mixer.in_proj")
+    expected = [[0.4, 0.0, 0.0, 0.6], [0.0, 0.5, 0.0, 0.5], [0.0, 0.0, 0.9, 0.1]]
+    np.testing.assert_allclose(table, expected, atol=1e-12)
+    by_position = analysis.shares_by_position(fake_activity(), "fusion.0.mixer.in_proj", bins=2)
+    np.testing.assert_allclose(by_position[0], [[0.6, 0, 0, 0.4], [0.2, 0, 0, 0.8]], atol=1e-12)
+    assert np.isnan(by_position[1, 1]).all() and np.isnan(by_position[2, 1]).all()
+    with pytest.raises(ValueError, match="unknown projection 'fusion.9'"):
+        analysis.share_table(fake_activity(), "fusion.9")
+
+
+def test_routing_mutual_information_against_scikit_learn():
+    mi = analysis.routing_mutual_information(fake_activity())["fusion.0.mixer.in_router"]
+    modality, chosen = [0, 0, 1, 2], [0, 1, 1, 2]  # the real tokens' ids and argmax choices
+    assert mi == pytest.approx(mutual_info_score(modality, chosen) / math.log(2), abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    config = TrainConfig(model="alignmamba2", data=str(SAMPLE), out=str(out), epochs=1, batch_size=16,
+                         model_options={"d_model": 16, "routing": "learned"})
+    metrics = train(config, progress=False)
+    return config, out, metrics
+
+
+def test_loaded_model_predicts_what_train_evaluated(trained):
+    config, out, metrics = trained
+    model, state = analysis.load_model(out)
+    assert state["epoch"] == 0
+    split = load_mmsa(SAMPLE).splits["test"]
+    again, predictions = evaluate(model, split, config.batch_size, torch.device("cpu"))
+    recorded = json.loads((out / "test_metrics.json").read_text())
+    for key, value in again.items():
+        assert metrics[key] == value == recorded[key], key
+    with torch.no_grad():
+        padded, _ = model(analysis.clip_batch(split, range(len(split))))
+    np.testing.assert_allclose(padded.numpy(), predictions, atol=1e-5)
+
+
+def test_exact_plan_accuracy_matches_pot_on_one_clip(trained):
+    _, out, _ = trained
+    model, _ = analysis.load_model(out / "best.pt")
+    split = load_mmsa(SAMPLE).splits["test"]
+    truth = analysis.truth_tables(SAMPLE, "test")
+    found = analysis.correspondences(model, split, truth, [2, 5], methods=("exact", "relaxed"))
+    states = analysis.token_states(model, analysis.clip_batch(split, [5]))
+    frames, words = split.masks["vision"][5], split.masks["text"][5]
+    x = states["vision"][0][frames].double().numpy()
+    y = states["text"][0][words].double().numpy()
+    x, y = x / np.linalg.norm(x, axis=1, keepdims=True), y / np.linalg.norm(y, axis=1, keepdims=True)
+    cost = 1 - x @ y.T
+    plan = pot.emd(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)), cost)
+    expected = (plan.argmax(1) == truth["vision"][5][frames]).mean()
+    assert found.clip_accuracy["vision"]["exact"][1] == pytest.approx(expected)
+    relaxed = (cost.argmin(1) == truth["vision"][5][frames]).mean()
+    assert found.clip_accuracy["vision"]["relaxed"][1] == pytest.approx(relaxed)
+    floor = [math.floor(t * words.sum() / frames.sum()) for t in range(frames.sum())]
+    assert found.clip_accuracy["vision"]["floor"][1] == pytest.approx(np.mean(floor == truth["vision"][5][frames]))
+
+
+def test_expert_activity_of_a_trained_model(trained):
+    _, out, _ = trained
+    model, _ = analysis.load_model(out)
+    split = load_mmsa(SAMPLE).splits["test"]
+    batch = analysis.clip_batch(split, [0, 1, 2])
+    activity = analysis.record_expert_activity(model, batch)
+    assert sorted(activity.shares) == [f"fusion.{k}.mixer.{p}" for k in range(2) for p in ("in_proj", "out_proj")]
+    n_real = sum(int(batch.masks[m].sum()) for m in batch.masks)
+    assert int(activity.mask.sum()) == n_real
+    real = activity.shares["fusion.0.mixer.in_proj"][activity.mask]
+    np.testing.assert_allclose(real.sum(-1).numpy(), 1.0, atol=1e-6)
+    for name, bits in analysis.routing_mutual_information(activity).items():
+        chosen = activity.probabilities[name].argmax(-1)[activity.mask].numpy()
+        assert bits == pytest.approx(mutual_info_score(activity.modality[activity.mask].numpy(), chosen) / math.log(2),
+                                     abs=1e-9)
+        assert 0 <= bits <= math.log2(3) + 1e-12
+
+
+def test_deterministic_routing_gives_each_modality_its_own_expert():
+    torch.manual_seed(0)
+    split = load_mmsa(SAMPLE).splits["test"]
+    model = build_model("alignmamba2", {m: split.features[m].shape[2] for m in split.features},
+                        ModelConfig(d_model=8, n_layers=1))
+    activity = analysis.record_expert_activity(model, analysis.clip_batch(split, [0, 1]))
+    table = analysis.share_table(activity, "fusion.0.mixer.out_proj")
+    off_diagonal = table[:, :3][~np.eye(3, dtype=bool)]
+    assert np.all(off_diagonal == 0)
+    np.testing.assert_allclose(table.sum(1), 1.0, atol=1e-6)
+    # positions: the k-th real token of a modality with n tokens sits at k / n
+    first_clip = activity.position[0][activity.mask[0] & (activity.modality[0] == 1)]
+    n = int(split.masks["audio"][0].sum())
+    np.testing.assert_allclose(first_clip.numpy(), np.arange(n) / n)
+
+
+def test_alignment_losses_are_the_models_training_losses_before_lambda():
+    torch.manual_seed(0)
+    split = load_mmsa(SAMPLE).splits["test"]
+    config = ModelConfig(d_model=8, n_layers=1, dropout=0.0, lambda_ot=0.5, lambda_mmd=0.25)
+    model = build_model("alignmamba2", {m: split.features[m].shape[2] for m in split.features}, config)
+    batch = analysis.clip_batch(split, [0, 3, 4])
+    losses = analysis.alignment_losses(model, batch)
+    model.train()
+    with torch.no_grad():
+        _, aux = model(batch)
+    assert losses["ot"] == pytest.approx(aux["ot"].item() / 0.5, rel=1e-5)
+    assert losses["mmd"] == pytest.approx(aux["mmd"].item() / 0.25, rel=1e-5)
+
+
+def test_per_epoch_checkpoints_end_where_an_uninterrupted_run_ends(tmp_path):
+    options = dict(data=str(SAMPLE), epochs=2, batch_size=32, model_options={"d_model": 8, "n_layers": 1})
+    kept = analysis.train_keeping_epochs(TrainConfig(model="alignmamba1", out=str(tmp_path / "steps"), **options))
+    assert [p.name for p in kept] == ["epoch_1.pt", "epoch_2.pt"]
+    train(TrainConfig(model="alignmamba1", out=str(tmp_path / "whole"), **options), progress=False)
+    stepped, _ = analysis.load_model(kept[-1])
+    whole, _ = analysis.load_model(tmp_path / "whole", "last.pt")
+    for key, value in whole.state_dict().items():
+        torch.testing.assert_close(stepped.state_dict()[key], value, rtol=0, atol=0)
+    first, state = analysis.load_model(kept[0])
+    assert state["epoch"] == 0
+    initial = analysis.initial_model(TrainConfig(model="alignmamba1", out=str(tmp_path / "x"), seed=3, **options))
+    torch.manual_seed(3)
+    rebuilt = build_model("alignmamba1", load_mmsa(SAMPLE).dims, ModelConfig(d_model=8, n_layers=1))
+    for key, value in rebuilt.state_dict().items():
+        torch.testing.assert_close(initial.state_dict()[key], value, rtol=0, atol=0)
+    assert not torch.equal(first.head[0].weight, initial.head[0].weight)
+
+
+def test_bad_input_is_named(tmp_path):
+    with pytest.raises(ValueError, match="no checkpoint at"):
+        analysis.load_model(tmp_path)
+    with pytest.raises(ValueError, match="method: unknown 'greedy'"):
+        analysis.transport_plan(torch.ones(1, 2, 3), torch.ones(1, 2, 3), None, None, "greedy")
+    split = load_mmsa(SAMPLE).splits["test"]
+    concat = build_model("concat", {m: split.features[m].shape[2] for m in split.features}, ModelConfig(d_model=8))
+    with pytest.raises(ValueError, match="ConcatMamba has no per-modality tokens"):
+        analysis.token_states(concat, analysis.clip_batch(split, [0]))
+    with pytest.raises(ValueError, match="clip indices must be in"):
+        analysis.clip_batch(split, [len(split)])
