@@ -9,13 +9,16 @@ import ot as pot
 import pytest
 import torch
 from scipy.spatial.distance import cdist
+from sklearn.metrics import mutual_info_score
 
 from alignlib import ot
-from alignlib.data import load_mmsa, synthetic
+from alignlib.data import MMSADataset, collate, load_mmsa, synthetic
 from alignlib.gaussian_mmd import gaussian_mmd2
+from alignlib.modality_mamba import record_experts
+from alignlib.models import ModelConfig, build_model
 from alignlib.warped_pairs import warped_pair
-from alignlib.widgets import (CoupledPulseExplorer, DataClipSource, ImpulseResponseExplorer, MMDExplorer,
-                              TransportPlanExplorer)
+from alignlib.widgets import (CoupledPulseExplorer, DataClipSource, ExpertActivationBrowser, ImpulseResponseExplorer,
+                              MMDExplorer, TrainedModelSource, TransportPlanExplorer)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "synthetic_tiny.pkl"
 
@@ -224,3 +227,74 @@ def test_coupled_pulse_grows_once_coupling_times_sum_exceeds_one():
 def test_coupled_pulse_rejects_positive_a():
     with pytest.raises(ValueError, match="every a < 0"):
         CoupledPulseExplorer(a=[0.5, -1.0])
+
+
+# -- trained models ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_models():
+    split = load_mmsa(SAMPLE).splits["test"]
+    dims = {m: split.features[m].shape[2] for m in split.features}
+    models = {}
+    for name, seed, routing in (("first", 0, "modality"), ("second", 1, "learned")):
+        torch.manual_seed(seed)
+        models[name] = build_model("alignmamba2", dims, ModelConfig(d_model=8, n_layers=2, routing=routing)).eval()
+    return models, split, synthetic.load_correspondence(SAMPLE)
+
+
+def test_trained_model_source_follows_clip_pair_and_model(two_models):
+    models, split, truth = two_models
+    source = TrainedModelSource(models, split, {m: truth[f"test_{m}"] for m in ("audio", "vision")})
+    explorer = TransportPlanExplorer(method="exact", source=source)
+    assert source.model in explorer.controls
+    explorer.clip.value = source.clips[4]
+    explorer.modality_pair.value = "audio -> text"
+    source.model.value = "second"
+    frames, words = split.masks["audio"][4], split.masks["text"][4]
+    features = {m: torch.from_numpy(split.features[m][4:5]) for m in split.features}
+    masks = {m: torch.from_numpy(split.masks[m][4:5]) for m in split.masks}
+    with torch.no_grad():  # H_m by hand: input projection, then the unimodal Mamba layer
+        h = {m: models["second"].unimodal[m](models["second"].inputs[m](features[m]), masks[m])[0][0].double().numpy()
+             for m in ("audio", "text")}
+    cost = numpy_cosine(h["audio"][frames], h["text"][words])
+    expected = pot.emd(np.full(frames.sum(), 1 / frames.sum()), np.full(words.sum(), 1 / words.sum()), cost)
+    np.testing.assert_allclose(np.asarray(explorer.figure.data[0].z), expected, atol=1e-10)
+    table = truth["test_audio"][4][frames]
+    assert list(explorer.figure.data[1].x) == table.tolist()
+    hits = (expected.argmax(1) == table).mean()
+    assert f"recovered {hits:.0%}" in explorer.title
+    source.model.value = "first"
+    assert not np.allclose(np.asarray(explorer.figure.data[0].z), expected)
+    with pytest.raises(ValueError, match="models: give at least one"):
+        TrainedModelSource({}, split, truth)
+
+
+def test_expert_browser_shows_each_experts_share(two_models):
+    models, split, _ = two_models
+    browser = ExpertActivationBrowser(models["second"], split)
+    browser.clip.value = browser.clips[2]
+    browser.layer.value = "fusion.1.mixer.out_proj"
+    batch = collate_clip(split, 2)
+    with torch.no_grad(), record_experts(models["second"]) as records:
+        models["second"](batch)
+        norms = records["fusion.1.mixer.out_proj"][0].double().numpy()
+        probabilities = records["fusion.1.mixer.out_router"][0].numpy()
+    # one clip: the packed sequence is its real audio, video, then text tokens, no padding
+    lengths = [int(split.masks[m][2].sum()) for m in ("audio", "vision", "text")]
+    assert norms.shape[0] == sum(lengths)
+    shares = norms / norms.sum(1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(browser.figure.data[0].z), shares.T, atol=1e-9)
+    starts = np.cumsum([0] + lengths)
+    segments = {"audio": slice(starts[0], starts[1]), "vision": slice(starts[1], starts[2]),
+                "text": slice(starts[2], starts[3])}
+    for e in range(4):
+        bars = np.asarray(browser.figure.data[1 + e].y)
+        np.testing.assert_allclose(bars, [shares[segments[m], e].mean() for m in ("text", "audio", "vision")], atol=1e-9)
+    modality = np.repeat([1, 2, 0], lengths)  # ids of audio, vision, text
+    chosen = probabilities.argmax(1)
+    assert f"routing MI {mutual_info_score(modality, chosen) / math.log(2):.2f} bits" in browser.title
+    with pytest.raises(ValueError, match="unknown layer 'fusion.7'"):
+        ExpertActivationBrowser(models["first"], split, layer="fusion.7")
+
+
+def collate_clip(split, index):
+    return collate([MMSADataset(split)[index]])
