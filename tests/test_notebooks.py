@@ -20,7 +20,7 @@ NOTEBOOKS = notebooks.discover()
 
 def test_the_suite_has_notebooks():
     assert [p.stem for p in NOTEBOOKS] == ["01_optimal_transport", "02_mmd", "03_mamba", "04_experts_and_coupling",
-                                           "05_data", "06_training", "08_paper_experiments", "09_emma"]
+                                           "05_data", "06_training", "07_inside_trained_models", "08_paper_experiments", "09_emma"]
 
 
 @pytest.mark.notebook
