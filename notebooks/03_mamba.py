@@ -434,7 +434,7 @@ class CopyModel(nn.Module):
 
 
 test_sequences, test_symbols = copying_batch(1000, torch.Generator().manual_seed(seed + 1000))
-curves, accuracy = {}, {}
+curves, accuracy, copy_models = {}, {}, {}
 for name, mixer_class in (("selective (Mamba)", Mamba), ("time-invariant SSM", TimeInvariantMamba)):
     torch.manual_seed(seed)
     model = CopyModel(mixer_class(d_model, d_state=16))
@@ -450,6 +450,7 @@ for name, mixer_class in (("selective (Mamba)", Mamba), ("time-invariant SSM", T
         curves[name].append(loss.item())
     with torch.no_grad():
         accuracy[name] = (model(test_sequences).argmax(-1) == test_symbols).float().mean().item()
+    copy_models[name] = model
 
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for name, curve in curves.items():
@@ -462,8 +463,69 @@ print({name: round(value, 3) for name, value in accuracy.items()}, f"chance = {1
 
 # %% [markdown]
 # The time-invariant model stays near chance: whatever its kernel, the symbols arrive at different
-# lags in every sequence. The selective model learns to open its state for symbols and close it for
-# noise. This is why the fusion layers of the next notebooks are selective SSMs, and also why their
+# lags in every sequence.
+#
+# ### What the selective model does with $\Delta_t$
+#
+# The usual reading of selectivity is that the trained model "opens its state for symbols and
+# closes it for noise": a large $\Delta_t$ writes the token into the state ($\bar B_t = \Delta_t B_t$
+# is large, and $\bar A_t = e^{\Delta_t A}$ forgets what was there), a small one lets the token pass
+# while the state is kept. That is a claim about numbers, so we measure it. For the trained selective
+# model and the test sequences, the block's normalised input `model.layer.norm(model.embed(seq))`
+# gives the step sizes $\Delta_t = \mathrm{softplus}(\text{delta} + \text{dt\_proj.bias})$, one per
+# channel and position, `(B, d_inner, L)`; we average them over the channels and over the tokens of each
+# kind (symbol, noise, recall marker).
+
+# %%
+from alignlib.widgets import ImpulseResponseExplorer  # noqa: E402
+
+selective_copier = copy_models["selective (Mamba)"]
+with torch.no_grad():
+    mixer = selective_copier.layer.mixer
+    normalised = selective_copier.layer.norm(selective_copier.embed(test_sequences))
+    step_sizes = F.softplus(mixer.scan_inputs(normalised)[0].delta + mixer.dt_proj.bias[:, None])  # (B, d_inner, L)
+token_kinds = {"symbol": test_sequences >= 2, "noise": test_sequences == 0, "recall marker": test_sequences == 1}
+channel_mean = step_sizes.mean(1)  # (B, L)
+mean_delta = {kind: channel_mean[where].mean().item() for kind, where in token_kinds.items()}
+# Per channel: mean Delta_t on symbols over mean Delta_t on noise.
+per_channel = (step_sizes.permute(0, 2, 1)[token_kinds["symbol"]].mean(0)
+               / step_sizes.permute(0, 2, 1)[token_kinds["noise"]].mean(0))
+delta_symbol_noise_ratio = mean_delta["symbol"] / mean_delta["noise"]
+for kind, value in mean_delta.items():
+    print(f"mean Delta_t on {kind:>13} tokens: {value:.4f}")
+print(f"symbol / noise: {delta_symbol_noise_ratio:.2f}; per channel the ratio ranges from {per_channel.min():.2f} "
+      f"to {per_channel.max():.2f} (median {per_channel.median():.2f}); it is above 1 in "
+      f"{(per_channel > 1).sum().item()} of {per_channel.numel()} channels")
+
+# %% [markdown]
+# The numbers do not support that reading for this model. Averaged over the channels, $\Delta_t$ is
+# 0.060 on symbols, 0.064 on noise and 0.054 on the recall markers: symbols get 0.94 times the step
+# size of noise, and channel by channel the ratio lies between 0.77 and 1.00, above 1 in one channel
+# of 64. So the state does *not* open wider for symbols than for noise here. The model still copies
+# 83% of the symbols (chance: 17%), so it selects by other means: what enters the state is
+# $\Delta_t B_t x_t$, and $B_t$ and $x_t$ depend on the token as well, so they can carry the choice
+# while $\Delta_t$ stays nearly constant (this notebook does not measure which of them does). The
+# Mamba paper interprets $\Delta$ as the selection mechanism (a large $\Delta$ resets the state and
+# focuses on the current input, a small one keeps the state and ignores the input); this one-layer
+# model, trained for 300 steps, does not use $\Delta$ that way, so read that interpretation as a
+# possibility of the architecture, not as what every trained model does.
+#
+# The explorer puts the two views side by side. Left, one SSM channel's impulse response
+# $K_k = \Delta e^{k \Delta A}$ for the sliders $A$ and $\Delta$: a larger $\Delta$ writes more of the
+# input and forgets faster (shorter half-life). Right, the trained model's $\Delta_t$ (mean over
+# channels) along a test sequence chosen by the third slider, symbols in orange.
+
+# %%
+explorer_sequences = 20  # test sequences the explorer can show
+impulse_explorer = ImpulseResponseExplorer(
+    a=-1.0, delta=0.1, length=40,
+    deltas=step_sizes[:explorer_sequences].permute(0, 2, 1).numpy(),  # (N, T, d_inner)
+    tokens=test_sequences[:explorer_sequences].numpy(),
+    is_symbol=token_kinds["symbol"][:explorer_sequences].numpy())
+impulse_explorer
+
+# %% [markdown]
+# This is why the fusion layers of the next notebooks are selective SSMs, and also why their
 # token *order* matters: Mamba reads a sequence once, left to right (the problem AlignMamba's
 # alignment addresses).
 
@@ -486,4 +548,5 @@ record_metrics(
     step_gap=step_gap,
     accuracy_selective=accuracy["selective (Mamba)"],
     accuracy_time_invariant=accuracy["time-invariant SSM"],
+    delta_symbol_noise_ratio=delta_symbol_noise_ratio,
 )
