@@ -20,7 +20,7 @@ TRAINING = {"default": {"epochs": 1, "batch_size": 32, "d_model": 16, "n_layers"
             "full": {"epochs": 6, "batch_size": 32, "d_model": 32, "n_layers": 2}}
 SEEDS = {"ablations": {"default": (0, 1), "full": (0, 1, 2)},
          "missing": {"default": (0, 1), "full": (0, 1, 2, 3, 4)},
-         "lambda": {"default": (0,), "full": (0, 1)}}
+         "lambda": {"default": (0, 1), "full": (0, 1)}}
 MISSING_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # AlignMamba-1 Table 1 (0 added as the reference)
 MISSING_MODELS = ("alignmamba1", "alignmamba2", "concat", "multistream")
 LAMBDAS = {"default": (0.0, 1e-2, 1.0), "full": (0.0, 1e-3, 1e-2, 1e-1)}  # log grid with 0, both axes
