@@ -29,6 +29,15 @@ from alignlib.gaussian_mmd import gaussian_mmd2
 from alignlib.mmd import mmd2
 from alignlib.warped_pairs import warped_pair
 
+# A horizontal legend above the right-hand panel: it covers neither an axis title nor the data.
+LEGEND_ABOVE_RIGHT = dict(orientation="h", x=1.0, xanchor="right", y=1.13, yanchor="bottom")
+
+
+def watch(controls, callback) -> None:
+    """Call ``callback`` whenever any of the ipywidgets ``controls`` changes its value."""
+    for control in controls:
+        control.observe(callback, names="value")
+
 METHODS = ("relaxed", "sinkhorn", "exact")
 # A plan is drawn, not trained on: an L1 marginal error of 1e-3 (0.1% of the mass) is invisible in
 # a heatmap, and at blur >= 0.05 the polishing reaches it well within the iteration cap.
@@ -283,14 +292,11 @@ class TransportPlanExplorer(_Explorer):
         figure.update_yaxes(title_text="source token i", autorange="reversed", row=1, col=1)
         figure.update_xaxes(showticklabels=False, row=1, col=2)
         figure.update_yaxes(tickvals=[0, 1], ticktext=["target", "source"], range=[-0.1, 1.1], row=1, col=2)
-        # The legend goes above the right panel, where it covers neither axis title nor data.
         figure.update_layout(title=dict(text=self._title(state), y=0.97), height=470, width=980,
-                             margin=dict(t=110, b=60), legend=dict(orientation="h", x=1.0, xanchor="right",
-                                                                   y=1.13, yanchor="bottom"))
+                             margin=dict(t=110, b=60), legend=LEGEND_ABOVE_RIGHT)
         self.figure = go.FigureWidget(figure)
         self.state = state
-        for control in self.controls:
-            control.observe(self._on_change, names="value")
+        watch(self.controls, self._on_change)
         self.widget = w.VBox([w.HBox([self.method, self.blur]), w.HBox(selectors),
                               *[w.HBox(list(self.source.controls[i:i + 2]))
                                 for i in range(0, len(self.source.controls), 2)], self.figure])
@@ -360,12 +366,10 @@ class ExpertActivationBrowser(_Explorer):
         figure.update_xaxes(title_text="token of the packed sequence", row=1, col=1)
         figure.update_yaxes(title_text="share", range=[0, 1], row=1, col=2)
         figure.update_layout(barmode="stack", title=dict(text=self._title(view), y=0.97), height=430, width=980,
-                             margin=dict(t=110, b=60), legend=dict(orientation="h", x=1.0, xanchor="right",
-                                                                   y=1.13, yanchor="bottom"))
+                             margin=dict(t=110, b=60), legend=LEGEND_ABOVE_RIGHT)
         self.figure = go.FigureWidget(figure)
         self.view = view
-        for control in self.controls:
-            control.observe(self._on_change, names="value")
+        watch(self.controls, self._on_change)
         self.widget = w.VBox([w.HBox(list(self.controls)), self.figure])
 
     def compute(self) -> dict:
@@ -441,12 +445,10 @@ class MMDExplorer(_Explorer):
         figure.update_xaxes(title_text="gamma", type="log", row=1, col=2)
         figure.update_yaxes(title_text="MMD^2", row=1, col=1)
         figure.update_layout(title=dict(text=self._title(view), y=0.97), height=430, width=980,
-                             margin=dict(t=110, b=60), legend=dict(orientation="h", x=1.0, xanchor="right",
-                                                                   y=1.13, yanchor="bottom"))
+                             margin=dict(t=110, b=60), legend=LEGEND_ABOVE_RIGHT)
         self.figure = go.FigureWidget(figure)
         self.view = view
-        for control in self.controls:
-            control.observe(self._on_change, names="value")
+        watch(self.controls, self._on_change)
         self.widget = w.VBox([w.HBox([self.shift, self.gamma, self.scale]), self.figure])
 
     def compute(self) -> dict:
@@ -535,11 +537,9 @@ class ImpulseResponseExplorer(_Explorer):
             figure.update_xaxes(title_text="position t", row=1, col=2)
             figure.update_yaxes(title_text="mean Delta_t over channels", row=1, col=2)
         figure.update_layout(title=dict(text=self._title(kernel), y=0.96), height=460, width=980 if columns == 2 else 560,
-                             margin=dict(t=140, b=60), legend=dict(orientation="h", x=1.0, xanchor="right",
-                                                                   y=1.13, yanchor="bottom"))
+                             margin=dict(t=140, b=60), legend=LEGEND_ABOVE_RIGHT)
         self.figure = go.FigureWidget(figure)
-        for control in self.controls:
-            control.observe(self._on_change, names="value")
+        watch(self.controls, self._on_change)
         self.widget = w.VBox([w.HBox(self.controls), self.figure])
 
     def _sequence_view(self):
@@ -607,8 +607,7 @@ class CoupledPulseExplorer(_Explorer):
         figure.update_layout(title=dict(text=self._title(), y=0.94), height=440, width=760, margin=dict(t=110),
                              legend=dict(x=1.02, xanchor="left", y=1.0))
         self.figure = go.FigureWidget(figure)
-        for control in self.controls:
-            control.observe(self._on_change, names="value")
+        watch(self.controls, self._on_change)
         self.widget = w.VBox([w.HBox(list(self.controls)), self.figure])
 
     def abar_sum(self) -> float:
