@@ -38,6 +38,7 @@ def watch(controls, callback) -> None:
     for control in controls:
         control.observe(callback, names="value")
 
+
 METHODS = ("relaxed", "sinkhorn", "exact")
 # A plan is drawn, not trained on: an L1 marginal error of 1e-3 (0.1% of the mass) is invisible in
 # a heatmap, and at blur >= 0.05 the polishing reaches it well within the iteration cap.
