@@ -39,6 +39,15 @@ def watch(controls, callback) -> None:
         control.observe(callback, names="value")
 
 
+def locate(source, clip: str, modality_pair: str) -> tuple[int, str]:
+    """A clip source's index of ``clip`` and the source modality of ``"audio -> text"``-style pairs."""
+    if clip not in source.clips:
+        raise ValueError(f"unknown clip {clip!r}")
+    if modality_pair not in source.modality_pairs:
+        raise ValueError(f"unknown modality pair {modality_pair!r}; choose one of {source.modality_pairs}")
+    return source.clips.index(clip), modality_pair.split(" ->")[0]
+
+
 METHODS = ("relaxed", "sinkhorn", "exact")
 # A plan is drawn, not trained on: an L1 marginal error of 1e-3 (0.1% of the mass) is invisible in
 # a heatmap, and at blur >= 0.05 the polishing reaches it well within the iteration cap.
@@ -134,11 +143,7 @@ class DataClipSource:
         self.modality_pairs = [f"{m} -> text" for m in projections]
 
     def pair(self, clip: str, modality_pair: str) -> AlignmentPair:
-        if clip not in self.clips:
-            raise ValueError(f"unknown clip {clip!r}")
-        if modality_pair not in self.modality_pairs:
-            raise ValueError(f"unknown modality pair {modality_pair!r}; choose one of {self.modality_pairs}")
-        index, modality = self.clips.index(clip), modality_pair.split(" ->")[0]
+        index, modality = locate(self, clip, modality_pair)
         frames = self.projections[modality](self.split.features[modality][index])
         return AlignmentPair(
             torch.as_tensor(np.asarray(frames, dtype=np.float64))[None],
@@ -174,11 +179,7 @@ class TrainedModelSource:
         self.controls = (self.model,)
 
     def pair(self, clip: str, modality_pair: str) -> AlignmentPair:
-        if clip not in self.clips:
-            raise ValueError(f"unknown clip {clip!r}")
-        if modality_pair not in self.modality_pairs:
-            raise ValueError(f"unknown modality pair {modality_pair!r}; choose one of {self.modality_pairs}")
-        index, modality = self.clips.index(clip), modality_pair.split(" ->")[0]
+        index, modality = locate(self, clip, modality_pair)
         batch = analysis.clip_batch(self.split, [index])
         states = analysis.token_states(self.models[self.model.value], batch)
         return AlignmentPair(states[modality].double(), states["text"].double(), batch.masks[modality],
