@@ -303,3 +303,32 @@ def probe_layers(train_states: list[torch.Tensor], train_patches: torch.Tensor, 
         r2.append(r2_score(flat_test, predicted))
         reconstructions.append(predicted.float().reshape(test_patches.shape))
     return np.array(r2), reconstructions
+
+
+@dataclass
+class VariantResult:
+    """What :func:`train_and_score` returns: the trained ``model``, the loss parts of every step
+    (``history``), the test ``scores`` of :func:`evaluate`, the probe's ``r2`` per layer and its
+    test ``reconstructions`` per layer ``(N, P, p)``."""
+
+    model: EmmaLM
+    history: list[dict[str, float]]
+    scores: dict[str, float]
+    r2: np.ndarray
+    reconstructions: list[torch.Tensor]
+
+
+def train_and_score(config: EmmaConfig, train_data: DigitScenes, test_data: DigitScenes, probe_data: DigitScenes,
+                    steps: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+                    progress: bool = True) -> VariantResult:
+    """One run of a variant: the model built under ``torch.manual_seed(seed)``, trained by
+    :func:`train`, scored on ``test_data`` by :func:`evaluate`, and probed per layer by
+    :func:`probe_layers` (fitted on ``probe_data``, scored on ``test_data``)."""
+    torch.manual_seed(seed)
+    model = EmmaLM(config)
+    history = train(model, train_data, steps, batch_size, lr, seed=seed, progress=progress)
+    predicted, test_states = predict(model, test_data)
+    _, probe_states = predict(model, probe_data)
+    r2, reconstructions = probe_layers(probe_states, patchify(probe_data.images, config.patch_size), test_states,
+                                       patchify(test_data.images, config.patch_size))
+    return VariantResult(model, history, evaluate(predicted, test_data), r2, reconstructions)

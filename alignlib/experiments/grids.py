@@ -20,7 +20,8 @@ TRAINING = {"default": {"epochs": 1, "batch_size": 32, "d_model": 16, "n_layers"
             "full": {"epochs": 6, "batch_size": 32, "d_model": 32, "n_layers": 2}}
 SEEDS = {"ablations": {"default": (0, 1), "full": (0, 1, 2)},
          "missing": {"default": (0, 1), "full": (0, 1, 2, 3, 4)},
-         "lambda": {"default": (0, 1), "full": (0, 1)}}
+         "lambda": {"default": (0, 1), "full": (0, 1)},
+         "emma": {"default": (0,), "full": (0, 1, 2)}}
 MISSING_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # AlignMamba-1 Table 1 (0 added as the reference)
 MISSING_MODELS = ("alignmamba1", "alignmamba2", "concat", "multistream")
 LAMBDAS = {"default": (0.0, 1e-2, 1.0), "full": (0.0, 1e-3, 1e-2, 1e-1)}  # log grid with 0, both axes
@@ -31,6 +32,18 @@ EFFICIENCY = {  # tokens per modality; each point a subprocess with its own time
     "full": {"lengths": (1024, 2048, 4096, 8192, 16384, 32768, 65536, 100000), "d_model": 64, "n_layers": 2,
              "repeats": 10, "time_limit_s": 120, "memory_limit_mib": 8192},
 }
+# EMMA at teaching scale (notebook 09): the default profile is notebook 09's defaults, the full one
+# its notebooks/params/09_emma.full.yaml; test scenes use data_seed + 1, as in the notebook
+EMMA = {"default": {"n_train": 4000, "n_test": 900, "probe_scenes": 1000, "data_seed": 0, "patch_size": 8,
+                    "d_model": 32, "n_layers": 3, "train_steps": 800, "batch_size": 64, "learning_rate": 3e-3},
+        "full": {"n_train": 20000, "n_test": 3000, "probe_scenes": 2000, "data_seed": 0, "patch_size": 8,
+                 "d_model": 64, "n_layers": 4, "train_steps": 4000, "batch_size": 128, "learning_rate": 3e-3}}
+PIXEL_WEIGHT = 1.0  # lambda of the pixel-wise alignment loss
+EMMA_VARIANTS = {"baseline": {}, "+pixel": {"pixel_weight": PIXEL_WEIGHT}, "+MFF": {"mff": True},
+                 "+both (EMMA)": {"pixel_weight": PIXEL_WEIGHT, "mff": True}}
+# seconds per EMMA training step per scene of the batch at d_model 64 and 4 layers (one thread;
+# a full run, 4000 steps of 128 scenes with evaluation and probes, took 634 s); for the estimate only
+EMMA_SECONDS_PER_SCENE_STEP = 1.2e-3
 # seconds per training epoch per 1000 clips of the tiny shapes at d_model 32 (this project's 2-core
 # CPU, one epoch of alignlib.train on 1000 clips); used only for the printed estimate
 EPOCH_SECONDS_PER_1000 = {"alignmamba1": 1.0, "alignmamba2": 4.7, "concat": 1.9, "multistream": 2.1}
@@ -124,11 +137,19 @@ def efficiency_runs(profile: str) -> list[dict]:
             for model in EFFICIENCY_MODELS for length in p["lengths"]]
 
 
+def emma_runs(profile: str) -> list[dict]:
+    """The four EMMA variants of notebook 09, each trained once per seed."""
+    return [{"id": f"{_slug(label)}-seed{seed}", "kind": "emma", "factors": {"variant": label, "seed": seed},
+             "emma": {**EMMA[profile], "options": options, "seed": seed}}
+            for label, options in EMMA_VARIANTS.items() for seed in SEEDS["emma"][profile]]
+
+
 @dataclass(frozen=True)
 class Sweep:
     name: str
     reproduces: str
     runs: Callable[[str], list[dict]]
+    notebook: str = "08_paper_experiments"  # the notebook that shows the sweep
 
 
 SWEEPS = {
@@ -137,6 +158,8 @@ SWEEPS = {
     "lambda": Sweep("lambda", "AlignMamba-2 Fig. 6 (lambda_OT x lambda_MMD sensitivity)", lambda_runs),
     "efficiency": Sweep("efficiency", "AlignMamba-2 Fig. 4/5; AlignMamba-1 Fig. 3/4 (memory, latency vs length)",
                         efficiency_runs),
+    "emma": Sweep("emma", "EMMA: pixel-wise alignment and multi-scale fusion (baseline, +pixel, +MFF, +both)",
+                  emma_runs, notebook="09_emma"),
 }
 
 
@@ -144,6 +167,10 @@ def estimate_seconds(run: dict) -> float:
     """A rough duration of one run on this project's 2-core CPU (an upper bound for efficiency points)."""
     if run["kind"] == "efficiency":
         return POINT_OVERHEAD_S + run["efficiency"]["time_limit_s"]
+    if run["kind"] == "emma":
+        e = run["emma"]
+        size = e["d_model"] / 64 * e["n_layers"] / 4
+        return RUN_OVERHEAD_S + EMMA_SECONDS_PER_SCENE_STEP * e["train_steps"] * e["batch_size"] * size
     data, train = run["data"], run["train"]
     clips = data["n_clips"] or sum(synthetic.PRESETS[data["preset"]]["splits"])
     width = train["model_options"]["d_model"] / 32

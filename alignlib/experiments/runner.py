@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
+
 from alignlib import __version__
 from alignlib.experiments.grids import PROFILES, SWEEPS, estimate_seconds
 from alignlib.files import atomic_write_json
@@ -99,7 +101,26 @@ def run_efficiency(run: dict, root: Path, device: str) -> tuple[dict, list[dict]
     return settings, [measure_point(**settings)]
 
 
-EXECUTORS = {"train": run_training, "efficiency": run_efficiency}
+def run_emma(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
+    """One EMMA variant and seed through :func:`alignlib.emma.train_and_score`, as notebook 09 runs it."""
+    from alignlib import emma
+    from alignlib.data import digit_scenes
+
+    if device != "cpu":
+        raise SweepError(f"the emma sweep runs on the CPU only, got --device {device}")
+    s = run["emma"]
+    train_data = digit_scenes.make_digit_scenes(s["n_train"], "train", seed=s["data_seed"])
+    test_data = digit_scenes.make_digit_scenes(s["n_test"], "test", seed=s["data_seed"] + 1)
+    config = emma.EmmaConfig(patch_size=s["patch_size"], d_model=s["d_model"], n_layers=s["n_layers"], **s["options"])
+    result = emma.train_and_score(config, train_data, test_data, train_data.subset(slice(0, s["probe_scenes"])),
+                                  s["train_steps"], s["batch_size"], s["learning_rate"], seed=s["seed"], progress=False)
+    tail = result.history[-max(1, len(result.history) // 20):]  # the last 5 % of the steps
+    metrics = {**result.scores, **{f"probe_r2_layer{k}": float(v) for k, v in enumerate(result.r2)},
+               **{f"final_{part}_loss": float(np.mean([h[part] for h in tail])) for part in tail[0]}}
+    return s, [{"metrics": metrics}]
+
+
+EXECUTORS = {"train": run_training, "efficiency": run_efficiency, "emma": run_emma}
 
 
 def skipped_efficiency_row(run: dict, record: dict) -> dict | None:
