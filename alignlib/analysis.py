@@ -57,12 +57,17 @@ def initial_model(config: TrainConfig) -> nn.Module:
 def train_keeping_epochs(config: TrainConfig, progress: bool = False) -> list[Path]:
     """Train ``config`` one epoch at a time (``resume=True``), copying ``last.pt`` to
     ``epoch_K.pt`` after epoch ``K``; stops early where :func:`alignlib.train.train` would.
-    Returns the per-epoch checkpoints."""
+    Returns the per-epoch checkpoints.
+    An interrupted call continues: epochs whose ``epoch_K.pt`` exists are not trained again."""
     out, kept = Path(config.out), []
     for epoch in range(1, config.epochs + 1):
-        train(replace(config, epochs=epoch, resume=True), progress=progress)
-        kept.append(Path(shutil.copyfile(out / "last.pt", out / f"epoch_{epoch}.pt")))
-        if torch.load(out / "last.pt", map_location="cpu", weights_only=False)["stale"] >= config.patience:
+        path = out / f"epoch_{epoch}.pt"
+        if not path.exists():
+            train(replace(config, epochs=epoch, resume=True), progress=progress)
+            shutil.copyfile(out / "last.pt", path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)  # atomically: a present epoch_K.pt is a whole one
+        kept.append(path)
+        if torch.load(path, map_location="cpu", weights_only=False)["stale"] >= config.patience:
             break
     return kept
 
@@ -181,6 +186,28 @@ def alignment_losses(model: nn.Module, batch: Batch, blur: float = 0.05) -> dict
     pairs = [(states[m], states["text"], masks[m], masks["text"]) for m in SOURCES]
     return {"ot": sum(ot.ot_distance(*p, blur=blur).mean().item() for p in pairs),
             "mmd": sum(mmd.mmd2(*p).mean().item() for p in pairs)}
+
+
+def checkpoint_summary(model: nn.Module, split: Split, truth: dict[str, np.ndarray], indices,
+                       blur: float = 0.05) -> dict[str, float]:
+    """One checkpoint's numbers on the clips ``indices`` of ``split``, flat for a results table:
+    ``{m}_{method}`` (``m`` audio or vision, method entropic, exact, relaxed or floor) the share of
+    frames on their true word, ``ot`` and ``mmd`` the unweighted alignment losses, and for
+    Modality-Aware fusion ``shared_{projection}_{modality}`` the shared expert's mean share and,
+    with learned routing, ``mi_{router}`` the routing mutual information in bits."""
+    found = correspondences(model, split, truth, indices, blur=blur)
+    batch = clip_batch(split, indices)
+    summary = {f"{m}_{method}": value for m, scores in found.accuracy.items() for method, value in scores.items()}
+    summary.update(alignment_losses(model, batch, blur))
+    if isinstance(model, AlignMamba2) and model.config.moe:
+        activity = record_expert_activity(model, batch)
+        for name in sorted(activity.shares):
+            table = share_table(activity, name)
+            summary.update({f"shared_{name.replace('.mixer', '')}_{m}": float(table[k, -1])
+                            for k, m in enumerate(MODALITIES)})
+        summary.update({f"mi_{name.replace('.mixer', '')}": bits
+                        for name, bits in routing_mutual_information(activity).items()})
+    return summary
 
 
 # -- expert activations -----------------------------------------------------------------------------

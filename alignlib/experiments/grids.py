@@ -21,7 +21,8 @@ TRAINING = {"default": {"epochs": 1, "batch_size": 32, "d_model": 16, "n_layers"
 SEEDS = {"ablations": {"default": (0, 1), "full": (0, 1, 2)},
          "missing": {"default": (0, 1), "full": (0, 1, 2, 3, 4)},
          "lambda": {"default": (0, 1), "full": (0, 1)},
-         "emma": {"default": (0,), "full": (0, 1, 2)}}
+         "emma": {"default": (0,), "full": (0, 1, 2)},
+         "inside": {"default": (0,), "full": (0, 1, 2)}}
 MISSING_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # AlignMamba-1 Table 1 (0 added as the reference)
 MISSING_MODELS = ("alignmamba1", "alignmamba2", "concat", "multistream")
 LAMBDAS = {"default": (0.0, 1e-2, 1.0), "full": (0.0, 1e-3, 1e-2, 1e-1)}  # log grid with 0, both axes
@@ -32,6 +33,16 @@ EFFICIENCY = {  # tokens per modality; each point a subprocess with its own time
     "full": {"lengths": (1024, 2048, 4096, 8192, 16384, 32768, 65536, 100000), "d_model": 64, "n_layers": 2,
              "repeats": 10, "time_limit_s": 120, "memory_limit_mib": 8192},
 }
+# Inside trained models (notebook 07): each variant trained with a checkpoint per epoch, every
+# checkpoint's plans scored against the synthetic truth on the first `clips` test clips. The full
+# profile is MOSI-sized data at a CPU budget (the paper's 40 epochs at width 128 would take days here).
+INSIDE = {"default": {"data": {"preset": "tiny", "n_clips": None, "seed": 0}, "epochs": 3, "batch_size": 16,
+                      "d_model": 16, "n_layers": 2, "clips": 8, "blur": 0.05},
+          "full": {"data": {"preset": "mosi", "n_clips": None, "seed": 0}, "epochs": 8, "batch_size": 32,
+                   "d_model": 64, "n_layers": 2, "clips": 32, "blur": 0.05}}
+INSIDE_VARIANTS = {"AM2 with losses": ("alignmamba2", {}), "AM2 without losses": ("alignmamba2", {"align_loss": False}),
+                   "AM2 OT weight 1": ("alignmamba2", {"lambda_ot": 1.0}), "AlignMamba-1": ("alignmamba1", {}),
+                   "AM2 learned routing": ("alignmamba2", {"routing": "learned"})}
 # EMMA at teaching scale (notebook 09): the default profile is notebook 09's defaults, the full one
 # its notebooks/params/09_emma.full.yaml; test scenes use data_seed + 1, as in the notebook
 EMMA = {"default": {"n_train": 4000, "n_test": 900, "probe_scenes": 1000, "data_seed": 0, "patch_size": 8,
@@ -48,7 +59,8 @@ EMMA_SECONDS_PER_SCENE_STEP = 1.2e-3
 # CPU, one epoch of alignlib.train on 1000 clips); used only for the printed estimate
 EPOCH_SECONDS_PER_1000 = {"alignmamba1": 1.0, "alignmamba2": 4.7, "concat": 1.9, "multistream": 2.1}
 RUN_OVERHEAD_S = 1.0  # model build, data load, validation and test evaluation
-POINT_OVERHEAD_S = 5.0  # an efficiency point's process start (imports)
+POINT_OVERHEAD_S = 5.0
+INSIDE_SECONDS_PER_CLIP = 0.05  # plans and losses of one test clip per checkpoint (tiny shapes)  # an efficiency point's process start (imports)
 
 
 def parameter_count(model: str, dims: dict, options: dict) -> int:
@@ -137,6 +149,17 @@ def efficiency_runs(profile: str) -> list[dict]:
             for model in EFFICIENCY_MODELS for length in p["lengths"]]
 
 
+def inside_runs(profile: str) -> list[dict]:
+    """The trained models of notebook 07, each with every epoch's checkpoint analysed."""
+    p = INSIDE[profile]
+    return [{"id": f"{_slug(label)}-seed{seed}", "kind": "inside", "factors": {"variant": label, "model": model,
+                                                                                "seed": seed},
+             "data": p["data"], "analysis": {"clips": p["clips"], "blur": p["blur"]},
+             "train": {"model": model, "epochs": p["epochs"], "batch_size": p["batch_size"], "patience": p["epochs"],
+                       "seed": seed, "model_options": {"d_model": p["d_model"], "n_layers": p["n_layers"], **options}}}
+            for label, (model, options) in INSIDE_VARIANTS.items() for seed in SEEDS["inside"][profile]]
+
+
 def emma_runs(profile: str) -> list[dict]:
     """The four EMMA variants of notebook 09, each trained once per seed."""
     return [{"id": f"{_slug(label)}-seed{seed}", "kind": "emma", "factors": {"variant": label, "seed": seed},
@@ -160,6 +183,9 @@ SWEEPS = {
                         efficiency_runs),
     "emma": Sweep("emma", "EMMA: pixel-wise alignment and multi-scale fusion (baseline, +pixel, +MFF, +both)",
                   emma_runs, notebook="09_emma"),
+    "inside": Sweep("inside", "AlignMamba-2's claim that its OT and MMD losses align each frame with its word "
+                    "(against the synthetic truth), and its experts' activity", inside_runs,
+                    notebook="07_inside_trained_models"),
 }
 
 
@@ -172,6 +198,11 @@ def estimate_seconds(run: dict) -> float:
         size = e["d_model"] / 64 * e["n_layers"] / 4
         return RUN_OVERHEAD_S + EMMA_SECONDS_PER_SCENE_STEP * e["train_steps"] * e["batch_size"] * size
     data, train = run["data"], run["train"]
+    if run["kind"] == "inside":  # training, a test evaluation per epoch and the plans of every checkpoint
+        clips = data["n_clips"] or sum(synthetic.PRESETS[data["preset"]]["splits"])
+        frames = synthetic.PRESETS[data["preset"]]["lengths"]["vision"] / 48  # per clip, against the tiny shapes
+        epoch = EPOCH_SECONDS_PER_1000[train["model"]] * clips / 1000 * train["model_options"]["d_model"] / 32 * frames
+        return RUN_OVERHEAD_S + (epoch + INSIDE_SECONDS_PER_CLIP * run["analysis"]["clips"] * frames) * train["epochs"]
     clips = data["n_clips"] or sum(synthetic.PRESETS[data["preset"]]["splits"])
     width = train["model_options"]["d_model"] / 32
     return RUN_OVERHEAD_S + EPOCH_SECONDS_PER_1000[train["model"]] * clips / 1000 * width * train["epochs"]

@@ -120,7 +120,34 @@ def run_emma(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
     return s, [{"metrics": metrics}]
 
 
-EXECUTORS = {"train": run_training, "efficiency": run_efficiency, "emma": run_emma}
+def run_inside(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
+    """Train with a checkpoint per epoch (:func:`alignlib.analysis.train_keeping_epochs`, resumable
+    epoch by epoch), then one row per checkpoint, epoch 0 being the initial model:
+    :func:`alignlib.analysis.checkpoint_summary` on the first test clips, and the trained model's
+    test metrics on the last row."""
+    from alignlib import analysis
+    from alignlib.data import load_mmsa
+    from alignlib.train import TrainConfig
+
+    data_path = ensure_data(root, run["data"])
+    run_dir = root / "runs" / run["id"]
+    config = TrainConfig(**run["train"], data=str(data_path), out=str(run_dir), device=device)
+    kept = analysis.train_keeping_epochs(config)
+    test = load_mmsa(data_path).splits["test"]
+    truth = analysis.truth_tables(data_path, "test")
+    clips, blur = range(min(run["analysis"]["clips"], len(test))), run["analysis"]["blur"]
+    models = [analysis.initial_model(config)] + [analysis.load_model(path)[0] for path in kept]
+    rows = [{"epoch": epoch, "metrics": analysis.checkpoint_summary(model, test, truth, clips, blur)}
+            for epoch, model in enumerate(models)]
+    rows[-1]["metrics"].update({f"test_{k}": v for k, v in
+                                json.loads((run_dir / "test_metrics.json").read_text()).items()
+                                if isinstance(v, (int, float)) and k not in ("epoch", "test_missing_rate")})
+    recorded = dataclasses.asdict(config)
+    recorded.update(data=os.path.relpath(data_path, root), out=os.path.relpath(run_dir, root), analysis=run["analysis"])
+    return recorded, rows
+
+
+EXECUTORS = {"train": run_training, "efficiency": run_efficiency, "emma": run_emma, "inside": run_inside}
 
 
 def skipped_efficiency_row(run: dict, record: dict) -> dict | None:
