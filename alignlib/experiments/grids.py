@@ -38,8 +38,8 @@ EFFICIENCY = {  # tokens per modality; each point a subprocess with its own time
 # profile is MOSI-sized data at a CPU budget (the paper's 40 epochs at width 128 would take days here).
 INSIDE = {"default": {"data": {"preset": "tiny", "n_clips": None, "seed": 0}, "epochs": 3, "batch_size": 16,
                       "d_model": 16, "n_layers": 2, "clips": 8, "blur": 0.05},
-          "full": {"data": {"preset": "mosi", "n_clips": None, "seed": 0}, "epochs": 8, "batch_size": 32,
-                   "d_model": 64, "n_layers": 2, "clips": 32, "blur": 0.05}}
+          "full": {"data": {"preset": "mosi", "n_clips": None, "seed": 0}, "epochs": 5, "batch_size": 32,
+                   "d_model": 64, "n_layers": 2, "clips": 16, "blur": 0.05}}
 INSIDE_VARIANTS = {"AM2 with losses": ("alignmamba2", {}), "AM2 without losses": ("alignmamba2", {"align_loss": False}),
                    "AM2 OT weight 1": ("alignmamba2", {"lambda_ot": 1.0}), "AlignMamba-1": ("alignmamba1", {}),
                    "AM2 learned routing": ("alignmamba2", {"routing": "learned"})}
@@ -60,7 +60,10 @@ EMMA_SECONDS_PER_SCENE_STEP = 1.2e-3
 EPOCH_SECONDS_PER_1000 = {"alignmamba1": 1.0, "alignmamba2": 4.7, "concat": 1.9, "multistream": 2.1}
 RUN_OVERHEAD_S = 1.0  # model build, data load, validation and test evaluation
 POINT_OVERHEAD_S = 5.0
-INSIDE_SECONDS_PER_CLIP = 0.05  # plans and losses of one test clip per checkpoint (tiny shapes)  # an efficiency point's process start (imports)
+# the inside sweep's estimate, for MOSI-sized clips (an upper bound for the tiny ones): seconds per
+# epoch at d_model 64 (benchmarks/results/training_cpu.json), and per scored clip and checkpoint
+MOSI_EPOCH_SECONDS = {"alignmamba1": 7.9, "alignmamba2": 45.5}
+INSIDE_SECONDS_PER_CLIP = {"alignmamba1": 0.25, "alignmamba2": 1.0}  # an efficiency point's process start (imports)
 
 
 def parameter_count(model: str, dims: dict, options: dict) -> int:
@@ -199,10 +202,8 @@ def estimate_seconds(run: dict) -> float:
         return RUN_OVERHEAD_S + EMMA_SECONDS_PER_SCENE_STEP * e["train_steps"] * e["batch_size"] * size
     data, train = run["data"], run["train"]
     if run["kind"] == "inside":  # training, a test evaluation per epoch and the plans of every checkpoint
-        clips = data["n_clips"] or sum(synthetic.PRESETS[data["preset"]]["splits"])
-        frames = synthetic.PRESETS[data["preset"]]["lengths"]["vision"] / 48  # per clip, against the tiny shapes
-        epoch = EPOCH_SECONDS_PER_1000[train["model"]] * clips / 1000 * train["model_options"]["d_model"] / 32 * frames
-        return RUN_OVERHEAD_S + (epoch + INSIDE_SECONDS_PER_CLIP * run["analysis"]["clips"] * frames) * train["epochs"]
+        return RUN_OVERHEAD_S + train["epochs"] * (MOSI_EPOCH_SECONDS[train["model"]] * train["model_options"]["d_model"] / 64
+                                                   + INSIDE_SECONDS_PER_CLIP[train["model"]] * run["analysis"]["clips"])
     clips = data["n_clips"] or sum(synthetic.PRESETS[data["preset"]]["splits"])
     width = train["model_options"]["d_model"] / 32
     return RUN_OVERHEAD_S + EPOCH_SECONDS_PER_1000[train["model"]] * clips / 1000 * width * train["epochs"]
