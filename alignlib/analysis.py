@@ -192,12 +192,15 @@ def checkpoint_summary(model: nn.Module, split: Split, truth: dict[str, np.ndarr
                        blur: float = 0.05) -> dict[str, float]:
     """One checkpoint's numbers on the clips ``indices`` of ``split``, flat for a results table:
     ``{m}_{method}`` (``m`` audio or vision, method entropic, exact, relaxed or floor) the share of
-    frames on their true word, ``ot`` and ``mmd`` the unweighted alignment losses, and for
+    frames on their true word, ``{m}_chance`` that of a word drawn uniformly (the mean of ``1 / W``
+    over the frames), ``ot`` and ``mmd`` the unweighted alignment losses, and for
     Modality-Aware fusion ``shared_{projection}_{modality}`` the shared expert's mean share and,
     with learned routing, ``mi_{router}`` the routing mutual information in bits."""
     found = correspondences(model, split, truth, indices, blur=blur)
     batch = clip_batch(split, indices)
     summary = {f"{m}_{method}": value for m, scores in found.accuracy.items() for method, value in scores.items()}
+    words = found.masks["text"].sum(1, keepdim=True).double()
+    summary.update({f"{m}_chance": (1 / words).expand_as(found.masks[m])[found.masks[m]].mean().item() for m in SOURCES})
     summary.update(alignment_losses(model, batch, blur))
     if isinstance(model, AlignMamba2) and model.config.moe:
         activity = record_expert_activity(model, batch)

@@ -44,6 +44,7 @@ n_seeds: int = 1  # seeds per model (spread over seeds when > 1)
 n_clips: int = 16  # test clips whose plans are scored
 blur: float = 0.05  # entropic plans' blur (the OT loss's)
 run_dir: str = ""  # where the runs are written; empty: a temporary folder
+results_dir: str = "../benchmarks/results"  # the committed full-profile sweep, experiments_inside.json
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
 # %%
@@ -61,6 +62,8 @@ import torch
 from alignlib import analysis
 from alignlib.data import load_mmsa, synthetic
 from alignlib.data.mmsa import MODALITIES
+from alignlib.experiments import grids, runner
+from alignlib.experiments.stats import summary as interval_summary
 from alignlib.notebooks import record_metrics
 from alignlib.train import TrainConfig
 from alignlib.widgets import ExpertActivationBrowser, TrainedModelSource, TransportPlanExplorer
@@ -81,19 +84,16 @@ print(f"{Path(data_path).name}: " + ", ".join(f"{k} {len(v)}" for k, v in data.s
 # %% [markdown]
 # ## 1 · Train and keep a checkpoint per epoch
 #
-# Four models through `alignlib.train`, one epoch at a time (`resume=True`), `last.pt` copied to
+# Five models through `alignlib.train`, one epoch at a time (`resume=True`), `last.pt` copied to
 # `epoch_K.pt` after each epoch: AlignMamba-2 with its alignment losses (the paper's weights
 # $\lambda_{OT} = 0.001$, $\lambda_{MMD} = 0.01$), the same without them (`align_loss=False`),
-# AlignMamba-1, and AlignMamba-2 with a learned router (section 4). The untrained model is the one
+# the same with the OT loss weighted a thousand times more ($\lambda_{OT} = 1$: can the loss align
+# frames at all when it dominates?), AlignMamba-1, and AlignMamba-2 with a learned router (section 4). The untrained model is the one
 # `train` starts from (`analysis.initial_model`), so "epoch 0" is initialisation.
 
 # %%
-VARIANTS = {
-    "AM2 with losses": ("alignmamba2", {}),
-    "AM2 without losses": ("alignmamba2", {"align_loss": False}),
-    "AlignMamba-1": ("alignmamba1", {}),
-    "AM2 learned routing": ("alignmamba2", {"routing": "learned"}),
-}
+VARIANTS = grids.INSIDE_VARIANTS  # name: (model, model options), the same as the full-profile sweep's
+print("\n".join(f"{name:>20}: {model} {options or ''}" for name, (model, options) in VARIANTS.items()))
 configs, checkpoints = {}, {}
 start = time.perf_counter()
 for name, (model_name, options) in VARIANTS.items():
@@ -114,6 +114,10 @@ print(f"trained {len(configs)} runs in {time.perf_counter() - start:.0f} s;",
 # relaxed plan. A frame counts as recovered when its heaviest plan entry is its true word. The floor
 # is the proportional-time guess: frame $t$ of $n$ goes to word $\lfloor t W / n \rfloor$. Beside
 # the accuracy, the unweighted OT and MMD losses of the same test clips.
+#
+# `analysis.checkpoint_summary` computes all of it for one checkpoint (`analysis.correspondences`
+# for the plans and their accuracy, `analysis.alignment_losses` for the losses); the full-profile
+# sweep of section 7 calls the same function.
 
 # %%
 rows, losses = [], []
@@ -124,11 +128,11 @@ for (name, seed), kept in checkpoints.items():
     models = [(0, analysis.initial_model(configs[name, seed]))]
     models += [(k + 1, analysis.load_model(path)[0]) for k, path in enumerate(kept)]
     for epoch, model in models:
-        found = analysis.correspondences(model, test, truth, clips, blur=blur)
-        for modality, scores in found.accuracy.items():
-            rows += [dict(model=name, seed=seed, epoch=epoch, modality=modality, method=method, accuracy=value)
-                     for method, value in scores.items()]
-        losses.append(dict(model=name, seed=seed, epoch=epoch, **analysis.alignment_losses(model, batch, blur)))
+        numbers = analysis.checkpoint_summary(model, test, truth, clips, blur=blur)
+        rows += [dict(model=name, seed=seed, epoch=epoch, modality=modality, method=method,
+                      accuracy=numbers[f"{modality}_{method}"])
+                 for modality in analysis.SOURCES for method in ("floor", *analysis.METHODS)]
+        losses.append(dict(model=name, seed=seed, epoch=epoch, ot=numbers["ot"], mmd=numbers["mmd"]))
 accuracy = pd.DataFrame(rows)
 losses = pd.DataFrame(losses)
 floor = accuracy[accuracy.method == "floor"].groupby("modality").accuracy.first()
