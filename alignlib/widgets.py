@@ -269,8 +269,10 @@ class TransportPlanExplorer(_Explorer):
             raise ValueError("source: offers no clips or no modality pairs")
         self.tol, self.max_iter = tol, max_iter
         self.method = w.ToggleButtons(options=METHODS, value=method, description="method")
-        self.blur = w.FloatLogSlider(value=blur, base=10, min=-2.5, max=0, step=0.05, description="blur",
-                                     readout_format=".3f", disabled=method != "sinkhorn")
+        # on the slider's grid (10^(-2.5 + 0.05 k)): a value off it is snapped by the browser, whose
+        # change would come back and recompute the figure while the page is still loading
+        self.blur = w.FloatLogSlider(value=10 ** (round(math.log10(blur) / 0.05) * 0.05), base=10, min=-2.5, max=0,
+                                     step=0.05, description="blur", readout_format=".3f", disabled=method != "sinkhorn")
         self.clip = w.Dropdown(options=list(self.source.clips), description="clip")
         self.modality_pair = w.Dropdown(options=list(self.source.modality_pairs), description="pair")
         selectors = [c for c in (self.clip, self.modality_pair) if len(c.options) > 1]

@@ -63,6 +63,7 @@ from alignlib import analysis
 from alignlib.data import load_mmsa, synthetic
 from alignlib.data.mmsa import MODALITIES
 from alignlib.experiments import grids, runner
+from alignlib.experiments.stats import mean_ci as stats_mean_ci
 from alignlib.experiments.stats import summary as interval_summary
 from alignlib.notebooks import record_metrics
 from alignlib.train import TrainConfig
@@ -265,7 +266,7 @@ plt.show()
 
 # %%
 trained_models = {name: analysis.load_model(checkpoints[name, 0][-1])[0]
-                  for name in ("AM2 with losses", "AM2 without losses", "AlignMamba-1")}
+                  for name in ("AM2 with losses", "AM2 without losses", "AM2 OT weight 1", "AlignMamba-1")}
 explorer = TransportPlanExplorer(method="exact", source=TrainedModelSource(trained_models, test, truth), blur=blur)
 explorer
 
@@ -308,6 +309,129 @@ print(losses[losses.epoch.isin([0, end])].groupby(["model", "epoch"])[["ot", "mm
 # (`fusion.1.in_router`, after 1.02 at epoch 1).
 # Whether the paper's budget changes this is what the full profile measures (MOSI-sized data,
 # 40 epochs, width 128, three seeds); it has not been run for this text.
+
+# %% [markdown]
+# ## 7 · The full profile: MOSI-sized clips, three seeds
+#
+# The same study as a resumable sweep of `alignlib.experiments` (every model of section 1, three
+# seeds, a checkpoint per epoch, `analysis.checkpoint_summary` on each), run once on this
+# project's 2-core CPU and committed as `benchmarks/results/experiments_inside.json`. Its data are
+# MOSI-sized (up to 50 words, 375 audio and 500 video frames per clip, 1284 training clips) and its
+# models as wide as notebook 06's table (`d_model` 64, two fusion layers); its budget is a CPU's,
+# not the paper's (40 epochs at width 128 would take days here). Every number below is a mean over
+# the seeds with a 95 % Student-t interval.
+
+# %%
+inside_path = Path(results_dir) / "experiments_inside.json"
+full = runner.load(inside_path) if inside_path.exists() else None
+if full is None:
+    print(f"no committed full profile at {inside_path}: python -m alignlib.experiments inside --profile full --out build/experiments")
+else:
+    spec = grids.INSIDE[full["profile"]]
+    run_minutes = sum(r["seconds"] for r in full["runs"].values()) / 60
+    print(f"{full['command']}\n{len(full['runs'])} runs, {run_minutes:.0f} min of run time; "
+          f"{spec['epochs']} epochs, d_model {spec['d_model']}, {spec['clips']} scored test clips per checkpoint")
+    full_table = runner.tidy(full)
+    full_stats = interval_summary(full_table, ["variant", "epoch"])
+    full_end = int(full_table.epoch.max())
+
+    def full_cell(variant, metric, epoch):
+        row = full_stats[(full_stats.variant == variant) & (full_stats.metric == metric) & (full_stats.epoch == epoch)]
+        return row.iloc[0] if len(row) else None
+
+    def interval(row):
+        return f"{row['mean']:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+
+    cells = []
+    for variant in VARIANTS:
+        if variant == "AM2 learned routing":
+            continue
+        for modality in analysis.SOURCES:
+            cells.append({"model": variant, "modality": modality,
+                          **{f"exact, epoch {e}": interval(full_cell(variant, f"{modality}_exact", e)) for e in (0, full_end)},
+                          **{f"{m}, end": interval(full_cell(variant, f"{modality}_{m}", full_end)) for m in ("entropic", "relaxed")},
+                          "floor": f"{full_cell(variant, f'{modality}_floor', 0)['mean']:.3f}",
+                          "chance": f"{full_cell(variant, f'{modality}_chance', 0)['mean']:.3f}"})
+    display(pd.DataFrame(cells).set_index(["model", "modality"]))
+
+# %%
+if full is not None:
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4))
+    shown = [v for v in VARIANTS if v != "AM2 learned routing"]
+    for ax, metric in zip(axes, ("audio_exact", "vision_exact", "ot", "mmd")):
+        for k, variant in enumerate(shown):
+            part = full_stats[(full_stats.variant == variant) & (full_stats.metric == metric)].sort_values("epoch")
+            ax.plot(part.epoch, part["mean"], "o-", color=f"C{k}", label=variant)
+            ax.fill_between(part.epoch, part.ci_low, part.ci_high, color=f"C{k}", alpha=0.2)
+        if metric.endswith("exact"):
+            modality = metric.split("_")[0]
+            ax.axhline(full_cell(shown[0], f"{modality}_floor", 0)["mean"], color="black", ls="--", label="proportional floor")
+            ax.axhline(full_cell(shown[0], f"{modality}_chance", 0)["mean"], color="grey", ls=":", label="chance")
+            ax.set(title=f"{modality} -> text: exact-plan accuracy", ylabel="accuracy")
+        else:
+            ax.set(title=f"{metric.upper()} loss, test clips (unweighted)", ylabel=metric)
+        ax.set(xlabel="epoch")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"full profile: mean and 95 % interval over {int(full_stats['n'].max())} seeds")
+    plt.tight_layout()
+    plt.show()
+
+# %% [markdown]
+# Do the losses make correspondences emerge? Each seed trains the models from the same initial
+# weights and batches, so the differences at the end are paired by seed: the mean difference with a
+# 95 % interval, against the model trained without the losses.
+
+# %%
+if full is not None:
+    ends_full = full_table[full_table.epoch == full_end].pivot_table(index=["variant", "seed"], columns="metric",
+                                                                       values="value")
+    emerge = {}
+    for variant in ("AM2 with losses", "AM2 OT weight 1"):
+        for modality in analysis.SOURCES:
+            metric = f"{modality}_exact"
+            paired = (ends_full.loc[variant][metric] - ends_full.loc["AM2 without losses"][metric]).dropna()
+            mean, low, high = stats_mean_ci(paired.to_numpy())
+            emerge[variant, modality] = (mean, low, high)
+            verdict = ("higher" if low > 0 else "lower" if high < 0 else "not distinguishable") if np.isfinite(low) else "one seed"
+            print(f"{variant:>16} - AM2 without losses, {modality:>6} exact-plan accuracy at the end: "
+                  f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] ({verdict})")
+    for variant in [v for v in VARIANTS if v != "AM2 learned routing"]:
+        for modality in analysis.SOURCES:
+            end_row, floor_row = full_cell(variant, f"{modality}_exact", full_end), full_cell(variant, f"{modality}_floor", 0)
+            chance_row = full_cell(variant, f"{modality}_chance", 0)
+            place = ("above the floor" if end_row.ci_low > floor_row["mean"] else
+                     "below the floor, above chance" if end_row.ci_low > chance_row["mean"] else
+                     "not above chance")
+            print(f"{variant:>20} {modality:>6}: end {interval(end_row)}: {place} "
+                  f"(floor {floor_row['mean']:.3f}, chance {chance_row['mean']:.3f})")
+    test_mae = {v: full_cell(v, "test_MAE", full_end) for v in VARIANTS}
+    print("test MAE of the trained models: " + ", ".join(f"{v} {interval(r)}" for v, r in test_mae.items() if r is not None))
+
+# %% [markdown]
+# The experts of the trained AlignMamba-2 (paper weights) at the end, and the learned router's
+# mutual information with the modality across epochs, both over the seeds:
+
+# %%
+if full is not None:
+    share_rows = full_stats[(full_stats.variant == "AM2 with losses") & (full_stats.epoch == full_end)
+                            & full_stats.metric.str.startswith("shared_")]
+    share_rows = share_rows.assign(projection=share_rows.metric.str.extract(r"shared_(.*)_[a-z]+$")[0],
+                                   modality=share_rows.metric.str.extract(r"_([a-z]+)$")[0])
+    print("shared expert's share of each modality's update at the end (AM2 with losses):")
+    display(share_rows.assign(cell=[interval(r) for _, r in share_rows.iterrows()])
+            .pivot(index="projection", columns="modality", values="cell"))
+    mi_full = full_stats[(full_stats.variant == "AM2 learned routing") & full_stats.metric.str.startswith("mi_")]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for k, (router, part) in enumerate(mi_full.groupby("metric")):
+        part = part.sort_values("epoch")
+        ax.plot(part.epoch, part["mean"], "o-", color=f"C{k}", label=router[3:])
+        ax.fill_between(part.epoch, part.ci_low, part.ci_high, color=f"C{k}", alpha=0.2)
+    ax.axhline(math.log2(3), color="black", ls="--", label="log2 3")
+    ax.set(xlabel="epoch", ylabel="bits", title="full profile: I(modality; chosen expert), 95 % intervals")
+    ax.legend(fontsize=8)
+    plt.show()
+    mi_end = mi_full[mi_full.epoch == full_end].set_index("metric")
+    print("routing MI at the end: " + ", ".join(f"{r[3:]} {interval(row)}" for r, row in mi_end.iterrows()))
 
 # %%
 recorded = {}

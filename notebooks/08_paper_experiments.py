@@ -77,7 +77,8 @@ from alignlib.notebooks import record_metrics
 sns.set_theme(context="notebook", style="whitegrid")
 pd.set_option("display.width", 160, "display.max_columns", 20)
 out = Path(out_dir or tempfile.mkdtemp())
-committed = {name: runner.load(path) for name in grids.SWEEPS
+SWEEPS = [name for name, sweep in grids.SWEEPS.items() if sweep.notebook == "08_paper_experiments"]
+committed = {name: runner.load(path) for name in SWEEPS
              if (path := Path(results_dir) / f"experiments_{name}.json").exists()}
 print("committed full-profile results:", sorted(committed) or "none yet")
 
@@ -89,7 +90,7 @@ print("committed full-profile results:", sorted(committed) or "none yet")
 
 # %%
 records, seconds = {}, {}
-for name in grids.SWEEPS:
+for name in SWEEPS:
     start = time.perf_counter()
     records[name] = runner.run_sweep(name, profile, out, resume=True, device=device)
     seconds[name] = time.perf_counter() - start

@@ -58,20 +58,23 @@ pixel_weight: float = 1.0  # lambda, the weight of the pixel-wise alignment loss
 seeds: list = [0]  # one model per seed and variant: one seed here (single runs, no intervals) to stay near 2 minutes; the full profile uses three
 probe_scenes: int = 1000  # training scenes whose visual states fit the linear probes
 seed: int = 0  # seeds the data
+results_dir: str = "../benchmarks/results"  # the committed full-profile sweep, experiments_emma.json
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
 # %%
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
-from scipy import stats
 
 from alignlib import emma
 from alignlib.data import digit_scenes as ds
+from alignlib.experiments import grids, runner
+from alignlib.experiments.stats import mean_ci
 from alignlib.notebooks import record_metrics
 
 sns.set_theme(context="notebook", style="white")
@@ -129,12 +132,22 @@ for name, data in [("train", train_data), ("test", test_data)]:
 # for both). Its accuracy on the test scenes, per type:
 
 # %%
-template = train_data.question_type.clone()
-template[template == ds.QUESTION_TYPES.index("absent")] = ds.QUESTION_TYPES.index("present")
-majority = {int(k): int(torch.bincount(train_data.answers[template == k]).argmax()) for k in template.unique()}
-test_template = test_data.question_type.clone()
-test_template[test_template == ds.QUESTION_TYPES.index("absent")] = ds.QUESTION_TYPES.index("present")
-blind = emma.evaluate(torch.tensor([majority[int(k)] for k in test_template]), test_data)
+def image_blind(train_data, test_data):
+    """The training set's most frequent answer per template, and its scores on the test scenes."""
+    def templates(data):
+        kind = data.question_type.clone()
+        kind[kind == ds.QUESTION_TYPES.index("absent")] = ds.QUESTION_TYPES.index("present")
+        return kind
+
+    train_template = templates(train_data)
+    majority = {int(k): int(torch.bincount(train_data.answers[train_template == k]).argmax())
+                for k in train_template.unique()}
+    scores = emma.evaluate(torch.tensor([majority[int(k)] for k in templates(test_data)]), test_data)
+    scores["present_minus_false_yes"] = scores["accuracy_present"] - scores["false_yes_rate"]
+    return majority, scores
+
+
+majority, blind = image_blind(train_data, test_data)
 print("image-blind answer per template:", {ds.QUESTION_TYPES[k]: ds.ANSWERS[a] for k, a in majority.items()})
 print("its test accuracy:", {name: round(value, 3) for name, value in blind.items()})
 
@@ -266,22 +279,17 @@ variants = {
     "+both (EMMA)": {"pixel_weight": pixel_weight, "mff": True},
 }
 probe_data = train_data.subset(slice(0, probe_scenes))
-train_patches = emma.patchify(probe_data.images, patch_size)
-test_patches = emma.patchify(test_data.images, patch_size)
 rows, curves, probes, models = [], {}, {}, {}
 training_start = time.perf_counter()
 for name, options in variants.items():
     for run_seed in seeds:
-        torch.manual_seed(run_seed)
-        lm = emma.EmmaLM(emma.EmmaConfig(patch_size=patch_size, d_model=d_model, n_layers=n_layers, **options))
-        curves[name, run_seed] = emma.train(lm, train_data, train_steps, batch_size, learning_rate, seed=run_seed)
-        predicted, test_states = emma.predict(lm, test_data)
-        _, train_states = emma.predict(lm, probe_data)
-        r2, reconstructions = emma.probe_layers(train_states, train_patches, test_states, test_patches)
-        probes[name, run_seed] = (r2, reconstructions)
-        models[name, run_seed] = lm
-        rows.append({"variant": name, "seed": run_seed, **emma.evaluate(predicted, test_data),
-                     **{f"probe_r2_layer{layer}": value for layer, value in enumerate(r2)}})
+        config = emma.EmmaConfig(patch_size=patch_size, d_model=d_model, n_layers=n_layers, **options)
+        run = emma.train_and_score(config, train_data, test_data, probe_data, train_steps, batch_size, learning_rate,
+                                   seed=run_seed)
+        curves[name, run_seed], probes[name, run_seed] = run.history, (run.r2, run.reconstructions)
+        models[name, run_seed] = run.model
+        rows.append({"variant": name, "seed": run_seed, **run.scores,
+                     **{f"probe_r2_layer{layer}": value for layer, value in enumerate(run.r2)}})
 training_seconds = time.perf_counter() - training_start
 results = pd.DataFrame(rows)
 print(f"{len(rows)} models trained in {training_seconds:.0f} s")
@@ -319,25 +327,27 @@ plt.show()
 # %%
 def mean_and_interval(values):
     """Mean and 95% half-width of a Student-t interval over seeds (nan for one seed)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return values.mean(), float("nan")
-    return values.mean(), stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    mean, low, high = mean_ci(values)
+    return mean, high - mean
 
 
-results["present_minus_false_yes"] = results["accuracy_present"] - results["false_yes_rate"]
-blind["present_minus_false_yes"] = blind["accuracy_present"] - blind["false_yes_rate"]
-columns = ["accuracy", *[f"accuracy_{t}" for t in ds.QUESTION_TYPES], "false_yes_rate", "present_minus_false_yes",
-           f"probe_r2_layer{n_layers}"]
-summary = {}
-for name in variants:
-    chosen = results[results.variant == name]
-    summary[name] = {column: mean_and_interval(chosen[column]) for column in columns}
-table = pd.DataFrame({name: {column: (f"{m:.3f} ± {h:.3f}" if np.isfinite(h) else f"{m:.3f}")
-                             for column, (m, h) in values.items()} for name, values in summary.items()}).T
-table.loc["image-blind"] = [f"{blind[c]:.3f}" if c in blind else "" for c in columns]
-table.columns = ["all", *ds.QUESTION_TYPES, "false yes", "present - false yes", "probe R² (last)"]
-table = table.drop(columns="false yes")  # = 1 - absent: the "absent" column already shows it
+COLUMNS = ["accuracy", *[f"accuracy_{t}" for t in ds.QUESTION_TYPES], "false_yes_rate", "present_minus_false_yes"]
+
+
+def summarise(results, blind, last_layer):
+    """Per variant, mean and half-width of every column over the seeds, and the table shown."""
+    results = results.assign(present_minus_false_yes=results["accuracy_present"] - results["false_yes_rate"])
+    columns = [*COLUMNS, f"probe_r2_layer{last_layer}"]
+    summary = {name: {column: mean_and_interval(results.loc[results.variant == name, column]) for column in columns}
+               for name in results.variant.unique()}
+    table = pd.DataFrame({name: {column: (f"{m:.3f} ± {h:.3f}" if np.isfinite(h) else f"{m:.3f}")
+                                 for column, (m, h) in values.items()} for name, values in summary.items()}).T
+    table.loc["image-blind"] = [f"{blind[c]:.3f}" if c in blind else "" for c in columns]
+    table.columns = ["all", *ds.QUESTION_TYPES, "false yes", "present - false yes", "probe R² (last)"]
+    return summary, table.drop(columns="false yes")  # = 1 - absent: the "absent" column already shows it
+
+
+summary, table = summarise(results, blind, n_layers)
 table
 
 # %%
@@ -444,7 +454,7 @@ plt.show()
 # no verdict).
 
 # %%
-def difference(name, column):
+def difference(results, name, column):
     """Mean difference to the baseline over seeds, with a paired 95% interval (nan for one seed)."""
     paired = (results[results.variant == name].set_index("seed")[column]
               - results[results.variant == "baseline"].set_index("seed")[column])
@@ -468,7 +478,7 @@ print()
 for name in list(variants)[1:]:
     parts = []
     for column, label in [("accuracy", "accuracy"), ("false_yes_rate", "false-yes rate"), (last, "last-layer probe R²")]:
-        m, h = difference(name, column)
+        m, h = difference(results, name, column)
         verdict = " (single run, no interval)" if not np.isfinite(h) else (" (interval excludes 0)" if abs(m) > h else " (interval includes 0)")
         parts.append(f"{label} {m:+.3f}" + (f" ± {h:.3f}" if np.isfinite(h) else "") + verdict)
     print(f"{name} vs baseline: " + "; ".join(parts))
@@ -503,6 +513,69 @@ print(f"\nthe whole notebook ran in {time.perf_counter() - notebook_start:.0f} s
 # * Not reproduced: the pretrained vision encoder and LLM, the official decoder, the scale, and the
 #   benchmarks (the summary names VQA v2, GQA and VizWiz, and a hallucination evaluation). The
 #   choices made where the paper is open are in sections 3 and 4.
+
+# %% [markdown]
+# ## 9 · The full profile: three seeds, five times the steps
+#
+# The four variants at the full profile's sizes (`notebooks/params/09_emma.full.yaml`: 20000
+# training scenes, width 64, four layers, 4000 steps of 128 scenes), three seeds each, as a
+# resumable sweep of `alignlib.experiments` that calls the same `emma.train_and_score` as section 5.
+# It was run once on this project's CPU and committed as `benchmarks/results/experiments_emma.json`;
+# here it is read back, with 95 % Student-t intervals over the seeds.
+
+# %%
+emma_path = Path(results_dir) / "experiments_emma.json"
+full = runner.load(emma_path) if emma_path.exists() else None
+if full is None:
+    print(f"no committed full profile at {emma_path}: python -m alignlib.experiments emma --profile full --out build/experiments")
+else:
+    spec = grids.EMMA[full["profile"]]
+    print(f"{full['command']}\n{len(full['runs'])} runs, {sum(r['seconds'] for r in full['runs'].values()) / 60:.0f} min "
+          f"of run time; {spec}")
+    full_results = (runner.tidy(full).pivot_table(index=["variant", "seed"], columns="metric", values="value")
+                    .reset_index().rename_axis(columns=None))
+    full_train = ds.make_digit_scenes(spec["n_train"], "train", seed=spec["data_seed"])
+    full_test = ds.make_digit_scenes(spec["n_test"], "test", seed=spec["data_seed"] + 1)
+    _, full_blind = image_blind(full_train, full_test)
+    full_summary, full_table = summarise(full_results, full_blind, spec["n_layers"])
+    display(full_table)
+
+# %%
+if full is not None:
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.2))
+    for k, name in enumerate(variants):
+        means = [full_summary[name][f"accuracy_{t}"][0] for t in ds.QUESTION_TYPES]
+        halves = [full_summary[name][f"accuracy_{t}"][1] for t in ds.QUESTION_TYPES]
+        axes[0].bar(np.arange(len(names)) + k * width, means, width, yerr=halves, capsize=3, label=name)
+        layers = range(spec["n_layers"] + 1)
+        per_layer = [mean_and_interval(full_results.loc[full_results.variant == name, f"probe_r2_layer{layer}"])
+                     for layer in layers]
+        axes[1].errorbar(np.array(layers) + 0.03 * k, [m for m, _ in per_layer], yerr=[h for _, h in per_layer],
+                         marker="o", capsize=3, label=name)
+    axes[0].scatter(np.arange(len(names)) + width * (len(variants) - 1) / 2,
+                    [full_blind[f"accuracy_{t}"] for t in ds.QUESTION_TYPES], marker="_", s=900, color="k", zorder=3,
+                    label="image-blind")
+    axes[0].set_xticks(np.arange(len(names)) + width * (len(variants) - 1) / 2, names)
+    axes[0].set(ylabel="test accuracy (absent: 1 - false-yes rate)", ylim=(0, 1))
+    axes[1].set(xlabel="layer (0 = visual tokens entering the LM)", ylabel="probe R² on held-out scenes")
+    axes[1].set_xticks(list(layers))
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.suptitle(f"full profile: mean and 95 % interval over {full_results.seed.nunique()} seeds")
+    plt.tight_layout()
+    plt.show()
+    full_se = float(np.sqrt(full_blind["accuracy"] * (1 - full_blind["accuracy"]) / len(full_test)))
+    for name in variants:
+        m, h = full_summary[name]["accuracy"]
+        print(f"{name:>14}: accuracy {m:.3f} ± {h:.3f} ({m - full_blind['accuracy']:+.3f} over the image-blind "
+              f"{full_blind['accuracy']:.3f}, whose 2 s.e. is {2 * full_se:.3f})")
+    for name in list(variants)[1:]:
+        parts = []
+        for column, label in [("accuracy", "accuracy"), ("false_yes_rate", "false-yes rate"),
+                              (f"probe_r2_layer{spec['n_layers']}", "last-layer probe R²")]:
+            m, h = difference(full_results, name, column)
+            parts.append(f"{label} {m:+.3f} ± {h:.3f} ({'interval excludes 0' if abs(m) > h else 'interval includes 0'})")
+        print(f"{name} vs baseline, paired by seed: " + "; ".join(parts))
 
 # %%
 first = {name: summary[name] for name in variants}

@@ -191,3 +191,54 @@ def test_bad_input_is_named(tmp_path):
         analysis.token_states(concat, analysis.clip_batch(split, [0]))
     with pytest.raises(ValueError, match="clip indices must be in"):
         analysis.clip_batch(split, [len(split)])
+
+
+def test_per_epoch_checkpoints_continue_where_an_interrupted_call_stopped(tmp_path, monkeypatch):
+    options = dict(data=str(SAMPLE), epochs=3, batch_size=32, model_options={"d_model": 8, "n_layers": 1})
+    whole = analysis.train_keeping_epochs(TrainConfig(model="alignmamba1", out=str(tmp_path / "whole"), **options))
+    cut = TrainConfig(model="alignmamba1", out=str(tmp_path / "cut"), **options)
+    real_train, trained = analysis.train, []
+
+    def killed_in_epoch_three(config, progress=False):
+        if config.epochs == 3:
+            raise KeyboardInterrupt("killed")
+        trained.append(config.epochs)
+        return real_train(config, progress=progress)
+
+    monkeypatch.setattr(analysis, "train", killed_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        analysis.train_keeping_epochs(cut)
+    assert trained == [1, 2] and sorted(p.name for p in (tmp_path / "cut").glob("epoch_*.pt")) == ["epoch_1.pt", "epoch_2.pt"]
+    monkeypatch.setattr(analysis, "train", lambda config, progress=False: (trained.append(config.epochs),
+                                                                           real_train(config, progress=progress))[1])
+    resumed = analysis.train_keeping_epochs(cut)
+    assert trained == [1, 2, 3]  # epochs 1 and 2 are not trained again
+    for ours, theirs in zip(resumed, whole, strict=True):
+        a, b = analysis.load_model(ours)[0].state_dict(), analysis.load_model(theirs)[0].state_dict()
+        for key in b:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_checkpoint_summary_collects_the_analysis_functions(trained):
+    _, out, _ = trained
+    model, _ = analysis.load_model(out)
+    split = load_mmsa(SAMPLE).splits["test"]
+    truth = analysis.truth_tables(SAMPLE, "test")
+    clips = [0, 3, 7]
+    numbers = analysis.checkpoint_summary(model, split, truth, clips, blur=0.1)
+    found = analysis.correspondences(model, split, truth, clips, blur=0.1)
+    for m in analysis.SOURCES:
+        for method in ("floor", *analysis.METHODS):
+            assert numbers[f"{m}_{method}"] == found.accuracy[m][method]
+        # chance: each real frame's 1 / (its clip's number of words), averaged over all frames
+        per_frame = [1 / split.masks["text"][i].sum().item() for i in clips for _ in range(int(split.masks[m][i].sum()))]
+        assert numbers[f"{m}_chance"] == pytest.approx(np.mean(per_frame), rel=1e-12)
+    batch = analysis.clip_batch(split, clips)
+    assert {k: numbers[k] for k in ("ot", "mmd")} == analysis.alignment_losses(model, batch, 0.1)
+    activity = analysis.record_expert_activity(model, batch)
+    table = analysis.share_table(activity, "fusion.1.mixer.out_proj")
+    assert numbers["shared_fusion.1.out_proj_vision"] == pytest.approx(table[2, -1])
+    for router, bits in analysis.routing_mutual_information(activity).items():
+        assert numbers[f"mi_{router.replace('.mixer', '')}"] == bits
+    plain = build_model("alignmamba1", load_mmsa(SAMPLE).dims, ModelConfig(d_model=8, n_layers=1)).eval()
+    assert not any(k.startswith(("shared_", "mi_")) for k in analysis.checkpoint_summary(plain, split, truth, clips))

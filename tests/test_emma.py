@@ -285,3 +285,21 @@ def test_question_mix_is_balanced():
     assert abs(yes - 100) < 3 * math.sqrt(200 * 0.25)  # yes drawn with probability 1/2
     assert torch.equal(data.mask, data.tokens != 0)
     assert all(len(set(row.tolist())) == 4 for row in data.digits)
+
+
+def test_train_and_score_is_the_steps_by_hand():
+    train_data = ds.make_digit_scenes(100, "train", seed=3)
+    test_data = ds.make_digit_scenes(50, "test", seed=4)
+    probe_data = train_data.subset(slice(0, 40))
+    config = emma.EmmaConfig(patch_size=8, d_model=8, n_layers=2, pixel_weight=0.5)
+    result = emma.train_and_score(config, train_data, test_data, probe_data, 4, 10, 1e-3, seed=5, progress=False)
+    torch.manual_seed(5)
+    model = emma.EmmaLM(config)
+    history = emma.train(model, train_data, 4, 10, 1e-3, seed=5, progress=False)
+    predicted, test_states = emma.predict(model, test_data)
+    _, probe_states = emma.predict(model, probe_data)
+    r2, _ = emma.probe_layers(probe_states, emma.patchify(probe_data.images, 8), test_states,
+                              emma.patchify(test_data.images, 8))
+    assert result.history == history
+    assert result.scores == pytest.approx(emma.evaluate(predicted, test_data), nan_ok=True)
+    np.testing.assert_allclose(result.r2, r2)

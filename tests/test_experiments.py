@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from alignlib.data import synthetic
+from alignlib import analysis, emma
+from alignlib.data import digit_scenes, load_mmsa, synthetic
 from alignlib.experiments import grids, runner
 from alignlib.experiments.efficiency import measure_point
 from alignlib.experiments.stats import loglog_slope, mean_ci, summary
+from alignlib.train import TrainConfig
 
 
 def test_every_sweep_declares_unique_runs_in_both_profiles():
@@ -213,3 +215,48 @@ def test_command_line_refuses_a_file_as_out_and_an_existing_sweep_without_resume
     result = subprocess.run([sys.executable, "-m", "alignlib.experiments", "lambda", "--out", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "error:" in result.stderr and "--resume" in result.stderr
+
+
+def test_inside_sweep_rows_are_each_checkpoints_summary(tmp_path, monkeypatch):
+    monkeypatch.setitem(grids.INSIDE, "default", {**grids.INSIDE["default"], "epochs": 2, "clips": 3, "d_model": 8})
+    grid = [run for run in grids.inside_runs("default") if run["factors"]["variant"] == "AM2 learned routing"]
+    monkeypatch.setitem(runner.SWEEPS, "inside", grids.Sweep("inside", "test", lambda profile: grid))
+    record = runner.run_sweep("inside", out=tmp_path, progress=False)
+    (run_id, done), = record["runs"].items()
+    assert [row["epoch"] for row in done["rows"]] == [0, 1, 2]
+    recorded = {k: v for k, v in done["config"].items() if k != "analysis"}
+    config = TrainConfig(**{**recorded, "data": str(tmp_path / recorded["data"]), "out": str(tmp_path / recorded["out"])})
+    data = load_mmsa(config.data)
+    truth = analysis.truth_tables(config.data, "test")
+    models = [analysis.initial_model(config)] + [analysis.load_model(tmp_path / "runs" / run_id / f"epoch_{k}.pt")[0]
+                                                 for k in (1, 2)]
+    for row, model in zip(done["rows"], models):
+        expected = analysis.checkpoint_summary(model, data.splits["test"], truth, range(3), grids.INSIDE["default"]["blur"])
+        assert {k: v for k, v in row["metrics"].items() if not k.startswith("test_")} == pytest.approx(expected)
+    tested = json.loads((tmp_path / "runs" / run_id / "test_metrics.json").read_text())
+    assert done["rows"][-1]["metrics"]["test_MAE"] == tested["MAE"]
+    assert "test_epoch" not in done["rows"][-1]["metrics"]
+    assert any(k.startswith("mi_") for k in done["rows"][0]["metrics"])
+    table = runner.tidy(record)
+    assert set(table.epoch) == {0, 1, 2} and set(table.variant) == {"AM2 learned routing"}
+
+
+def test_emma_sweep_runs_train_and_score(tmp_path, monkeypatch):
+    small = {**grids.EMMA["default"], "n_train": 120, "n_test": 60, "probe_scenes": 60, "train_steps": 3, "d_model": 8,
+             "n_layers": 2, "batch_size": 16}
+    monkeypatch.setitem(grids.EMMA, "default", small)
+    grid = [run for run in grids.emma_runs("default") if run["factors"]["variant"] == "+both (EMMA)"]
+    monkeypatch.setitem(runner.SWEEPS, "emma", grids.Sweep("emma", "test", lambda profile: grid, notebook="09_emma"))
+    record = runner.run_sweep("emma", out=tmp_path, progress=False)
+    metrics = record["runs"]["both-emma-seed0"]["rows"][0]["metrics"]
+    train_data = digit_scenes.make_digit_scenes(120, "train", seed=0)
+    test_data = digit_scenes.make_digit_scenes(60, "test", seed=1)
+    direct = emma.train_and_score(emma.EmmaConfig(patch_size=8, d_model=8, n_layers=2, pixel_weight=1.0, mff=True),
+                                  train_data, test_data, train_data.subset(slice(0, 60)), 3, 16, small["learning_rate"],
+                                  seed=0, progress=False)
+    for key, value in direct.scores.items():
+        assert metrics[key] == pytest.approx(value, nan_ok=True), key
+    np.testing.assert_allclose([metrics[f"probe_r2_layer{k}"] for k in range(3)], direct.r2)
+    assert metrics["final_pixel_loss"] == pytest.approx(np.mean([h["pixel"] for h in direct.history[-1:]]))
+    with pytest.raises(runner.SweepError, match="CPU only"):
+        runner.run_sweep("emma", out=tmp_path / "gpu", device="cuda", progress=False)
