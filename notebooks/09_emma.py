@@ -534,6 +534,7 @@ else:
           f"of run time; {spec}")
     full_results = (runner.tidy(full).pivot_table(index=["variant", "seed"], columns="metric", values="value")
                     .reset_index().rename_axis(columns=None))
+    full_results = full_results.set_index("variant").loc[list(variants)].reset_index()  # the order of section 5
     full_train = ds.make_digit_scenes(spec["n_train"], "train", seed=spec["data_seed"])
     full_test = ds.make_digit_scenes(spec["n_test"], "test", seed=spec["data_seed"] + 1)
     _, full_blind = image_blind(full_train, full_test)
