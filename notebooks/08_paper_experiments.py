@@ -322,11 +322,15 @@ def show_missing(record, title):
     plt.show()
     acc = stats[stats.metric == "Non0_acc_2"].pivot(index="model", columns="test_missing_rate", values="mean")
     mae = stats[stats.metric == "MAE"].pivot(index="model", columns="test_missing_rate", values="mean")
-    drop = 100 * (acc[0.1] - acc[0.7])
-    for model, value in drop.items():
-        print(f"  {model:<12} Acc-2 drop from r=0.1 to r=0.7: {value:5.1f} points (paper, AlignMamba-1 on MOSI: 11.9); "
-              f"MAE {mae.loc[model, 0.0]:.3f} at r=0, {mae.loc[model, 0.7]:.3f} at r=0.7")
     runs = runner.tidy(record)
+    by_seed = runs[runs.metric == "Non0_acc_2"].pivot_table(index=["model", "seed"], columns="test_missing_rate",
+                                                             values="value")
+    for model in acc.index:
+        drop = 100 * (by_seed.loc[model][0.1] - by_seed.loc[model][0.7])
+        mean, low, high = mean_ci(drop.to_numpy())
+        interval = f" [{low:.1f}, {high:.1f}]" if math.isfinite(low) else ""
+        print(f"  {model:<12} Acc-2 drop from r=0.1 to r=0.7: {mean:5.1f}{interval} points (paper, AlignMamba-1 on "
+              f"MOSI: 11.9); MAE {mae.loc[model, 0.0]:.3f} at r=0, {mae.loc[model, 0.7]:.3f} at r=0.7")
     per_run = runs[runs.metric == "Non0_acc_2"].groupby(["model", "seed"]).value.agg(lambda v: v.round(9).nunique())
     if (per_run == 1).all():
         print("  every run's Acc-2 is the same at every rate: the models predict one sign whatever they are "
@@ -353,6 +357,16 @@ if "missing" in committed:
     show_missing(committed["missing"], "committed full profile")
 else:
     print("No committed full-profile missing-modality results yet (python -m alignlib.experiments missing --profile full ...)")
+
+# %% [markdown]
+# **Reading the committed curves** (five seeds, six epochs; the numbers are printed above). The
+# drop of AlignMamba-1 from *r* = 0.1 to 0.7 is the paper's size, 11.7 points [8.7, 14.7] against
+# 11.9, from a lower start (72.2 % against 85.7 % at *r* = 0.1: the data differ). But the
+# baselines drop by as much: concat 10.5, multi-stream 11.1, AlignMamba-2 9.8 points, all inside
+# AlignMamba-1's interval, and paired by seed AlignMamba-1's drop minus concat's is +1.2 points
+# [-2.2, +4.7]. On this benchmark alignment does not make a model more robust to missing
+# modalities; what the paper's Table 1 compares it with are imputation methods, not rebuilt here.
+# Multi-stream has the highest mean Acc-2 at every rate (76.0 % at *r* = 0).
 
 # %% [markdown]
 # Reading the curves: the synthetic labels are carried mostly by the language tokens (notebook 05's
