@@ -2,8 +2,11 @@
 the efficiency harness's out-of-memory handling, and the command line's errors."""
 import json
 import math
+import multiprocessing
+import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -198,6 +201,7 @@ def test_a_point_after_an_oom_of_its_model_is_skipped():
     (["nope"], "unknown sweep 'nope'"),
     (["ablations", "--profile", "huge"], "unknown profile 'huge'"),
     (["ablations", "--device", "tpu"], "--device must be cpu or cuda"),
+    (["ablations", "--workers", "0"], "--workers must be at least 1"),
 ])
 def test_command_line_errors_exit_2(arguments, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "alignlib.experiments", *arguments, "--out", str(tmp_path)],
@@ -260,3 +264,69 @@ def test_emma_sweep_runs_train_and_score(tmp_path, monkeypatch):
     assert metrics["final_pixel_loss"] == pytest.approx(np.mean([h["pixel"] for h in direct.history[-1:]]))
     with pytest.raises(runner.SweepError, match="CPU only"):
         runner.run_sweep("emma", out=tmp_path / "gpu", device="cuda", progress=False)
+
+
+def slow_fake_run(run, root, device):
+    """A stand-in executor: records which process ran ``run``, takes a moment, returns one row."""
+    with open(root / "executed.txt", "a") as log:
+        log.write(f"{run['id']} {os.getpid()}\n")
+    time.sleep(0.3)
+    return {"seed": run["factors"]["seed"]}, [{"metrics": {"MAE": float(run["factors"]["seed"])}}]
+
+
+def worker(out):
+    grid = small_grid("default") + [{**small_grid("default")[0], "id": f"extra-seed{k}", "factors": {"variant": "c", "seed": k}}
+                                    for k in range(3)]
+    runner.SWEEPS["lambda"] = grids.Sweep("lambda", "test", lambda profile: grid)
+    runner.EXECUTORS["train"] = slow_fake_run
+    runner.run_sweep("lambda", out=out, resume=True, progress=False, command="test")
+
+
+def test_workers_share_a_sweep_and_each_run_runs_once(tmp_path):
+    alone, together = tmp_path / "alone", tmp_path / "together"
+    alone.mkdir(), together.mkdir()
+    context = multiprocessing.get_context("fork")
+    first = context.Process(target=worker, args=(alone,))
+    first.start(), first.join()
+    workers = [context.Process(target=worker, args=(together,)) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert all(w.exitcode == 0 for w in workers)
+    executed = [line.split() for line in (together / "executed.txt").read_text().splitlines()]
+    ids = [run_id for run_id, _ in executed]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 6  # every run once
+    assert len({pid for _, pid in executed}) > 1  # and shared between the processes
+    assert without_timings(runner.load(together / "experiments_lambda.json")) == \
+        without_timings(runner.load(alone / "experiments_lambda.json"))
+    assert not list((together / "claims").iterdir())
+
+
+def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    runner.claim_path(tmp_path, "a-seed0").parent.mkdir(parents=True)
+    runner.claim_path(tmp_path, "a-seed0").write_text(str(dead.pid))
+    assert runner.claim(tmp_path, "a-seed0")
+    assert runner.claim_path(tmp_path, "a-seed0").read_text() == str(os.getpid())
+    runner.claim_path(tmp_path, "b-seed0").write_text(str(os.getppid()))  # a live process holds it
+    assert not runner.claim(tmp_path, "b-seed0")
+
+
+def test_command_line_workers_give_the_json_of_one_process(tmp_path):
+    command = [sys.executable, "-m", "alignlib.experiments", "missing", "--quiet"]
+    one = subprocess.run([*command, "--out", str(tmp_path / "one")], capture_output=True, text=True)
+    two = subprocess.run([*command, "--out", str(tmp_path / "two"), "--workers", "2"], capture_output=True, text=True)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    alone, shared = (runner.load(tmp_path / name / "experiments_missing.json") for name in ("one", "two"))
+    assert alone["command"] == shared["command"].replace(str(tmp_path / "two"), str(tmp_path / "one"))
+    metrics = {}
+    for name, record in (("alone", alone), ("shared", shared)):
+        for run_id, run in record["runs"].items():
+            run.pop("software")  # the thread count may differ, and with it the last bits of a sum
+            metrics[name, run_id] = [row.pop("metrics") for row in run["rows"]]
+    assert without_timings(shared) == without_timings(alone)
+    for run_id in alone["runs"]:
+        for ours, theirs in zip(metrics["shared", run_id], metrics["alone", run_id], strict=True):
+            assert ours == pytest.approx(theirs, rel=1e-5, nan_ok=True)

@@ -1,11 +1,15 @@
-"""``python -m alignlib.experiments NAME --profile default|full --out DIR [--resume] [--device cpu|cuda]``
+"""``python -m alignlib.experiments NAME --profile default|full --out DIR [--resume] [--device cpu|cuda] [--workers N]``
 
-Writes ``DIR/experiments_NAME.json`` (the results, after every run), ``DIR/runs/<id>`` and ``DIR/data``."""
+Writes ``DIR/experiments_NAME.json`` (the results, after every run), ``DIR/runs/<id>`` and ``DIR/data``.
+With ``--workers N``, N processes (each with an equal share of the CPU's threads) take the runs in turn."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from alignlib.experiments.grids import PROFILES, SWEEPS, estimate_seconds
@@ -22,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the sweep in OUT; finished runs are kept")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes sharing the sweep, each with cores / N threads (default 1)")
     args = parser.parse_args(argv)
     if args.name not in SWEEPS:
         parser.error(f"unknown sweep {args.name!r}; choose one of {', '.join(SWEEPS)}")
@@ -29,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown profile {args.profile!r}; choose one of {', '.join(PROFILES)}")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} is a file, not a folder")
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
     if args.device not in ("cpu", "cuda"):
         parser.error(f"--device must be cpu or cuda, got {args.device!r}")
     if args.device == "cuda":
@@ -39,9 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     grid = SWEEPS[args.name].runs(args.profile)
     seconds = sum(map(estimate_seconds, grid))
     bound = " at most" if args.name == "efficiency" else " about"
-    print(f"{args.name} ({args.profile}): {len(grid)} runs,{bound} {seconds / 60:.0f} min on a 2-core CPU", flush=True)
-    command = "python -m alignlib.experiments " + shlex.join(a for a in (argv if argv is not None else sys.argv[1:])
-                                                            if a != "--resume")
+    if not args.quiet:
+        print(f"{args.name} ({args.profile}): {len(grid)} runs,{bound} {seconds / 60:.0f} min on a 2-core CPU",
+              flush=True)
+    given = list(argv if argv is not None else sys.argv[1:])
+    # the command as recorded: without the options that do not change a result
+    base = [a for i, a in enumerate(given) if a not in ("--resume", "--quiet", "--workers") and
+            not a.startswith("--workers=") and not (i > 0 and given[i - 1] == "--workers")]
+    command = "python -m alignlib.experiments " + shlex.join(base)
+    if args.workers > 1:
+        return run_workers(args, base, len(grid))
     try:
         record = run_sweep(args.name, args.profile, args.out, args.resume, args.device,
                            progress=not args.quiet, command=command)
@@ -51,6 +66,31 @@ def main(argv: list[str] | None = None) -> int:
     done = sum(r["seconds"] for r in record["runs"].values())
     print(f"{len(record['runs'])}/{len(grid)} runs done ({done / 60:.1f} min of run time recorded)")
     return 0
+
+
+def run_workers(args, base: list[str], total: int) -> int:
+    """Start ``args.workers`` processes of the command ``base`` (with ``--resume --quiet``) and follow
+    the results JSON with one progress bar; returns the first non-zero exit code, or 0."""
+    from tqdm.auto import tqdm
+
+    from alignlib.experiments.runner import read_runs, results_path
+
+    path = results_path(args.name, args.out)
+    if path.exists() and not args.resume:
+        print(f"error: {path} exists; pass --resume to continue that sweep, or choose another --out", file=sys.stderr)
+        return 2
+    threads = str(max(1, (os.cpu_count() or 1) // args.workers))
+    env = {**os.environ, "OMP_NUM_THREADS": threads}
+    workers = [subprocess.Popen([sys.executable, "-m", "alignlib.experiments", *base, "--resume", "--quiet"], env=env)
+               for _ in range(args.workers)]
+    with tqdm(total=total, desc=f"{args.name} ({args.workers} workers)", unit="run", disable=args.quiet) as bar:
+        while any(w.poll() is None for w in workers):
+            time.sleep(2)
+            bar.update(len(read_runs(path)) - bar.n if path.exists() else 0)
+        bar.update(len(read_runs(path)) - bar.n if path.exists() else 0)
+    codes = [w.returncode for w in workers]
+    print(f"{bar.n}/{total} runs done by {args.workers} workers")
+    return next((c for c in codes if c), 0)
 
 
 if __name__ == "__main__":

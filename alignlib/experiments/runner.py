@@ -7,6 +7,7 @@ per finished run its exact configuration, seed, software versions, seconds and r
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -199,18 +200,81 @@ def run_sweep(name: str, profile: str = "default", out: str | os.PathLike = "bui
 
     with tqdm(total=len(grid), initial=len(grid) - len(todo), desc=name, unit="run", disable=not progress) as bar:
         for run in todo:
+            with locked(path):  # another worker may have finished or taken it meanwhile
+                record["runs"] = {**read_runs(path), **record["runs"]}
+                if run["id"] in record["runs"] or not claim(out, run["id"]):
+                    continue
             bar.set_postfix_str(run["id"])
             start = time.perf_counter()
             skipped = skipped_efficiency_row(run, record)
             config, rows = (run["efficiency"], [skipped]) if skipped else EXECUTORS[run["kind"]](run, out, device)
             seed = run.get("train", {}).get("seed")
-            record["runs"][run["id"]] = {"factors": run["factors"], "config": config, "seed": seed,
-                                         "software": versions, "device": device,
-                                         "seconds": time.perf_counter() - start, "rows": rows}
-            atomic_write_json(path, record)
+            done = {"factors": run["factors"], "config": config, "seed": seed, "software": versions, "device": device,
+                    "seconds": time.perf_counter() - start, "rows": rows}
+            with locked(path):
+                record["runs"] = {**read_runs(path), **record["runs"], run["id"]: done}
+                atomic_write_json(path, record)
+            claim_path(out, run["id"]).unlink(missing_ok=True)
             bar.update()
-    atomic_write_json(path, record)
+    with locked(path):
+        record["runs"] = {**read_runs(path), **record["runs"]}
+        atomic_write_json(path, record)
     return record
+
+
+# -- several workers on one sweep ---------------------------------------------------------------------
+# Processes that run the same sweep into the same folder share it: each run is claimed by one of
+# them (``out/claims/<id>`` holds its PID), and the JSON is re-read and merged under a lock before
+# every write. A claim whose process has died is taken over.
+def claim_path(out: Path, run_id: str) -> Path:
+    return Path(out) / "claims" / run_id
+
+
+def claim(out: Path, run_id: str) -> bool:
+    """Take ``run_id`` for this process; False when a live process holds it. Call under :func:`locked`."""
+    path = claim_path(out, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        try:
+            holder = int(path.read_text())
+        except (OSError, ValueError):
+            holder = 0
+        if holder != os.getpid() and process_alive(holder):
+            return False
+    path.write_text(str(os.getpid()))
+    return True
+
+
+def process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on ``path`` (through ``path.lock``) for the sweep's workers."""
+    import fcntl
+
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_runs(path: Path) -> dict:
+    """The finished runs recorded at ``path`` (empty when there is no file yet)."""
+    return json.loads(path.read_text())["runs"] if path.exists() else {}
 
 
 def tidy(record: dict):
