@@ -66,10 +66,22 @@ def train_keeping_epochs(config: TrainConfig, progress: bool = False) -> list[Pa
             train(replace(config, epochs=epoch, resume=True), progress=progress)
             shutil.copyfile(out / "last.pt", path.with_suffix(".tmp"))
             path.with_suffix(".tmp").replace(path)  # atomically: a present epoch_K.pt is a whole one
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if (state["epoch"] + 1, state["model_name"], state["config"].get("seed"),
+                state["config"].get("model_options")) != (epoch, config.model, config.seed, config.model_options):
+            raise ValueError(f"{path}: a checkpoint of another run (epoch {state['epoch'] + 1}, model "
+                             f"{state['model_name']}, seed {state['config'].get('seed')}); choose another out folder")
         kept.append(path)
-        if torch.load(path, map_location="cpu", weights_only=False)["stale"] >= config.patience:
+        if state["stale"] >= config.patience:
             break
     return kept
+
+
+def epoch_summaries(config: TrainConfig, kept: list[Path], split: Split, truth: dict[str, np.ndarray], indices,
+                    blur: float = 0.05) -> list[dict[str, float]]:
+    """:func:`checkpoint_summary` of the initial model (epoch 0) and of every per-epoch checkpoint ``kept``."""
+    models = [initial_model(config)] + [load_model(path)[0] for path in kept]
+    return [checkpoint_summary(model, split, truth, indices, blur) for model in models]
 
 
 # -- token correspondences --------------------------------------------------------------------------

@@ -49,6 +49,16 @@ def locate(source, clip: str, modality_pair: str) -> tuple[int, str]:
 
 
 METHODS = ("relaxed", "sinkhorn", "exact")
+BLUR_LOG_RANGE, BLUR_LOG_STEP = (-2.5, 0.0), 0.05  # the blur slider: 10^-2.5 to 1 in steps of 0.05 decades
+
+
+def on_log_grid(value: float, log_range: tuple[float, float], step: float) -> float:
+    """``value`` moved to the nearest point ``10^(low + k step)`` of a log slider's range. A value off
+    the grid would be snapped by the browser, and that change would come back to the kernel and
+    recompute the figure while the page is still loading."""
+    low, high = log_range
+    exponent = low + step * round((math.log10(value) - low) / step)
+    return 10 ** min(max(exponent, low), high)
 # A plan is drawn, not trained on: an L1 marginal error of 1e-3 (0.1% of the mass) is invisible in
 # a heatmap, and at blur >= 0.05 the polishing reaches it well within the iteration cap.
 EXPLORER_TOL = 1e-3
@@ -250,7 +260,9 @@ def _correspondence_lines(state: PlanState):
 class TransportPlanExplorer(_Explorer):
     """The plan heatmap (true targets circled) and the token correspondences for the method and
     blur chosen, on pairs from ``source`` (a :class:`PairSource`; default: a
-    :class:`SyntheticPairSource` built from ``n_source, n_target, noise, warp, dim, seed``).
+    :class:`SyntheticPairSource` built from ``n_source, n_target, noise, warp, dim, seed``). The
+    starting ``blur`` is moved to the nearest point of the slider (:func:`on_log_grid`: 0.05
+    becomes 10^-1.3 = 0.0501), and the plans use the slider's value.
 
     Display it as the last expression of a cell, or with ``display(explorer)``.
     """
@@ -269,10 +281,9 @@ class TransportPlanExplorer(_Explorer):
             raise ValueError("source: offers no clips or no modality pairs")
         self.tol, self.max_iter = tol, max_iter
         self.method = w.ToggleButtons(options=METHODS, value=method, description="method")
-        # on the slider's grid (10^(-2.5 + 0.05 k)): a value off it is snapped by the browser, whose
-        # change would come back and recompute the figure while the page is still loading
-        self.blur = w.FloatLogSlider(value=10 ** (round(math.log10(blur) / 0.05) * 0.05), base=10, min=-2.5, max=0,
-                                     step=0.05, description="blur", readout_format=".3f", disabled=method != "sinkhorn")
+        self.blur = w.FloatLogSlider(value=on_log_grid(blur, BLUR_LOG_RANGE, BLUR_LOG_STEP), base=10,
+                                     min=BLUR_LOG_RANGE[0], max=BLUR_LOG_RANGE[1], step=BLUR_LOG_STEP,
+                                     description="blur", readout_format=".3f", disabled=method != "sinkhorn")
         self.clip = w.Dropdown(options=list(self.source.clips), description="clip")
         self.modality_pair = w.Dropdown(options=list(self.source.modality_pairs), description="pair")
         selectors = [c for c in (self.clip, self.modality_pair) if len(c.options) > 1]

@@ -64,6 +64,7 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -251,14 +252,20 @@ def paired_differences(record, reference, variants, metrics=("MAE", "Non0_acc_2"
     table = runner.tidy(record)
     by_seed = table[table.metric.isin(metrics)].pivot_table(index=["variant", "seed"], columns="metric", values="value")
     rows = []
+    present = set(by_seed.index.get_level_values("variant"))
+    variants = [v for v in variants if v in present and v != reference] if reference in present else []
     for variant in variants:
         difference = (by_seed.loc[variant] - by_seed.loc[reference]).dropna()
         for metric in metrics:
             mean, low, high = mean_ci(difference[metric].to_numpy())
-            verdict = "interval excludes 0" if low > 0 or high < 0 else "interval includes 0"
+            verdict = ("one seed: no interval" if not math.isfinite(low) else
+                       "interval excludes 0" if low > 0 or high < 0 else "interval includes 0")
             rows.append({"variant": variant, "metric": metric, "difference": f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]",
-                         "seeds": len(difference), "verdict": verdict})
-    return pd.DataFrame(rows).pivot(index="variant", columns="metric", values=["difference", "verdict"]).reindex(variants)
+                         "seeds": len(difference), "verdict": verdict, "per seed": np.round(difference[metric], 3).tolist()})
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).pivot(index="variant", columns="metric",
+                                    values=["difference", "verdict", "per seed"]).reindex(variants)
 
 
 if "ablations" in committed:
@@ -357,6 +364,22 @@ if "missing" in committed:
     show_missing(committed["missing"], "committed full profile")
 else:
     print("No committed full-profile missing-modality results yet (python -m alignlib.experiments missing --profile full ...)")
+
+# %% [markdown]
+# The drops compared paired by seed (the same seed gives every model the same data order and the
+# same missing-modality masks):
+
+# %%
+if "missing" in committed:
+    runs_missing = runner.tidy(committed["missing"])
+    by_seed = runs_missing[runs_missing.metric == "Non0_acc_2"].pivot_table(index=["model", "seed"],
+                                                                           columns="test_missing_rate", values="value")
+    drops = 100 * (by_seed[0.1] - by_seed[0.7])
+    for model in [m for m in ("alignmamba2", "concat", "multistream") if m in drops.index]:
+        paired = (drops.loc["alignmamba1"] - drops.loc[model]).dropna()
+        mean, low, high = mean_ci(paired.to_numpy())
+        print(f"  AlignMamba-1's drop minus {model}'s: {mean:+.1f} points [{low:+.1f}, {high:+.1f}] over seeds "
+              f"{paired.index.tolist()}")
 
 # %% [markdown]
 # **Reading the committed curves** (five seeds, six epochs; the numbers are printed above). The

@@ -326,7 +326,11 @@ plt.show()
 
 # %%
 def mean_and_interval(values):
-    """Mean and 95% half-width of a Student-t interval over seeds (nan for one seed)."""
+    """Mean and 95% half-width of a Student-t interval over seeds (nan for one seed); NaNs left out."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
     mean, low, high = mean_ci(values)
     return mean, high - mean
 
@@ -457,8 +461,8 @@ plt.show()
 def difference(results, name, column):
     """Mean difference to the baseline over seeds, with a paired 95% interval (nan for one seed)."""
     paired = (results[results.variant == name].set_index("seed")[column]
-              - results[results.variant == "baseline"].set_index("seed")[column])
-    return mean_and_interval(paired.values)
+              - results[results.variant == "baseline"].set_index("seed")[column]).dropna()
+    return mean_and_interval(paired.values) if len(paired) else (float("nan"), float("nan"))
 
 
 last = f"probe_r2_layer{n_layers}"
@@ -529,12 +533,15 @@ full = runner.load(emma_path) if emma_path.exists() else None
 if full is None:
     print(f"no committed full profile at {emma_path}: python -m alignlib.experiments emma --profile full --out build/experiments")
 else:
-    spec = grids.EMMA[full["profile"]]
-    print(f"{full['command']}\n{len(full['runs'])} runs, {sum(r['seconds'] for r in full['runs'].values()) / 60:.0f} min "
-          f"of run time; {spec}")
+    spec = full["grid"][0]["emma"]  # the sizes the sweep ran with, as recorded
+    print(f"{full['command']}\n{len(full['runs'])} of {len(full['grid'])} runs, "
+          f"{sum(r['seconds'] for r in full['runs'].values()) / 60:.0f} min of run time; "
+          + ", ".join(f"{k} {v}" for k, v in spec.items() if k not in ("options", "seed")))
     full_results = (runner.tidy(full).pivot_table(index=["variant", "seed"], columns="metric", values="value")
                     .reset_index().rename_axis(columns=None))
-    full_results = full_results.set_index("variant").loc[list(variants)].reset_index()  # the order of section 5
+    full_variants = [name for name in variants if name in set(full_results.variant)]  # section 5's order
+    full_results = full_results.set_index("variant").loc[full_variants].reset_index()
+    print("seeds per variant:", full_results.groupby("variant", sort=False).seed.apply(list).to_dict())
     full_train = ds.make_digit_scenes(spec["n_train"], "train", seed=spec["data_seed"])
     full_test = ds.make_digit_scenes(spec["n_test"], "test", seed=spec["data_seed"] + 1)
     _, full_blind = image_blind(full_train, full_test)
@@ -544,7 +551,7 @@ else:
 # %%
 if full is not None:
     fig, axes = plt.subplots(1, 2, figsize=(15, 4.2))
-    for k, name in enumerate(variants):
+    for k, name in enumerate(full_variants):
         means = [full_summary[name][f"accuracy_{t}"][0] for t in ds.QUESTION_TYPES]
         halves = [full_summary[name][f"accuracy_{t}"][1] for t in ds.QUESTION_TYPES]
         axes[0].bar(np.arange(len(names)) + k * width, means, width, yerr=halves, capsize=3, label=name)
@@ -566,16 +573,19 @@ if full is not None:
     plt.tight_layout()
     plt.show()
     full_se = float(np.sqrt(full_blind["accuracy"] * (1 - full_blind["accuracy"]) / len(full_test)))
-    for name in variants:
+    for name in full_variants:
         m, h = full_summary[name]["accuracy"]
-        print(f"{name:>14}: accuracy {m:.3f} ± {h:.3f} ({m - full_blind['accuracy']:+.3f} over the image-blind "
-              f"{full_blind['accuracy']:.3f}, whose 2 s.e. is {2 * full_se:.3f})")
-    for name in list(variants)[1:]:
+        print(f"{name:>14}: accuracy {m:.3f}" + (f" ± {h:.3f}" if np.isfinite(h) else " (one seed)")
+              + f" ({m - full_blind['accuracy']:+.3f} over the image-blind {full_blind['accuracy']:.3f}, "
+              f"whose 2 s.e. is {2 * full_se:.3f})")
+    for name in [n for n in full_variants if n != "baseline"]:
         parts = []
         for column, label in [("accuracy", "accuracy"), ("false_yes_rate", "false-yes rate"),
                               (f"probe_r2_layer{spec['n_layers']}", "last-layer probe R²")]:
             m, h = difference(full_results, name, column)
-            parts.append(f"{label} {m:+.3f} ± {h:.3f} ({'interval excludes 0' if abs(m) > h else 'interval includes 0'})")
+            verdict = ("no interval: fewer than two paired seeds" if not np.isfinite(h) else
+                       "interval excludes 0" if abs(m) > h else "interval includes 0")
+            parts.append(f"{label} {m:+.3f}" + (f" ± {h:.3f}" if np.isfinite(h) else "") + f" ({verdict})")
         print(f"{name} vs baseline, paired by seed: " + "; ".join(parts))
 
 # %%

@@ -242,3 +242,31 @@ def test_checkpoint_summary_collects_the_analysis_functions(trained):
         assert numbers[f"mi_{router.replace('.mixer', '')}"] == bits
     plain = build_model("alignmamba1", load_mmsa(SAMPLE).dims, ModelConfig(d_model=8, n_layers=1)).eval()
     assert not any(k.startswith(("shared_", "mi_")) for k in analysis.checkpoint_summary(plain, split, truth, clips))
+
+
+def test_a_crash_between_an_epoch_and_its_copy_is_not_trained_again(tmp_path, monkeypatch):
+    options = dict(data=str(SAMPLE), epochs=2, batch_size=32, model_options={"d_model": 8, "n_layers": 1})
+    whole = analysis.train_keeping_epochs(TrainConfig(model="alignmamba1", out=str(tmp_path / "whole"), **options))
+    cut = TrainConfig(model="alignmamba1", out=str(tmp_path / "cut"), **options)
+    real_copy, copies = analysis.shutil.copyfile, []
+
+    def copy_fails_at_epoch_two(source, target):
+        copies.append(target)
+        if len(copies) == 2:
+            raise KeyboardInterrupt("killed after training epoch 2")
+        return real_copy(source, target)
+
+    monkeypatch.setattr(analysis.shutil, "copyfile", copy_fails_at_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        analysis.train_keeping_epochs(cut)
+    monkeypatch.setattr(analysis.shutil, "copyfile", real_copy)
+    resumed = analysis.train_keeping_epochs(cut)
+    metrics = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]  # epoch 2 was not trained a second time
+    for ours, theirs in zip(resumed, whole, strict=True):
+        a, b = analysis.load_model(ours)[0].state_dict(), analysis.load_model(theirs)[0].state_dict()
+        for key in b:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    other = TrainConfig(model="alignmamba1", out=str(tmp_path / "cut"), seed=7, **options)
+    with pytest.raises(ValueError, match="a checkpoint of another run"):
+        analysis.train_keeping_epochs(other)

@@ -239,6 +239,7 @@ def test_inside_sweep_rows_are_each_checkpoints_summary(tmp_path, monkeypatch):
         assert {k: v for k, v in row["metrics"].items() if not k.startswith("test_")} == pytest.approx(expected)
     tested = json.loads((tmp_path / "runs" / run_id / "test_metrics.json").read_text())
     assert done["rows"][-1]["metrics"]["test_MAE"] == tested["MAE"]
+    assert done["rows"][-1]["metrics"]["test_best_epoch"] == tested["epoch"]
     assert "test_epoch" not in done["rows"][-1]["metrics"]
     assert any(k.startswith("mi_") for k in done["rows"][0]["metrics"])
     table = runner.tidy(record)
@@ -246,8 +247,8 @@ def test_inside_sweep_rows_are_each_checkpoints_summary(tmp_path, monkeypatch):
 
 
 def test_emma_sweep_runs_train_and_score(tmp_path, monkeypatch):
-    small = {**grids.EMMA["default"], "n_train": 120, "n_test": 60, "probe_scenes": 60, "train_steps": 3, "d_model": 8,
-             "n_layers": 2, "batch_size": 16}
+    small = {**grids.EMMA["default"], "n_train": 120, "n_test": 60, "probe_scenes": 60, "train_steps": 40, "d_model": 8,
+             "n_layers": 2, "batch_size": 8}
     monkeypatch.setitem(grids.EMMA, "default", small)
     grid = [run for run in grids.emma_runs("default") if run["factors"]["variant"] == "+both (EMMA)"]
     monkeypatch.setitem(runner.SWEEPS, "emma", grids.Sweep("emma", "test", lambda profile: grid, notebook="09_emma"))
@@ -256,12 +257,15 @@ def test_emma_sweep_runs_train_and_score(tmp_path, monkeypatch):
     train_data = digit_scenes.make_digit_scenes(120, "train", seed=0)
     test_data = digit_scenes.make_digit_scenes(60, "test", seed=1)
     direct = emma.train_and_score(emma.EmmaConfig(patch_size=8, d_model=8, n_layers=2, pixel_weight=1.0, mff=True),
-                                  train_data, test_data, train_data.subset(slice(0, 60)), 3, 16, small["learning_rate"],
+                                  train_data, test_data, train_data.subset(slice(0, 60)), 40, 8, small["learning_rate"],
                                   seed=0, progress=False)
     for key, value in direct.scores.items():
         assert metrics[key] == pytest.approx(value, nan_ok=True), key
     np.testing.assert_allclose([metrics[f"probe_r2_layer{k}"] for k in range(3)], direct.r2)
-    assert metrics["final_pixel_loss"] == pytest.approx(np.mean([h["pixel"] for h in direct.history[-1:]]))
+    # the last 5 % of the 40 steps: steps 38 and 39
+    assert metrics["final_pixel_loss"] == pytest.approx((direct.history[38]["pixel"] + direct.history[39]["pixel"]) / 2)
+    assert metrics["final_answer_loss"] == pytest.approx((direct.history[38]["answer"] + direct.history[39]["answer"]) / 2)
+    assert record["runs"]["both-emma-seed0"]["seed"] == 0
     with pytest.raises(runner.SweepError, match="CPU only"):
         runner.run_sweep("emma", out=tmp_path / "gpu", device="cuda", progress=False)
 

@@ -298,3 +298,12 @@ def test_expert_browser_shows_each_experts_share(two_models):
 
 def collate_clip(split, index):
     return collate([MMSADataset(split)[index]])
+
+
+def test_the_starting_blur_is_the_nearest_slider_point():
+    from alignlib.widgets import BLUR_LOG_RANGE, BLUR_LOG_STEP, on_log_grid
+
+    grid = 10 ** np.arange(BLUR_LOG_RANGE[0], BLUR_LOG_RANGE[1] + 1e-9, BLUR_LOG_STEP)
+    for blur in (0.05, 0.2, 0.0031, 1e-4, 3.0):
+        nearest = grid[np.argmin(np.abs(np.log10(grid) - np.log10(blur)))]
+        assert on_log_grid(blur, BLUR_LOG_RANGE, BLUR_LOG_STEP) == pytest.approx(nearest, rel=1e-12)

@@ -59,11 +59,11 @@ EMMA_SECONDS_PER_SCENE_STEP = 1.2e-3
 # CPU, one epoch of alignlib.train on 1000 clips); used only for the printed estimate
 EPOCH_SECONDS_PER_1000 = {"alignmamba1": 1.0, "alignmamba2": 4.7, "concat": 1.9, "multistream": 2.1}
 RUN_OVERHEAD_S = 1.0  # model build, data load, validation and test evaluation
-POINT_OVERHEAD_S = 5.0
+POINT_OVERHEAD_S = 5.0  # an efficiency point's process start (imports)
 # the inside sweep's estimate, for MOSI-sized clips (an upper bound for the tiny ones): seconds per
 # epoch at d_model 64 (benchmarks/results/training_cpu.json), and per scored clip and checkpoint
-MOSI_EPOCH_SECONDS = {"alignmamba1": 7.9, "alignmamba2": 45.5}
-INSIDE_SECONDS_PER_CLIP = {"alignmamba1": 0.25, "alignmamba2": 1.0}  # an efficiency point's process start (imports)
+MOSI_EPOCH_SECONDS = {"alignmamba1": 7.9, "alignmamba2": 45.5}  # with its validation and test evaluation
+INSIDE_SECONDS_PER_CLIP = {"alignmamba1": 0.25, "alignmamba2": 1.0}
 
 
 def parameter_count(model: str, dims: dict, options: dict) -> int:
@@ -202,8 +202,9 @@ def estimate_seconds(run: dict) -> float:
         return RUN_OVERHEAD_S + EMMA_SECONDS_PER_SCENE_STEP * e["train_steps"] * e["batch_size"] * size
     data, train = run["data"], run["train"]
     if run["kind"] == "inside":  # training, a test evaluation per epoch and the plans of every checkpoint
-        return RUN_OVERHEAD_S + train["epochs"] * (MOSI_EPOCH_SECONDS[train["model"]] * train["model_options"]["d_model"] / 64
-                                                   + INSIDE_SECONDS_PER_CLIP[train["model"]] * run["analysis"]["clips"])
+        epoch = MOSI_EPOCH_SECONDS[train["model"]] * train["model_options"]["d_model"] / 64
+        plans = INSIDE_SECONDS_PER_CLIP[train["model"]] * run["analysis"]["clips"]
+        return RUN_OVERHEAD_S + train["epochs"] * epoch + (train["epochs"] + 1) * plans  # epoch 0 is scored too
     clips = data["n_clips"] or sum(synthetic.PRESETS[data["preset"]]["splits"])
     width = train["model_options"]["d_model"] / 32
     return RUN_OVERHEAD_S + EPOCH_SECONDS_PER_1000[train["model"]] * clips / 1000 * width * train["epochs"]

@@ -124,8 +124,8 @@ def run_emma(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
 def run_inside(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
     """Train with a checkpoint per epoch (:func:`alignlib.analysis.train_keeping_epochs`, resumable
     epoch by epoch), then one row per checkpoint, epoch 0 being the initial model:
-    :func:`alignlib.analysis.checkpoint_summary` on the first test clips, and the trained model's
-    test metrics on the last row."""
+    :func:`alignlib.analysis.checkpoint_summary` on the first test clips, and on the last row the
+    test metrics of the checkpoint best on validation (``test_*``, from epoch ``test_best_epoch``)."""
     from alignlib import analysis
     from alignlib.data import load_mmsa
     from alignlib.train import TrainConfig
@@ -137,12 +137,12 @@ def run_inside(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
     test = load_mmsa(data_path).splits["test"]
     truth = analysis.truth_tables(data_path, "test")
     clips, blur = range(min(run["analysis"]["clips"], len(test))), run["analysis"]["blur"]
-    models = [analysis.initial_model(config)] + [analysis.load_model(path)[0] for path in kept]
-    rows = [{"epoch": epoch, "metrics": analysis.checkpoint_summary(model, test, truth, clips, blur)}
-            for epoch, model in enumerate(models)]
-    rows[-1]["metrics"].update({f"test_{k}": v for k, v in
-                                json.loads((run_dir / "test_metrics.json").read_text()).items()
+    rows = [{"epoch": epoch, "metrics": summary}
+            for epoch, summary in enumerate(analysis.epoch_summaries(config, kept, test, truth, clips, blur))]
+    tested = json.loads((run_dir / "test_metrics.json").read_text())  # the checkpoint best on validation
+    rows[-1]["metrics"].update({f"test_{k}": v for k, v in tested.items()
                                 if isinstance(v, (int, float)) and k not in ("epoch", "test_missing_rate")})
+    rows[-1]["metrics"]["test_best_epoch"] = tested["epoch"]
     recorded = dataclasses.asdict(config)
     recorded.update(data=os.path.relpath(data_path, root), out=os.path.relpath(run_dir, root), analysis=run["analysis"])
     return recorded, rows
@@ -208,7 +208,7 @@ def run_sweep(name: str, profile: str = "default", out: str | os.PathLike = "bui
             start = time.perf_counter()
             skipped = skipped_efficiency_row(run, record)
             config, rows = (run["efficiency"], [skipped]) if skipped else EXECUTORS[run["kind"]](run, out, device)
-            seed = run.get("train", {}).get("seed")
+            seed = run["factors"].get("seed")
             done = {"factors": run["factors"], "config": config, "seed": seed, "software": versions, "device": device,
                     "seconds": time.perf_counter() - start, "rows": rows}
             with locked(path):
