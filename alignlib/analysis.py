@@ -67,10 +67,12 @@ def train_keeping_epochs(config: TrainConfig, progress: bool = False) -> list[Pa
             shutil.copyfile(out / "last.pt", path.with_suffix(".tmp"))
             path.with_suffix(".tmp").replace(path)  # atomically: a present epoch_K.pt is a whole one
         state = torch.load(path, map_location="cpu", weights_only=False)
-        if (state["epoch"] + 1, state["model_name"], state["config"].get("seed"),
-                state["config"].get("model_options")) != (epoch, config.model, config.seed, config.model_options):
+        recorded = state["config"]
+        if ((state["epoch"] + 1, state["model_name"], recorded.get("seed"), recorded.get("model_options"),
+             recorded.get("data")) != (epoch, config.model, config.seed, config.model_options, config.data)):
             raise ValueError(f"{path}: a checkpoint of another run (epoch {state['epoch'] + 1}, model "
-                             f"{state['model_name']}, seed {state['config'].get('seed')}); choose another out folder")
+                             f"{state['model_name']}, seed {recorded.get('seed')}, data {recorded.get('data')}); "
+                             "choose another out folder")
         kept.append(path)
         if state["stale"] >= config.patience:
             break

@@ -36,6 +36,7 @@
 # %% tags=["parameters"]
 data_path: str = "../data_samples/synthetic_tiny.pkl"  # a synthetic MMSA pickle; empty: generate synth_preset
 synth_preset: str = "mosi"  # preset generated when data_path is empty
+synth_clips: int = 0  # clips generated when data_path is empty (0: the preset's own count)
 epochs: int = 12  # training epochs per model
 batch_size: int = 16  # clips per step
 d_model: int = 16  # model width
@@ -74,7 +75,7 @@ torch.set_num_threads(1)  # small models: one thread is fastest, and several con
 run_root = Path(run_dir or tempfile.mkdtemp())
 if not data_path:
     data_path = str(run_root / f"synthetic_{synth_preset}.pkl")
-    synthetic.write(data_path, *synthetic.generate(synth_preset, 0))
+    synthetic.write(data_path, *synthetic.generate(synth_preset, 0, synth_clips or None))
 data = load_mmsa(data_path)
 test = data.splits["test"]
 truth = analysis.truth_tables(data_path, "test")
@@ -316,10 +317,10 @@ print(losses[losses.epoch.isin([0, end])].groupby(["model", "epoch"])[["ot", "mm
 #
 # The same study as a resumable sweep of `alignlib.experiments` (every model of section 1, three
 # seeds, a checkpoint per epoch, `analysis.checkpoint_summary` on each), run once on this
-# project's 2-core CPU and committed as `benchmarks/results/experiments_inside.json`. Its data are
-# MOSI-sized (up to 50 words, 375 audio and 500 video frames per clip, 1284 training clips) and its
-# models as wide as notebook 06's table (`d_model` 64, two fusion layers); its budget is a CPU's,
-# not the paper's (40 epochs at width 128 would take days here). Every number below is a mean over
+# project's 2-core CPU and committed as `benchmarks/results/experiments_inside.json`. Its clips are
+# MOSI-sized (up to 50 words, 375 audio and 500 video frames each; 660 clips, 385 for training, as
+# notebook 06's 660-clip table) and its models as wide as that table's (`d_model` 64, two fusion
+# layers); its budget is a CPU's, not the paper's (40 epochs at width 128 would take days here). Every number below is a mean over
 # the seeds with a 95 % Student-t interval.
 
 # %%

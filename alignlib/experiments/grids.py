@@ -35,10 +35,11 @@ EFFICIENCY = {  # tokens per modality; each point a subprocess with its own time
 }
 # Inside trained models (notebook 07): each variant trained with a checkpoint per epoch, every
 # checkpoint's plans scored against the synthetic truth on the first `clips` test clips. The full
-# profile is MOSI-sized data at a CPU budget (the paper's 40 epochs at width 128 would take days here).
+# profile is MOSI-sized clips (660 of them, as benchmarks/results/model_table_660.json) at a CPU
+# budget: the paper's 40 epochs at width 128 would take days here.
 INSIDE = {"default": {"data": {"preset": "tiny", "n_clips": None, "seed": 0}, "epochs": 3, "batch_size": 16,
                       "d_model": 16, "n_layers": 2, "clips": 8, "blur": 0.05},
-          "full": {"data": {"preset": "mosi", "n_clips": None, "seed": 0}, "epochs": 3, "batch_size": 32,
+          "full": {"data": {"preset": "mosi", "n_clips": 660, "seed": 0}, "epochs": 3, "batch_size": 32,
                    "d_model": 64, "n_layers": 2, "clips": 12, "blur": 0.05}}
 INSIDE_VARIANTS = {"AM2 with losses": ("alignmamba2", {}), "AM2 without losses": ("alignmamba2", {"align_loss": False}),
                    "AM2 OT weight 1": ("alignmamba2", {"lambda_ot": 1.0}), "AlignMamba-1": ("alignmamba1", {}),
@@ -202,7 +203,8 @@ def estimate_seconds(run: dict) -> float:
         return RUN_OVERHEAD_S + EMMA_SECONDS_PER_SCENE_STEP * e["train_steps"] * e["batch_size"] * size
     data, train = run["data"], run["train"]
     if run["kind"] == "inside":  # training, a test evaluation per epoch and the plans of every checkpoint
-        epoch = MOSI_EPOCH_SECONDS[train["model"]] * train["model_options"]["d_model"] / 64
+        clips = (data["n_clips"] or sum(synthetic.PRESETS[data["preset"]]["splits"])) / sum(synthetic.PRESETS["mosi"]["splits"])
+        epoch = MOSI_EPOCH_SECONDS[train["model"]] * train["model_options"]["d_model"] / 64 * clips
         plans = INSIDE_SECONDS_PER_CLIP[train["model"]] * run["analysis"]["clips"]
         return RUN_OVERHEAD_S + train["epochs"] * epoch + (train["epochs"] + 1) * plans  # epoch 0 is scored too
     clips = data["n_clips"] or sum(synthetic.PRESETS[data["preset"]]["splits"])
