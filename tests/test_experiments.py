@@ -166,7 +166,7 @@ def test_missing_rate_zero_reproduces_the_trainers_test_metrics(tmp_path, monkey
     monkeypatch.setitem(runner.SWEEPS, "missing", grids.Sweep("missing", "test", grid))
     record = runner.run_sweep("missing", out=tmp_path, progress=False)
     rows = record["runs"]["a-seed0"]["rows"]
-    trained = json.loads((tmp_path / "runs" / "a-seed0" / "test_metrics.json").read_text())
+    trained = json.loads((tmp_path / "runs" / "missing" / "a-seed0" / "test_metrics.json").read_text())
     assert [r["test_missing_rate"] for r in rows] == [0.0, 0.5]
     assert rows[0]["metrics"]["MAE"] == pytest.approx(trained["MAE"], abs=1e-6)
     assert rows[1]["metrics"]["MAE"] != pytest.approx(trained["MAE"], abs=1e-6)
@@ -232,12 +232,12 @@ def test_inside_sweep_rows_are_each_checkpoints_summary(tmp_path, monkeypatch):
     config = TrainConfig(**{**recorded, "data": str(tmp_path / recorded["data"]), "out": str(tmp_path / recorded["out"])})
     data = load_mmsa(config.data)
     truth = analysis.truth_tables(config.data, "test")
-    models = [analysis.initial_model(config)] + [analysis.load_model(tmp_path / "runs" / run_id / f"epoch_{k}.pt")[0]
+    models = [analysis.initial_model(config)] + [analysis.load_model(tmp_path / "runs" / "inside" / run_id / f"epoch_{k}.pt")[0]
                                                  for k in (1, 2)]
     for row, model in zip(done["rows"], models):
         expected = analysis.checkpoint_summary(model, data.splits["test"], truth, range(3), grids.INSIDE["default"]["blur"])
         assert {k: v for k, v in row["metrics"].items() if not k.startswith("test_")} == pytest.approx(expected)
-    tested = json.loads((tmp_path / "runs" / run_id / "test_metrics.json").read_text())
+    tested = json.loads((tmp_path / "runs" / "inside" / run_id / "test_metrics.json").read_text())
     assert done["rows"][-1]["metrics"]["test_MAE"] == tested["MAE"]
     assert done["rows"][-1]["metrics"]["test_best_epoch"] == tested["epoch"]
     assert "test_epoch" not in done["rows"][-1]["metrics"]
@@ -334,3 +334,15 @@ def test_command_line_workers_give_the_json_of_one_process(tmp_path):
     for run_id in alone["runs"]:
         for ours, theirs in zip(metrics["shared", run_id], metrics["alone", run_id], strict=True):
             assert ours == pytest.approx(theirs, rel=1e-5, nan_ok=True)
+
+
+def test_sweeps_sharing_a_folder_keep_their_runs_apart(tmp_path, monkeypatch):
+    one = small_grid("default")[:1]
+    other = [{**one[0], "train": {**one[0]["train"], "model_options": {"d_model": 6, "n_layers": 1}}}]  # same id
+    monkeypatch.setitem(runner.SWEEPS, "lambda", grids.Sweep("lambda", "test", lambda profile: one))
+    monkeypatch.setitem(runner.SWEEPS, "missing", grids.Sweep("missing", "test", lambda profile: other))
+    first = runner.run_sweep("lambda", out=tmp_path, progress=False)
+    second = runner.run_sweep("missing", out=tmp_path, progress=False)  # would resume the other's last.pt
+    assert first["runs"]["a-seed0"]["config"]["out"] == "runs/lambda/a-seed0"
+    assert second["runs"]["a-seed0"]["config"]["out"] == "runs/missing/a-seed0"
+    assert first["runs"]["a-seed0"]["rows"] != second["runs"]["a-seed0"]["rows"]

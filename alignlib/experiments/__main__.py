@@ -1,6 +1,6 @@
 """``python -m alignlib.experiments NAME --profile default|full --out DIR [--resume] [--device cpu|cuda] [--workers N]``
 
-Writes ``DIR/experiments_NAME.json`` (the results, after every run), ``DIR/runs/<id>`` and ``DIR/data``.
+Writes ``DIR/experiments_NAME.json`` (the results, after every run), ``DIR/runs/NAME/<id>`` and ``DIR/data``.
 With ``--workers N``, N processes (each with an equal share of the CPU's threads) take the runs in turn."""
 from __future__ import annotations
 

@@ -58,13 +58,18 @@ def ensure_data(root: Path, spec: dict) -> Path:
     return path
 
 
+def run_folder(root: Path, run: dict) -> Path:
+    """``root/runs/<sweep>/<id>``: run ids are unique within a sweep, and sweeps can share ``root``."""
+    return root / "runs" / run.get("sweep", "") / run["id"]
+
+
 def run_training(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
     """Train through :func:`alignlib.train.train` (resuming an interrupted run from its
     ``last.pt``); with ``test_missing_rates``, test the best checkpoint at each rate."""
     from alignlib.train import TrainConfig, train
 
     data_path = ensure_data(root, run["data"])
-    run_dir = root / "runs" / run["id"]
+    run_dir = run_folder(root, run)
     config = TrainConfig(**run["train"], data=str(data_path), out=str(run_dir), device=device, resume=True)
     metrics = train(config, progress=False)
     rows = ([{"metrics": metrics}] if "test_missing_rates" not in run
@@ -131,7 +136,7 @@ def run_inside(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
     from alignlib.train import TrainConfig
 
     data_path = ensure_data(root, run["data"])
-    run_dir = root / "runs" / run["id"]
+    run_dir = run_folder(root, run)
     config = TrainConfig(**run["train"], data=str(data_path), out=str(run_dir), device=device)
     kept = analysis.train_keeping_epochs(config)
     test = load_mmsa(data_path).splits["test"]
@@ -171,7 +176,7 @@ def run_sweep(name: str, profile: str = "default", out: str | os.PathLike = "bui
               device: str = "cpu", progress: bool = True, command: str | None = None) -> dict:
     """Run (or continue, with ``resume``) one sweep; returns its results record (also the JSON).
 
-    Runs go to ``out/runs/<id>``, synthetic data to ``out/data``, the JSON to
+    Runs go to ``out/runs/<name>/<id>``, synthetic data to ``out/data``, the JSON to
     ``out/experiments_<name>.json``, rewritten atomically after every run.
     """
     if name not in SWEEPS:
@@ -207,7 +212,8 @@ def run_sweep(name: str, profile: str = "default", out: str | os.PathLike = "bui
             bar.set_postfix_str(run["id"])
             start = time.perf_counter()
             skipped = skipped_efficiency_row(run, record)
-            config, rows = (run["efficiency"], [skipped]) if skipped else EXECUTORS[run["kind"]](run, out, device)
+            config, rows = ((run["efficiency"], [skipped]) if skipped
+                            else EXECUTORS[run["kind"]]({**run, "sweep": name}, out, device))
             seed = run["factors"].get("seed")
             done = {"factors": run["factors"], "config": config, "seed": seed, "software": versions, "device": device,
                     "seconds": time.perf_counter() - start, "rows": rows}
