@@ -246,6 +246,31 @@ def test_inside_sweep_rows_are_each_checkpoints_summary(tmp_path, monkeypatch):
     assert set(table.epoch) == {0, 1, 2} and set(table.variant) == {"AM2 learned routing"}
 
 
+def _notebook_parameters(path):
+    """The defaults of a jupytext notebook's ``parameters`` cell, as Python values."""
+    import ast
+    cell = path.read_text().split('# %% tags=["parameters"]\n', 1)[1].split("\n# %%", 1)[0]
+    return {node.target.id: ast.literal_eval(node.value) for node in ast.parse(cell).body
+            if isinstance(node, ast.AnnAssign)}
+
+
+def test_emma_sweep_profiles_are_notebook_09s():
+    """The sweep's default profile is notebook 09's parameters cell and its full profile the yaml,
+    so the committed sweep is what the notebook's full profile would train."""
+    import yaml
+    from pathlib import Path
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    default = _notebook_parameters(notebooks / "09_emma.py")
+    full = {**default, **yaml.safe_load((notebooks / "params" / "09_emma.full.yaml").read_text())}
+    names = {"n_train": "n_train", "n_test": "n_test", "probe_scenes": "probe_scenes", "data_seed": "seed",
+             "patch_size": "patch_size", "d_model": "d_model", "n_layers": "n_layers", "train_steps": "train_steps",
+             "batch_size": "batch_size", "learning_rate": "learning_rate"}
+    for profile, parameters in (("default", default), ("full", full)):
+        assert grids.EMMA[profile] == {key: parameters[name] for key, name in names.items()}, profile
+        assert grids.SEEDS["emma"][profile] == tuple(parameters["seeds"]), profile
+    assert default["pixel_weight"] == grids.PIXEL_WEIGHT
+
+
 def test_emma_sweep_runs_train_and_score(tmp_path, monkeypatch):
     small = {**grids.EMMA["default"], "n_train": 120, "n_test": 60, "probe_scenes": 60, "train_steps": 40, "d_model": 8,
              "n_layers": 2, "batch_size": 8}

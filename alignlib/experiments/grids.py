@@ -47,7 +47,7 @@ INSIDE_VARIANTS = {"AM2 with losses": ("alignmamba2", {}), "AM2 without losses":
 # EMMA at teaching scale (notebook 09): the default profile is notebook 09's defaults, the full one
 # its notebooks/params/09_emma.full.yaml; test scenes use data_seed + 1, as in the notebook
 EMMA = {"default": {"n_train": 4000, "n_test": 900, "probe_scenes": 1000, "data_seed": 0, "patch_size": 8,
-                    "d_model": 32, "n_layers": 3, "train_steps": 800, "batch_size": 64, "learning_rate": 3e-3},
+                    "d_model": 32, "n_layers": 3, "train_steps": 400, "batch_size": 64, "learning_rate": 3e-3},
         "full": {"n_train": 20000, "n_test": 3000, "probe_scenes": 2000, "data_seed": 0, "patch_size": 8,
                  "d_model": 64, "n_layers": 4, "train_steps": 4000, "batch_size": 128, "learning_rate": 3e-3}}
 PIXEL_WEIGHT = 1.0  # lambda of the pixel-wise alignment loss
