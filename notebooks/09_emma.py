@@ -85,11 +85,12 @@ notebook_start = time.perf_counter()
 # ## 1 · Digit scenes
 #
 # Each scene puts four of scikit-learn's bundled 8x8 handwritten digits (four different classes)
-# in a 2x2 grid: a 16x16 image. One question per scene, from six templates: *which digit is at a
-# position* (fine detail), *is one position's digit larger than another's* (detail at two places),
-# *is the 3 left of / above the 5* (spatial relation), *how many even / odd digits* (all four),
-# and *is there a 7*, asked equally often about a digit that is there (**present**) and one that
-# is not (**absent**). A model that answers "yes" to an absent digit is hallucinating it.
+# in a 2x2 grid: a 16x16 image. One question per scene, of six types from five templates: *which
+# digit is at a position* (fine detail), *is one position's digit larger than another's* (detail
+# at two places), *is the 3 left of / above the 5* (spatial relation), *how many even / odd
+# digits* (all four), and *is there a 7*, one template asked equally often about a digit that is
+# there (**present**) and one that is not (**absent**). A model that answers "yes" to an absent
+# digit is hallucinating it.
 #
 # The test scenes are built from digit images the model never sees in training: the 1797
 # images are split per class once, 70 / 30.
