@@ -1,5 +1,6 @@
 """alignlib.experiments: declared grids, resumable sweeps, confidence intervals against scipy,
 the efficiency harness's out-of-memory handling, and the command line's errors."""
+import ast
 import json
 import math
 import multiprocessing
@@ -9,10 +10,11 @@ import sys
 import time
 
 import numpy as np
+import papermill
 import pytest
 from scipy import stats as sps
 
-from alignlib import analysis, emma
+from alignlib import analysis, emma, notebooks
 from alignlib.data import digit_scenes, load_mmsa, synthetic
 from alignlib.experiments import grids, runner
 from alignlib.experiments.efficiency import measure_point
@@ -246,27 +248,14 @@ def test_inside_sweep_rows_are_each_checkpoints_summary(tmp_path, monkeypatch):
     assert set(table.epoch) == {0, 1, 2} and set(table.variant) == {"AM2 learned routing"}
 
 
-def _notebook_parameters(path):
-    """The defaults of a jupytext notebook's ``parameters`` cell, as Python values."""
-    import ast
-    cell = path.read_text().split('# %% tags=["parameters"]\n', 1)[1].split("\n# %%", 1)[0]
-    return {node.target.id: ast.literal_eval(node.value) for node in ast.parse(cell).body
-            if isinstance(node, ast.AnnAssign)}
-
-
 def test_emma_sweep_profiles_are_notebook_09s():
     """The sweep's default profile is notebook 09's parameters cell and its full profile the yaml,
     so the committed sweep is what the notebook's full profile would train."""
-    import yaml
-    from pathlib import Path
-    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
-    default = _notebook_parameters(notebooks / "09_emma.py")
-    full = {**default, **yaml.safe_load((notebooks / "params" / "09_emma.full.yaml").read_text())}
-    names = {"n_train": "n_train", "n_test": "n_test", "probe_scenes": "probe_scenes", "data_seed": "seed",
-             "patch_size": "patch_size", "d_model": "d_model", "n_layers": "n_layers", "train_steps": "train_steps",
-             "batch_size": "batch_size", "learning_rate": "learning_rate"}
+    notebook = next(path for path in notebooks.discover() if path.stem == "09_emma")
+    default = {name: ast.literal_eval(p["default"]) for name, p in papermill.inspect_notebook(str(notebook)).items()}
+    full = {**default, **notebooks.profile_parameters(notebook, "full")}
     for profile, parameters in (("default", default), ("full", full)):
-        assert grids.EMMA[profile] == {key: parameters[name] for key, name in names.items()}, profile
+        assert grids.EMMA[profile] == {key: parameters["seed" if key == "data_seed" else key] for key in grids.EMMA[profile]}, profile
         assert grids.SEEDS["emma"][profile] == tuple(parameters["seeds"]), profile
     assert default["pixel_weight"] == grids.PIXEL_WEIGHT
 
