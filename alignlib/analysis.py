@@ -4,8 +4,9 @@
   -- the model a run starts from; :func:`train_keeping_epochs` -- a run with a checkpoint per epoch.
 * :func:`token_states` -- the tokens a model aligns: AlignMamba-2's ``H_A, H_V, H_L`` (after the
   unimodal Mamba layers), AlignMamba-1's projected features.
-* :func:`correspondences` -- OT plans (entropic, exact, relaxed) from audio and video onto the words
-  of test clips, their accuracy against the synthetic ground truth and the proportional-time floor.
+* :func:`correspondences` -- plans (:func:`alignlib.align.ot.plan`: proportional, entropic, exact,
+  relaxed) from audio and video onto the words of test clips, and their accuracy against the
+  synthetic ground truth (the proportional plan is the floor the others have to beat).
 * :func:`record_expert_activity` -- each expert's share of every token's update in every
   Modality-Aware Mamba projection, and the learned routers' probabilities; :func:`share_table`,
   :func:`shares_by_position` and :func:`routing_mutual_information` summarise it.
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from alignlib import mmd, ot
+from alignlib.align import mmd, ot
 from alignlib.data import MMSADataset, collate, synthetic
 from alignlib.data.mmsa import MODALITIES, Batch, Split
 from alignlib.modality_mamba import record_experts
@@ -28,7 +29,9 @@ from alignlib.models import AlignMamba1, AlignMamba2, ModelConfig, build_model, 
 from alignlib.routing_stats import mutual_information_bits
 from alignlib.train import TrainConfig, build_run, train
 
-METHODS = ("entropic", "exact", "relaxed")
+METHODS = ("proportional", "entropic", "exact", "relaxed")  # the plans scored
+# entropic plans of learned states: polished to an L1 marginal error of 1e-4 within 5000 iterations
+PLAN_SETTINGS = {"tol": 1e-4, "max_iter": 5000}
 SOURCES = ("audio", "vision")
 
 
@@ -80,7 +83,7 @@ def train_keeping_epochs(config: TrainConfig, progress: bool = False) -> list[Pa
 
 
 def epoch_summaries(config: TrainConfig, kept: list[Path], split: Split, truth: dict[str, np.ndarray], indices,
-                    blur: float = 0.05) -> list[dict[str, float]]:
+                    blur: float = ot.BLUR) -> list[dict[str, float]]:
     """:func:`checkpoint_summary` of the initial model (epoch 0) and of every per-epoch checkpoint ``kept``."""
     models = [initial_model(config)] + [load_model(path)[0] for path in kept]
     return [checkpoint_summary(model, split, truth, indices, blur) for model in models]
@@ -119,25 +122,6 @@ def token_states(model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
                      "use AlignMamba1 or AlignMamba2")
 
 
-def transport_plan(x, y, x_mask, y_mask, method: str, blur: float = 0.05) -> torch.Tensor:
-    """Plan ``(B, T_m, T_l)`` of ``method`` (entropic, exact, relaxed) from tokens ``x (B, T_m, d)`` onto ``y (B, T_l, d)``."""
-    if method == "entropic":
-        return ot.entropic_plan(x, y, x_mask, y_mask, blur=blur, tol=1e-4, max_iter=5000)
-    if method == "exact":
-        return ot.exact_plan(x, y, x_mask, y_mask)
-    if method == "relaxed":
-        return ot.relaxed_plan(x, y, x_mask, y_mask)
-    raise ValueError(f"method: unknown {method!r}; choose one of {METHODS}")
-
-
-def proportional_guess(frame_mask: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
-    """The floor: frame ``t`` of ``n`` real frames goes to word ``floor(t W / n)`` of ``W`` real
-    words; ``(B, T_m), (B, T_l)`` bool -> ``(B, T_m)`` word indices, -1 on padding."""
-    n, words = frame_mask.sum(1, keepdim=True), word_mask.sum(1, keepdim=True)
-    t = torch.arange(frame_mask.shape[1], device=frame_mask.device)[None]
-    return torch.where(frame_mask, t * words // n.clamp_min(1), -1)
-
-
 def frame_accuracy(guess: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> float:
     """Share of all real frames whose guessed word is the true one; ``guess``, ``truth``, ``mask``: ``(B, T_m)``
     (for a plan ``(B, T_m, T_l)``, its heaviest entry per frame: ``plan.argmax(2)``)."""
@@ -154,59 +138,58 @@ def per_clip_accuracy(guess: torch.Tensor, truth: torch.Tensor, mask: torch.Tens
 class Correspondences:
     """Plans and accuracies for some clips of a split.
 
-    ``plans[(modality, method)]``: ``(B, T_m, T_l)``; ``truth[m]``, ``floor[m]``: ``(B, T_m)`` word
-    indices (-1 on padding); ``masks``: ``{"text", "audio", "vision": (B, T)}`` bool;
-    ``accuracy[m][method or "floor"]``: share of all real frames assigned to their true word;
-    ``clip_accuracy[m][...]``: the same per clip, ``(B,)``."""
+    ``plans[(modality, method)]``: ``(B, T_m, T_l)``; ``truth[m]``: ``(B, T_m)`` word indices (-1 on
+    padding); ``masks``: ``{"text", "audio", "vision": (B, T)}`` bool; ``accuracy[m][method]``: share
+    of all real frames whose heaviest plan entry is their true word; ``clip_accuracy[m][method]``:
+    the same per clip, ``(B,)``."""
 
     plans: dict
     truth: dict
-    floor: dict
     masks: dict
     accuracy: dict
     clip_accuracy: dict
 
 
 def correspondences(model: nn.Module, split: Split, truth: dict[str, np.ndarray], indices,
-                    methods=METHODS, blur: float = 0.05) -> Correspondences:
-    """OT plans from each clip's audio and video tokens onto its words (see :func:`token_states`),
-    scored against ``truth`` (``{"audio", "vision": (N, T_m)}``, as :func:`truth_tables`) and the
-    proportional-time floor."""
+                    methods=METHODS, blur: float = ot.BLUR) -> Correspondences:
+    """Plans of ``methods`` (:func:`alignlib.align.ot.plan`) from each clip's audio and video tokens
+    onto its words (see :func:`token_states`), scored against ``truth`` (``{"audio", "vision":
+    (N, T_m)}``, as :func:`truth_tables`); ``blur`` is the entropic plans'."""
     batch = clip_batch(split, indices)
     states = token_states(model, batch)
     rows = torch.as_tensor(np.atleast_1d(np.asarray(indices)))
-    plans, truths, floors, accuracy, per_clip = {}, {}, {}, {}, {}
+    plans, truths, accuracy, per_clip = {}, {}, {}, {}
     for m in SOURCES:
         mask = batch.masks[m]
         truths[m] = torch.as_tensor(truth[m])[rows].long()
         if truths[m].shape != mask.shape:
             raise ValueError(f"truth[{m!r}]: expected rows of {mask.shape[1]} frames, got {tuple(truth[m].shape)}")
-        floors[m] = proportional_guess(mask, batch.masks["text"])
-        guesses = {"floor": floors[m]}
+        guesses = {}
         for method in methods:
-            plan = transport_plan(states[m].double(), states["text"].double(), mask, batch.masks["text"], method, blur)
-            plans[(m, method)] = plan
-            guesses[method] = plan.argmax(dim=2)
+            plans[(m, method)] = ot.plan(states[m].double(), states["text"].double(), mask, batch.masks["text"],
+                                         method=method, blur=blur, **PLAN_SETTINGS)
+            guesses[method] = plans[(m, method)].argmax(dim=2)
         accuracy[m] = {k: frame_accuracy(g, truths[m], mask) for k, g in guesses.items()}
         per_clip[m] = {k: per_clip_accuracy(g, truths[m], mask) for k, g in guesses.items()}
-    return Correspondences(plans, truths, floors, batch.masks, accuracy, per_clip)
+    return Correspondences(plans, truths, batch.masks, accuracy, per_clip)
 
 
 @torch.no_grad()
-def alignment_losses(model: nn.Module, batch: Batch, blur: float = 0.05) -> dict[str, float]:
+def alignment_losses(model: nn.Module, batch: Batch) -> dict[str, float]:
     """AlignMamba-2's unweighted alignment losses on ``batch``: ``{"ot", "mmd"}``, each summed over
-    (audio, text) and (vision, text) and averaged over clips, as in training before ``lambda``."""
+    (audio, text) and (vision, text) and averaged over clips, as in training before ``lambda`` (the
+    OT loss at the model's own ``config.blur``)."""
     states, masks = token_states(model, batch), batch.masks
     pairs = [(states[m], states["text"], masks[m], masks["text"]) for m in SOURCES]
-    return {"ot": sum(ot.ot_distance(*p, blur=blur).mean().item() for p in pairs),
+    return {"ot": sum(ot.ot_distance(*p, blur=model.config.blur).mean().item() for p in pairs),
             "mmd": sum(mmd.mmd2(*p).mean().item() for p in pairs)}
 
 
 def checkpoint_summary(model: nn.Module, split: Split, truth: dict[str, np.ndarray], indices,
-                       blur: float = 0.05) -> dict[str, float]:
+                       blur: float = ot.BLUR) -> dict[str, float]:
     """One checkpoint's numbers on the clips ``indices`` of ``split``, flat for a results table:
-    ``{m}_{method}`` (``m`` audio or vision, method entropic, exact, relaxed or floor) the share of
-    frames on their true word, ``{m}_chance`` that of a word drawn uniformly (the mean of ``1 / W``
+    ``{m}_{method}`` (``m`` audio or vision, ``method`` one of :data:`METHODS`, ``blur`` the entropic
+    plans') the share of frames on their true word, ``{m}_chance`` that of a word drawn uniformly (the mean of ``1 / W``
     over the frames), ``ot`` and ``mmd`` the unweighted alignment losses, and for
     Modality-Aware fusion ``shared_{projection}_{modality}`` the shared expert's mean share and,
     with learned routing, ``mi_{router}`` the routing mutual information in bits."""
@@ -215,7 +198,7 @@ def checkpoint_summary(model: nn.Module, split: Split, truth: dict[str, np.ndarr
     summary = {f"{m}_{method}": value for m, scores in found.accuracy.items() for method, value in scores.items()}
     words = found.masks["text"].sum(1, keepdim=True).double()
     summary.update({f"{m}_chance": (1 / words).expand_as(found.masks[m])[found.masks[m]].mean().item() for m in SOURCES})
-    summary.update(alignment_losses(model, batch, blur))
+    summary.update(alignment_losses(model, batch))
     if isinstance(model, AlignMamba2) and model.config.moe:
         activity = record_expert_activity(model, batch)
         for name in sorted(activity.shares):

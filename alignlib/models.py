@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from alignlib import mmd, ot
+from alignlib.align import mmd, ot
 from alignlib.coupled import CoupledMambaLayer
 from alignlib.data.mmsa import MODALITIES, Batch
 from alignlib.mamba import Block, MambaLayer, MambaStack
@@ -37,7 +37,7 @@ class ModelConfig:
     dropout: float = 0.2
     lambda_ot: float = 0.001  # AlignMamba-2
     lambda_mmd: float = 0.01  # AlignMamba-1 and -2
-    blur: float = 0.05  # OT loss (AlignMamba-2)
+    blur: float = ot.BLUR  # OT loss (AlignMamba-2)
     align_loss: bool = True  # AlignMamba-2 ablation "w/o alignment loss" when False
     moe: bool = True  # AlignMamba-2 ablation "w/o MoE" when False
     routing: str = "modality"  # AlignMamba-2 ablation "learnable routing": "learned"

@@ -22,11 +22,11 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import torch
 
-from alignlib import analysis, ot
+from alignlib import analysis
+from alignlib.align import ot
 from alignlib.coupled import coupled_scan
 from alignlib.data.mmsa import MODALITIES
-from alignlib.gaussian_mmd import gaussian_mmd2
-from alignlib.mmd import mmd2
+from alignlib.align.mmd import gaussian_mmd2, mmd2
 from alignlib.warped_pairs import warped_pair
 
 # A horizontal legend above the right-hand panel: it covers neither an axis title nor the data.
@@ -48,7 +48,7 @@ def locate(source, clip: str, modality_pair: str) -> tuple[int, str]:
     return source.clips.index(clip), modality_pair.split(" ->")[0]
 
 
-METHODS = ("relaxed", "sinkhorn", "exact")
+METHODS = ("relaxed", "entropic", "exact")  # the plan methods (alignlib.align.ot.plan) the explorer offers
 BLUR_LOG_RANGE, BLUR_LOG_STEP = (-2.5, 0.0), 0.05  # the blur slider: 10^-2.5 to 1 in steps of 0.05 decades
 
 
@@ -60,9 +60,14 @@ def on_log_grid(value: float, log_range: tuple[float, float], step: float) -> fl
     exponent = low + step * round((math.log10(value) - low) / step)
     return 10 ** min(max(exponent, low), high)
 # A plan is drawn, not trained on: an L1 marginal error of 1e-3 (0.1% of the mass) is invisible in
-# a heatmap, and at blur >= 0.05 the polishing reaches it well within the iteration cap.
+# a heatmap, and at blur >= BLUR the polishing reaches it well within the iteration cap.
 EXPLORER_TOL = 1e-3
 EXPLORER_MAX_ITER = 5000
+
+
+def takes_blur(method: str) -> bool:
+    """Whether the plan method ``method`` reads the blur (the slider is greyed out otherwise)."""
+    return "blur" in ot.PLAN_METHODS[method].settings
 
 
 class _Explorer:
@@ -212,16 +217,11 @@ class PlanState:
 
 def solve_plan(pair: AlignmentPair, method: str, blur: float, tol: float = EXPLORER_TOL,
                max_iter: int = EXPLORER_MAX_ITER) -> PlanState:
-    """The plan of ``method`` for one pair, cropped to its real tokens."""
+    """The plan of ``method`` (:func:`alignlib.align.ot.plan`) for one pair, cropped to its real tokens;
+    ``tol`` and ``max_iter`` bound the entropic plan's polishing."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    masks = (pair.x_mask, pair.y_mask)
-    if method == "relaxed":
-        plan = ot.relaxed_plan(pair.x, pair.y, *masks)
-    elif method == "sinkhorn":
-        plan = ot.entropic_plan(pair.x, pair.y, *masks, blur=blur, tol=tol, max_iter=max_iter)
-    else:
-        plan = ot.exact_plan(pair.x, pair.y, *masks)
+    plan = ot.plan(pair.x, pair.y, pair.x_mask, pair.y_mask, method=method, blur=blur, tol=tol, max_iter=max_iter)
     rows, cols = pair.x_mask[0], pair.y_mask[0]
     real_plan = plan[0][rows][:, cols]
     cost_matrix = ot.cosine_cost(pair.x, pair.y)[0][rows][:, cols]
@@ -261,14 +261,14 @@ class TransportPlanExplorer(_Explorer):
     """The plan heatmap (true targets circled) and the token correspondences for the method and
     blur chosen, on pairs from ``source`` (a :class:`PairSource`; default: a
     :class:`SyntheticPairSource` built from ``n_source, n_target, noise, warp, dim, seed``). The
-    starting ``blur`` is moved to the nearest point of the slider (:func:`on_log_grid`: 0.05
+    starting ``blur`` is moved to the nearest point of the slider (:func:`on_log_grid`: ``BLUR``
     becomes 10^-1.3 = 0.0501), and the plans use the slider's value.
 
     Display it as the last expression of a cell, or with ``display(explorer)``.
     """
 
-    def __init__(self, method: str = "sinkhorn", n_source: int = 24, n_target: int = 16,
-                 noise: float = 0.5, warp: float = 1.0, blur: float = 0.05, dim: int = 16, seed: int = 0,
+    def __init__(self, method: str = "entropic", n_source: int = 24, n_target: int = 16,
+                 noise: float = 0.5, warp: float = 1.0, blur: float = ot.BLUR, dim: int = 16, seed: int = 0,
                  source: PairSource | None = None, tol: float = EXPLORER_TOL, max_iter: int = EXPLORER_MAX_ITER):
         import ipywidgets as w
         import plotly.graph_objects as go
@@ -283,7 +283,7 @@ class TransportPlanExplorer(_Explorer):
         self.method = w.ToggleButtons(options=METHODS, value=method, description="method")
         self.blur = w.FloatLogSlider(value=on_log_grid(blur, BLUR_LOG_RANGE, BLUR_LOG_STEP), base=10,
                                      min=BLUR_LOG_RANGE[0], max=BLUR_LOG_RANGE[1], step=BLUR_LOG_STEP,
-                                     description="blur", readout_format=".3f", disabled=method != "sinkhorn")
+                                     description="blur", readout_format=".3f", disabled=not takes_blur(method))
         self.clip = w.Dropdown(options=list(self.source.clips), description="clip")
         self.modality_pair = w.Dropdown(options=list(self.source.modality_pairs), description="pair")
         selectors = [c for c in (self.clip, self.modality_pair) if len(c.options) > 1]
@@ -322,13 +322,13 @@ class TransportPlanExplorer(_Explorer):
         return solve_plan(pair, self.method.value, self.blur.value, self.tol, self.max_iter)
 
     def _title(self, state: PlanState) -> str:
-        blur = f", blur {self.blur.value:.3f}" if self.method.value == "sinkhorn" else ""
+        blur = f", blur {self.blur.value:.3f}" if not self.blur.disabled else ""
         where = f"clip {self.clip.value}, {self.modality_pair.value}: " if len(self.clip.options) > 1 else ""
         return (f"{where}{self.method.value}{blur}: cost <P, C> = {state.cost:.4f}, "
                 f"correspondences recovered {state.accuracy:.0%}")
 
     def _on_change(self, _change) -> None:
-        self.blur.disabled = self.method.value != "sinkhorn"
+        self.blur.disabled = not takes_blur(self.method.value)
         state = self.compute()
         correct, wrong = _correspondence_lines(state)
         with self.figure.batch_update():

@@ -1,6 +1,6 @@
 """MMD on CPU: alignlib against a straightforward implementation, in one run.
 
-1. B=64 pairs of 500x128 token sets, gamma = 1/d, biased estimator: ``alignlib.mmd.mmd2`` against
+1. B=64 pairs of 500x128 token sets, gamma = 1/d, biased estimator: ``alignlib.align.mmd.mmd2`` against
    ``torch.cdist`` + ``exp`` over the three kernel blocks; forward, and forward + backward.
 2. The linear-time estimator at 1k, 4k and 16k tokens per set (B=8), beside the quadratic one:
    the time ratio between consecutive sizes should be about 4 for linear, 16 for quadratic.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from alignlib import mmd
+from alignlib.align import mmd
 from common import median_seconds, write_result
 
 BATCH, TOKENS, DIM = 64, 500, 128

@@ -14,11 +14,11 @@ import numpy as np
 import ot as pot
 import torch
 
-from alignlib import ot
+from alignlib.align import ot
 from alignlib.warped_pairs import warped_pair
 from common import median_seconds, write_result
 
-BATCH, TOKENS, DIM, BLUR, MAX_ITER, TOL = 64, 50, 128, 0.05, 2000, 1e-5
+BATCH, TOKENS, DIM, MAX_ITER, TOL = 64, 50, 128, 2000, 1e-5
 
 
 def main() -> None:
@@ -28,18 +28,18 @@ def main() -> None:
     weights = np.full(TOKENS, 1.0 / TOKENS)
 
     def pot_sinkhorn_loop():
-        return np.stack([pot.sinkhorn(weights, weights, cost[k], BLUR**2, method="sinkhorn_log",
+        return np.stack([pot.sinkhorn(weights, weights, cost[k], ot.BLUR**2, method="sinkhorn_log",
                                       numItermax=MAX_ITER, stopThr=TOL) for k in range(BATCH)])
 
     def pot_emd_loop():
         return np.stack([pot.emd(weights, weights, cost[k]) for k in range(BATCH)])
 
     def alignlib_entropic():
-        return ot.entropic_plan(x, y, blur=BLUR, tol=TOL, max_iter=MAX_ITER)
+        return ot.entropic_plan(x, y, blur=ot.BLUR, tol=TOL, max_iter=MAX_ITER)
 
     rows = []
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # both solvers may stop at the iteration cap at blur 0.05
+        warnings.simplefilter("ignore")  # both solvers may stop at the iteration cap at this blur
         for name, ours, peer, peer_name in [
             ("entropic plan", alignlib_entropic, pot_sinkhorn_loop, "POT sinkhorn_log loop"),
             ("exact plan", lambda: ot.exact_plan(x, y), pot_emd_loop, "POT emd loop"),
@@ -54,7 +54,7 @@ def main() -> None:
                 "accuracy": ot.correspondence_accuracy(torch.from_numpy(plan), pair.correspondence),
             })
 
-    print(f"B={BATCH}, {TOKENS}x{TOKENS} tokens, d={DIM}, blur={BLUR}, threads={torch.get_num_threads()}")
+    print(f"B={BATCH}, {TOKENS}x{TOKENS} tokens, d={DIM}, blur={ot.BLUR}, threads={torch.get_num_threads()}")
     print(f"{'plan':<14} {'alignlib s':>11} {'peer':<22} {'peer s':>8} {'speedup':>8} {'max|diff|':>10} {'accuracy':>9}")
     for r in rows:
         print(f"{r['plan']:<14} {r['alignlib_s']:>11.4f} {r['peer']:<22} {r['peer_s']:>8.4f} "

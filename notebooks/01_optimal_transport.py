@@ -65,7 +65,7 @@ import seaborn as sns
 import torch
 from scipy.optimize import linprog
 
-from alignlib import ot
+from alignlib.align import ot
 from alignlib.notebooks import record_metrics
 from alignlib.warped_pairs import warped_pair
 
@@ -93,7 +93,7 @@ print("true target of each source token c_i:", truth.tolist())
 # $$C_{ij} = 1 - \frac{x_i \cdot y_j}{\lVert x_i\rVert \, \lVert y_j\rVert}$$
 #
 # Cosine distance ignores the tokens' norms and lies in $[0, 2]$. Written as a double loop, then
-# compared with `alignlib.ot.cosine_cost`, which does the same for a batch in one matrix product.
+# compared with `alignlib.align.ot.cosine_cost`, which does the same for a batch in one matrix product.
 
 # %%
 cost_loop = np.zeros((n_source, n_target))
@@ -122,7 +122,7 @@ plt.show()
 # $$\min_{M \ge 0} \sum_{ij} M_{ij} C_{ij} \quad\text{s.t.}\quad \sum_j M_{ij} = \tfrac{1}{T_m},\quad \sum_i M_{ij} = \tfrac{1}{T_n}.$$
 #
 # That is a linear program in $T_m T_n$ unknowns with $T_m + T_n$ equality constraints. We hand it
-# to SciPy's generic LP solver, then to POT's network simplex (what `alignlib.ot.exact_plan` uses).
+# to SciPy's generic LP solver, then to POT's network simplex (what `alignlib.align.ot.exact_plan` uses).
 
 # %%
 a, b = np.full(n_source, 1 / n_source), np.full(n_target, 1 / n_target)
@@ -277,7 +277,7 @@ plt.show()
 # cosine cost's diameter squared) and halves the blur at each iteration, ending after about one
 # iteration at the final $\varepsilon$. That is enough for a good *loss* but not for a *plan*: rebuilt
 # from GeomLoss's potentials alone, the plan can miss its marginals badly at blur 0.05.
-# `alignlib.ot.entropic_plan` therefore continues with the log-domain iterations above, starting
+# `alignlib.align.ot.entropic_plan` therefore continues with the log-domain iterations above, starting
 # from GeomLoss's potential, until the marginals are met.
 
 # %%
@@ -348,13 +348,13 @@ print(f"blur {demo_blur}: GeomLoss (debias=False) {geomloss_converged:.5f} - Eq.
       f"{geomloss_converged - eq5_value:.5f};  eps (log Tm + log Tn) = {constant:.5f}")
 assert abs(geomloss_converged - eq5_value - constant) < 2e-3
 
-default_loss = SamplesLoss(blur=0.05, backend="tensorized")  # GeomLoss's defaults: p=2, debias=True
+default_loss = SamplesLoss(blur=ot.BLUR, backend="tensorized")  # GeomLoss's defaults: blur 0.05, p=2, debias=True
 unit_source, unit_target = (torch.nn.functional.normalize(t, dim=-1) for t in (pair.source, pair.target))
 readings = {
     "GeomLoss defaults, raw tokens": default_loss(pair.source[0], pair.target[0]).item(),
     "GeomLoss defaults, unit-norm tokens": default_loss(unit_source[0], unit_target[0]).item(),
-    "cosine cost, debias=True": ot.ot_distance(pair.source, pair.target, blur=0.05, debias=True).item(),
-    "cosine cost, debias=False (Eq. 5 + constant)": ot.ot_distance(pair.source, pair.target, blur=0.05).item(),
+    "cosine cost, debias=True": ot.ot_distance(pair.source, pair.target, blur=ot.BLUR, debias=True).item(),
+    "cosine cost, debias=False (Eq. 5 + constant)": ot.ot_distance(pair.source, pair.target, blur=ot.BLUR).item(),
 }
 for name, value in readings.items():
     print(f"{name:>46}: {value:.5f}")
@@ -439,18 +439,19 @@ plt.show()
 # %% [markdown]
 # ## 9 · Recovering a known time warp, over a batch
 #
-# The batched library functions solve many pairs at once. Accuracy = share of source tokens whose
+# The batched library functions solve many pairs at once, and one dispatcher serves them all:
+# `ot.plan(x, y, x_mask, y_mask, method=..., blur=...)`, with the methods of this notebook
+# (`exact`, `entropic`, `relaxed`) and `proportional`, which reads no feature: source token $t$ of
+# $n$ goes to target $\lfloor t\,T_n / n \rfloor$, the floor a plan has to beat (right only for a
+# constant pace). The blur goes to the methods that use it. Accuracy = share of source tokens whose
 # heaviest plan entry is their true language token.
 
 # %%
 batch_pair = warped_pair(batch_source, batch_target, dim=dim, noise=noise, warp=warp, batch=batch, seed=seed + 1)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    batch_plans = {
-        "relaxed": ot.relaxed_plan(batch_pair.source, batch_pair.target),
-        "entropic": ot.entropic_plan(batch_pair.source, batch_pair.target, blur=blur),
-        "exact": ot.exact_plan(batch_pair.source, batch_pair.target),
-    }
+    batch_plans = {method: ot.plan(batch_pair.source, batch_pair.target, method=method, blur=blur)
+                   for method in ("relaxed", "entropic", "exact", "proportional")}
 accuracy = {name: ot.correspondence_accuracy(plan, batch_pair.correspondence) for name, plan in batch_plans.items()}
 batch_cost = ot.cosine_cost(batch_pair.source, batch_pair.target)
 mean_cost = {name: ot.plan_cost(plan, batch_cost).mean().item() for name, plan in batch_plans.items()}
@@ -480,7 +481,7 @@ assert mean_cost["relaxed"] <= mean_cost["exact"] + 1e-9
 # than for the true, informative pair. Here are the numbers.
 
 # %%
-from alignlib import mmd  # noqa: E402
+from alignlib.align import mmd  # noqa: E402
 
 shuffled = pair.source[:, torch.randperm(n_source, generator=torch.Generator().manual_seed(seed))]
 collapsed_source = torch.ones_like(pair.source)  # every token mapped to the same vector
@@ -519,7 +520,7 @@ assert all(abs(v) < 1e-9 for v in set_values["both sides collapsed"])
 # %%
 from alignlib.widgets import TransportPlanExplorer  # noqa: E402
 
-explorer = TransportPlanExplorer(method="sinkhorn", n_source=24, n_target=16, noise=noise, warp=warp, blur=0.1, seed=seed)
+explorer = TransportPlanExplorer(method="entropic", n_source=24, n_target=16, noise=noise, warp=warp, blur=0.1, seed=seed)
 explorer
 
 # %% [markdown]

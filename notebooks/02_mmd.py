@@ -27,7 +27,7 @@
 # **What you will learn**
 # 1. MMD as the distance between *mean embeddings* of two distributions in a feature space;
 # 2. the kernel trick that turns it into the three sums of the paper's Eq. 6, checked against
-#    `alignlib.mmd` and against explicit (random Fourier) features;
+#    `alignlib.align.mmd` and against explicit (random Fourier) features;
 # 3. the three kernel blocks, and how MMD grows with the shift between two distributions
 #    (checked against the closed form for Gaussians), and a difference of variance MMD catches;
 # 4. why the bandwidth matters: too small and too large both make MMD blind;
@@ -56,8 +56,7 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from alignlib import mmd
-from alignlib.gaussian_mmd import gaussian_mmd2
+from alignlib.align import mmd
 from alignlib.notebooks import record_metrics
 
 sns.set_theme(context="notebook", style="white")
@@ -108,7 +107,7 @@ print(f"explicit features (D = {n_features}): |mean phi(x) - mean phi(y)|^2 = {m
 #
 # $$\mathrm{MMD}^2 = \frac{1}{T_m^2}\sum_{i,i'} k(x_i, x_{i'}) - \frac{2}{T_m T_n}\sum_{i,j} k(x_i, y_j) + \frac{1}{T_n^2}\sum_{j,j'} k(y_j, y_{j'}).$$
 #
-# No features needed: the exact value, written as loops, then compared with `alignlib.mmd.mmd2`
+# No features needed: the exact value, written as loops, then compared with `alignlib.align.mmd.mmd2`
 # and with the random-feature estimate above (which carries a Monte Carlo error of order $1/\sqrt{D}$).
 
 # %%
@@ -153,14 +152,14 @@ print(f"MMD^2 = {blocks[:n_tokens, :n_tokens].mean():.4f} + {blocks[n_tokens:, n
 # For $P = \mathcal{N}(0, I)$ and $Q = \mathcal{N}(s\mathbf{1}, I)$ the population value has a closed
 # form: for $Z \sim \mathcal{N}(m, \sigma^2 I_d)$,
 # $\mathbb{E}\, e^{-\gamma \lVert Z\rVert^2} = (1 + 2\gamma\sigma^2)^{-d/2} \exp\!\big(-\gamma \lVert m\rVert^2 / (1 + 2\gamma\sigma^2)\big)$,
-# applied to $x - x'$, $y - y'$ and $x - y$ (`alignlib.gaussian_mmd.gaussian_mmd2`). The unbiased estimator averages to it; the biased one
+# applied to $x - x'$, $y - y'$ and $x - y$ (`alignlib.align.mmd.gaussian_mmd2`). The unbiased estimator averages to it; the biased one
 # (the paper's) sits above it by about $\tfrac{1}{T_m} + \tfrac{1}{T_n}$ times the kernel's mean gap.
 
 
 # %%
 def population_mmd2(shift, gamma, scale=1.0):
     """Population MMD^2 between N(0, I_d) and N(shift 1, scale^2 I_d) with d = dim."""
-    return gaussian_mmd2(shift, gamma, dim, scale)
+    return mmd.gaussian_mmd2(shift, gamma, dim, scale)
 
 
 rows = []

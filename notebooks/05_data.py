@@ -52,7 +52,7 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from alignlib import ot
+from alignlib.align import ot
 from alignlib.data import MODALITIES, load_mmsa, missing_modality_mask, synthetic
 from alignlib.metrics import msa_metrics
 from alignlib.notebooks import record_metrics
@@ -125,8 +125,8 @@ plt.show()
 # projections into a shared space; to see what OT can do once they exist, we fit them here by ridge
 # regression from each frame to its word's text token on the **training** split, then compute plans
 # between projected frames and words on the **test** split, and score how many frames land on their
-# word. The baseline "proportional" maps frame $i$ of $n$ to word $\lfloor i\, W / n \rfloor$: right
-# only when the speaking rate is constant.
+# word. The baseline `proportional` (a method of the same dispatcher, `ot.plan`) maps frame $i$ of
+# $n$ to word $\lfloor i\, W / n \rfloor$: right only when the speaking rate is constant.
 
 
 # %%
@@ -150,14 +150,9 @@ for modality in ("audio", "vision"):
     truth = torch.from_numpy(correspondence[f"test_{modality}"].astype(np.int64))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # at blur 0.05 the entropic polish may stop at its iteration cap
-        plans = {"relaxed": ot.relaxed_plan(source, target, *masks),
-                 "entropic": ot.entropic_plan(source, target, *masks, blur=blur),
-                 "exact": ot.exact_plan(source, target, *masks)}
-    lengths = masks[0].sum(1, keepdim=True)
-    words = masks[1].sum(1, keepdim=True)
-    proportional = (torch.arange(source.shape[1])[None] * words // lengths).clamp(max=words - 1)
+        plans = {method: ot.plan(source, target, *masks, method=method, blur=blur)
+                 for method in ("relaxed", "entropic", "exact", "proportional")}
     recovery[modality] = {name: ot.correspondence_accuracy(plan, truth, masks[0]) for name, plan in plans.items()}
-    recovery[modality]["proportional"] = (proportional == truth)[masks[0]].float().mean().item()
     if modality == "audio":
         example_plan = plans["exact"][clip]
 for modality, scores in recovery.items():

@@ -51,7 +51,7 @@ import seaborn as sns
 import torch
 from scipy import stats
 
-from alignlib import mmd, ot
+from alignlib.align import mmd, ot
 from alignlib.data import MMSADataset, collate, load_mmsa, synthetic
 from alignlib.models import ModelConfig, build_model
 from alignlib.notebooks import record_metrics
@@ -204,7 +204,7 @@ with torch.no_grad():
         real = batch.masks["audio"][b].nonzero()[:, 0]
         shuffled[b, real] = audio[b, real[torch.randperm(len(real))]]
     masks = (batch.masks["audio"], batch.masks["text"])
-    losses = {"OT": [ot.ot_distance(a, text, *masks, blur=0.05) for a in (audio, shuffled)],
+    losses = {"OT": [ot.ot_distance(a, text, *masks, blur=ot.BLUR) for a in (audio, shuffled)],
               "MMD": [mmd.mmd2(a, text, *masks) for a in (audio, shuffled)]}
 for name, (in_order, reordered) in losses.items():
     print(f"{name}: frames in order {in_order.mean():.6f}, frames shuffled {reordered.mean():.6f}, "

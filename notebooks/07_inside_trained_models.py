@@ -112,10 +112,11 @@ print(f"trained {len(configs)} runs in {time.perf_counter() - start:.0f} s;",
 # ## 2 · Token correspondences, from initialisation to the end
 #
 # For every checkpoint, the plans from each test clip's audio and video states onto its word states
-# (cosine cost, as the OT loss): exact OT (POT), entropic OT (blur as the loss) and AlignMamba-1's
-# relaxed plan. A frame counts as recovered when its heaviest plan entry is its true word. The floor
-# is the proportional-time guess: frame $t$ of $n$ goes to word $\lfloor t W / n \rfloor$. Beside
-# the accuracy, the unweighted OT and MMD losses of the same test clips.
+# (cosine cost, as the OT loss), all from `alignlib.align.ot.plan`: exact OT (POT), entropic OT
+# (blur as the loss) and AlignMamba-1's relaxed plan. A frame counts as recovered when its heaviest
+# plan entry is its true word. The floor is the `proportional` plan, which reads no state: frame $t$
+# of $n$ goes to word $\lfloor t W / n \rfloor$. Beside the accuracy, the unweighted OT and MMD
+# losses of the same test clips.
 #
 # `analysis.checkpoint_summary` computes all of it for one checkpoint (`analysis.correspondences`
 # for the plans and their accuracy, `analysis.alignment_losses` for the losses), and
@@ -131,15 +132,15 @@ for (name, seed), kept in checkpoints.items():
     for epoch, numbers in enumerate(analysis.epoch_summaries(configs[name, seed], kept, test, truth, clips, blur)):
         rows += [dict(model=name, seed=seed, epoch=epoch, modality=modality, method=method,
                       accuracy=numbers[f"{modality}_{method}"])
-                 for modality in analysis.SOURCES for method in ("floor", *analysis.METHODS)]
+                 for modality in analysis.SOURCES for method in analysis.METHODS]
         losses.append(dict(model=name, seed=seed, epoch=epoch, ot=numbers["ot"], mmd=numbers["mmd"]))
 accuracy = pd.DataFrame(rows)
 losses = pd.DataFrame(losses)
-floor = accuracy[accuracy.method == "floor"].groupby("modality").accuracy.first()
+floor = accuracy[accuracy.method == "proportional"].groupby("modality").accuracy.first()
 print("proportional-time floor:", ", ".join(f"{m} {v:.3f}" for m, v in floor.items()))
 
 # %%
-ends = accuracy[accuracy.epoch.isin([0, accuracy.epoch.max()]) & (accuracy.method != "floor")]
+ends = accuracy[accuracy.epoch.isin([0, accuracy.epoch.max()]) & (accuracy.method != "proportional")]
 table = ends.groupby(["model", "modality", "method", "epoch"]).accuracy.agg(["mean", "std"]).unstack("epoch")
 table.columns = [f"{stat} epoch {epoch}" for stat, epoch in table.columns]
 table = table[[c for c in table.columns if not (n_seeds == 1 and c.startswith("std"))]]
@@ -173,14 +174,14 @@ clip = int(clips[0])
 final = {name: analysis.load_model(checkpoints[name, 0][-1])[0] for name in ("AM2 with losses", "AM2 without losses")}
 fig, axes = plt.subplots(2, 4, figsize=(18, 8), gridspec_kw=dict(height_ratios=[3, 1]))
 for col, ((name, model), modality) in enumerate([(item, m) for item in final.items() for m in ("audio", "vision")]):
-    found = analysis.correspondences(model, test, truth, [clip], methods=("exact",))
+    found = analysis.correspondences(model, test, truth, [clip], methods=("exact", "proportional"))
     frames, words = found.masks[modality][0], found.masks["text"][0]
     plan = found.plans[modality, "exact"][0][frames][:, words].numpy()
     true_word = found.truth[modality][0][frames].numpy()
     ax = axes[0, col]
     ax.imshow(plan, aspect="auto", cmap="viridis")
     ax.scatter(true_word, np.arange(len(true_word)), s=12, facecolors="none", edgecolors="magenta")
-    ax.plot(found.floor[modality][0][frames].numpy(), np.arange(len(true_word)), color="white", lw=1)
+    ax.plot(found.plans[modality, "proportional"][0][frames].argmax(1).numpy(), np.arange(len(true_word)), color="white", lw=1)
     ax.set(title=f"{name}\n{modality}: {found.accuracy[modality]['exact']:.0%} recovered",
            xlabel="word", ylabel="frame")
     chosen = plan.argmax(1)
@@ -355,7 +356,7 @@ else:
             cells.append({"model": variant, "modality": modality,
                           **{f"exact, epoch {e}": interval(full_cell(variant, f"{modality}_exact", e)) for e in (0, full_end)},
                           **{f"{m}, end": interval(full_cell(variant, f"{modality}_{m}", full_end)) for m in ("entropic", "relaxed")},
-                          "floor": f"{full_cell(variant, f'{modality}_floor', 0)['mean']:.3f}",
+                          "floor": f"{full_cell(variant, f'{modality}_proportional', 0)['mean']:.3f}",
                           "chance": f"{full_cell(variant, f'{modality}_chance', 0)['mean']:.3f}"})
     display(pd.DataFrame(cells).set_index(["model", "modality"]))
 
@@ -370,7 +371,7 @@ if full is not None:
             ax.fill_between(part.epoch, part.ci_low, part.ci_high, color=f"C{k}", alpha=0.2)
         if metric.endswith("exact"):
             modality = metric.split("_")[0]
-            ax.axhline(full_cell(shown[0], f"{modality}_floor", 0)["mean"], color="black", ls="--", label="proportional floor")
+            ax.axhline(full_cell(shown[0], f"{modality}_proportional", 0)["mean"], color="black", ls="--", label="proportional floor")
             ax.axhline(full_cell(shown[0], f"{modality}_chance", 0)["mean"], color="grey", ls=":", label="chance")
             ax.set(title=f"{modality} -> text: exact-plan accuracy", ylabel="accuracy")
         else:
@@ -404,7 +405,7 @@ if full is not None:
                   f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] ({verdict}; seeds {paired.index.tolist()})")
     for variant in plan_variants:
         for modality in analysis.SOURCES:
-            end_row, floor_row = full_cell(variant, f"{modality}_exact", full_end), full_cell(variant, f"{modality}_floor", 0)
+            end_row, floor_row = full_cell(variant, f"{modality}_exact", full_end), full_cell(variant, f"{modality}_proportional", 0)
             chance_row = full_cell(variant, f"{modality}_chance", 0)
             place = ("one seed: no interval to place" if not np.isfinite(end_row.ci_low) else
                      "above the floor" if end_row.ci_low > floor_row["mean"] else

@@ -83,7 +83,7 @@ EXPLORERS = {
     # 05's explorer needs the data, the splits and the fitted projections; the served copy lies in
     # a temporary folder, so the data path is absolute.
     "05_data": Case("clip_explorer", (Choose("clip", "tiny-0-test-3"), Choose("pair", f"vision{NBSP}->{NBSP}text"),
-                                      Click("method", "sinkhorn"), Keys("blur", ("ArrowLeft",))),
+                                      Click("method", "entropic"), Keys("blur", ("ArrowLeft",))),
                     parameters={"data_path": str(notebooks.PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl")},
                     needs=("import tempfile", 'train = data.splits["train"]', 'test = data.splits["test"]',
                            "def fit_projection")),

@@ -7,7 +7,7 @@ import pytest
 import torch
 from geomloss import SamplesLoss
 
-from alignlib import mmd, ot
+from alignlib.align import mmd, ot
 from alignlib.data import Batch
 from alignlib.models import AlignMamba2, ModelConfig, build_model
 from alignlib.modality_mamba import ModalityAwareMamba
@@ -84,7 +84,7 @@ def test_alignmamba2_alignment_losses_match_geomloss_and_a_brute_force_mmd():
     _, aux = model(batch)
     h = {m: seen[0][0].detach().double() for m, seen in unimodal.items()}  # a Block returns (hidden, aux)
 
-    def cosine(x, y):  # (B, N, D), (B, M, D) -> (B, N, M), written independently of alignlib.ot
+    def cosine(x, y):  # (B, N, D), (B, M, D) -> (B, N, M), written independently of alignlib.align.ot
         return 1 - (x @ y.transpose(1, 2)) / (x.norm(dim=2)[:, :, None] * y.norm(dim=2)[:, None, :])
 
     sinkhorn = SamplesLoss("sinkhorn", blur=config.blur, diameter=2.0, cost=cosine, debias=False,

@@ -1,5 +1,5 @@
 """Local alignment (OT) against independent sources: brute-force loops, scipy's LP solver,
-POT's exact and log-domain Sinkhorn solvers, and closed-form properties."""
+POT's exact and log-domain Sinkhorn solvers, and closed-form properties; the plan dispatcher."""
 import math
 
 import numpy as np
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from alignlib import ot
+from alignlib.align import ot
 from alignlib.warped_pairs import warp_indices, warped_pair
 
 
@@ -122,15 +122,13 @@ def test_ot_distance_gradients_are_finite_and_ignore_padding():
     assert x.grad[1, :4].abs().max().item() > 0.0
 
 
-@pytest.mark.parametrize("method", ["relaxed", "entropic", "exact"])
+@pytest.mark.parametrize("method", ["relaxed", "entropic", "exact", "proportional"])
 def test_padding_equals_the_unpadded_problem(method):
     x, y = random_tokens(1, 8, 6, 4, seed=6)
     x_mask = torch.tensor([[True] * 5 + [False] * 3])
     y_mask = torch.tensor([[True] * 4 + [False] * 2])
-    solve = {"relaxed": ot.relaxed_plan, "exact": ot.exact_plan,
-             "entropic": lambda *args, **kw: ot.entropic_plan(*args, blur=0.3, tol=1e-10, **kw)}[method]
-    padded = solve(x, y, x_mask, y_mask)
-    alone = solve(x[:, :5], y[:, :4])
+    padded = ot.plan(x, y, x_mask, y_mask, method=method, blur=0.3, tol=1e-10)
+    alone = ot.plan(x[:, :5], y[:, :4], method=method, blur=0.3, tol=1e-10)
     np.testing.assert_allclose(padded[:, :5, :4].numpy(), alone.numpy(), atol=1e-9)
     assert padded[:, 5:].abs().max().item() == 0.0 and padded[:, :, 4:].abs().max().item() == 0.0
 
@@ -224,3 +222,46 @@ def test_barycentric_transport_has_finite_gradients_for_empty_targets():
     assert torch.isfinite(x.grad).all()
     torch.testing.assert_close(aligned[0, 0], x[0].mean(0))
     assert (aligned[0, 1:] == 0).all()
+
+
+# -- the plan dispatcher ----------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["exact", "entropic", "relaxed", "proportional"])
+def test_plan_is_each_methods_solver_and_ignores_settings_it_does_not_take(method):
+    x, y = random_tokens(2, 9, 6, 3, seed=12)
+    x_mask = torch.tensor([[True] * 9, [True] * 7 + [False] * 2])
+    solver = {"exact": ot.exact_plan, "relaxed": ot.relaxed_plan, "proportional": ot.proportional_plan,
+              "entropic": lambda *args: ot.entropic_plan(*args, blur=0.2, tol=1e-8)}[method]
+    dispatched = ot.plan(x, y, x_mask, method=method, blur=0.2, tol=1e-8)
+    torch.testing.assert_close(dispatched, solver(x, y, x_mask), rtol=0, atol=0)
+    assert ("blur" in ot.PLAN_METHODS[method].settings) == (method == "entropic")
+
+
+def test_proportional_plan_matches_a_loop():
+    frames = torch.tensor([[True] * 7 + [False] * 3, [True] * 10, [True] * 3 + [False] * 7])
+    words = torch.tensor([[True] * 3 + [False], [True] * 4, [True] * 4])
+    x, y = random_tokens(3, 10, 4, 2, seed=13)
+    plan = ot.plan(x, y, frames, words, method="proportional")
+    for b in range(3):
+        n, w = int(frames[b].sum()), int(words[b].sum())
+        expected = torch.zeros(10, 4, dtype=torch.float64)
+        for t in range(n):
+            expected[t, math.floor(t * w / n)] = 1 / n
+        torch.testing.assert_close(plan[b], expected, rtol=0, atol=1e-15)
+
+
+def test_unknown_methods_and_settings_are_named_and_a_method_can_be_added(monkeypatch):
+    x, y = random_tokens(1, 3, 4, 2, seed=14)
+    with pytest.raises(ValueError, match="method: unknown 'greedy'; choose one of"):
+        ot.plan(x, y, method="greedy")
+    with pytest.raises(ValueError, match=r"unknown plan setting\(s\) \['tolerance'\]"):
+        ot.plan(x, y, method="exact", tolerance=1e-3)
+    monkeypatch.setattr(ot, "PLAN_METHODS", dict(ot.PLAN_METHODS))
+
+    @ot.register_plan("uniform", settings=("scale",))
+    def uniform_plan(x, y, x_mask=None, y_mask=None, *, scale=1.0):
+        return torch.full((x.shape[0], x.shape[1], y.shape[1]), scale / (x.shape[1] * y.shape[1]), dtype=x.dtype)
+
+    torch.testing.assert_close(ot.plan(x, y, method="uniform", blur=9.0, scale=2.0), uniform_plan(x, y, scale=2.0))
+    assert ot.plan(x, y, method="exact", scale=2.0).sum().item() == pytest.approx(1.0)  # a setting of another method
+    with pytest.raises(ValueError, match="'exact' is already registered"):
+        ot.register_plan("exact")(uniform_plan)

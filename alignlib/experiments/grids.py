@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from alignlib.align.ot import BLUR
 from alignlib.data import synthetic
 
 PROFILES = ("default", "full")
@@ -38,9 +39,9 @@ EFFICIENCY = {  # tokens per modality; each point a subprocess with its own time
 # profile is MOSI-sized clips (660 of them, as benchmarks/results/model_table_660.json) at a CPU
 # budget: the paper's 40 epochs at width 128 would take days here.
 INSIDE = {"default": {"data": {"preset": "tiny", "n_clips": None, "seed": 0}, "epochs": 3, "batch_size": 16,
-                      "d_model": 16, "n_layers": 2, "clips": 8, "blur": 0.05},
+                      "d_model": 16, "n_layers": 2, "clips": 8, "blur": BLUR},
           "full": {"data": {"preset": "mosi", "n_clips": 660, "seed": 0}, "epochs": 3, "batch_size": 32,
-                   "d_model": 64, "n_layers": 2, "clips": 12, "blur": 0.05}}
+                   "d_model": 64, "n_layers": 2, "clips": 12, "blur": BLUR}}
 INSIDE_VARIANTS = {"AM2 with losses": ("alignmamba2", {}), "AM2 without losses": ("alignmamba2", {"align_loss": False}),
                    "AM2 OT weight 1": ("alignmamba2", {"lambda_ot": 1.0}), "AlignMamba-1": ("alignmamba1", {}),
                    "AM2 learned routing": ("alignmamba2", {"routing": "learned"})}

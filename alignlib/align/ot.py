@@ -5,29 +5,89 @@ shape ``(B, Tn, d)`` (language, the anchor), are seen as uniform discrete distri
 their real (unpadded) tokens. A transport plan ``P`` of shape ``(B, Tm, Tn)`` says how much mass
 source token ``i`` sends to target token ``j``.
 
+* :func:`plan` -- every plan behind one dispatcher, ``plan(x, y, x_mask, y_mask, method=..., blur=BLUR)``,
+  over the methods of :data:`PLAN_METHODS`; :func:`register_plan` adds a method:
+
+  - ``exact`` (:func:`exact_plan`) -- exact OT with POT's network simplex: the oracle;
+  - ``entropic`` (:func:`entropic_plan`) -- the entropic plan rebuilt from GeomLoss's dual potentials
+    and polished by log-domain Sinkhorn iterations until its marginals are met;
+  - ``relaxed`` (:func:`relaxed_plan`) -- AlignMamba-1's closed form: drop the column constraint and
+    every source token sends its mass ``1/Tm`` to its cheapest target token;
+  - ``proportional`` (:func:`proportional_plan`) -- no features: source token ``t`` of ``n`` goes to
+    target ``floor(t W / n)`` of ``W``, the floor a plan has to beat.
 * :func:`cosine_cost` -- the ground cost ``C_ij = 1 - cos(x_i, y_j)`` (AlignMamba-2, Eq. 4).
-* :func:`relaxed_plan` -- AlignMamba-1's closed form: drop the column constraint and every source
-  token sends its mass ``1/Tm`` to its cheapest target token.
 * :func:`transport` -- the aligned sequence ``P^T X`` of shape ``(B, Tn, d)``.
 * :func:`ot_distance` -- the entropic OT loss of AlignMamba-2 (Eq. 5), computed by GeomLoss.
-* :func:`entropic_plan` -- the entropic plan rebuilt from GeomLoss's dual potentials and polished
-  by log-domain Sinkhorn iterations until its marginals are met.
-* :func:`exact_plan` -- exact OT with POT's network simplex: the oracle.
 
 GeomLoss convention: the entropic regularisation is ``epsilon = blur**2``; the cosine cost lies
-in ``[0, 2]``, so the annealing schedule starts at the diameter ``2``.
+in ``[0, 2]``, so the annealing schedule starts at the diameter ``2``. :data:`BLUR` is the blur of
+AlignMamba-2's OT loss (GeomLoss's default) and every default blur in alignlib.
 """
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
 from alignlib.checks import check_mask, check_pair, check_positive
+from alignlib.sequences import pack_order
 
 COSINE_DIAMETER = 2.0
+BLUR = 0.05  # the OT loss's blur (AlignMamba-2, GeomLoss's default): epsilon = BLUR**2
+
+
+@dataclass(frozen=True)
+class PlanMethod:
+    """A way to compute a plan: ``solve(x, y, x_mask, y_mask, **settings) -> (B, Tm, Tn)``, and the
+    names of the keyword ``settings`` it takes (``blur`` among them for an entropic method)."""
+
+    solve: Callable[..., torch.Tensor]
+    settings: tuple[str, ...] = ()
+
+
+PLAN_METHODS: dict[str, PlanMethod] = {}
+
+
+def register_plan(name: str, *, settings: tuple[str, ...] = ()):
+    """Decorator adding a solver ``(x, y, x_mask=None, y_mask=None, **settings) -> (B, Tm, Tn)`` to
+    :data:`PLAN_METHODS` as the method ``name``; ``settings`` names its keyword arguments."""
+    def register(solve):
+        if name in PLAN_METHODS:
+            raise ValueError(f"plan method {name!r} is already registered")
+        PLAN_METHODS[name] = PlanMethod(solve, tuple(settings))
+        return solve
+    return register
+
+
+def plan(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_mask: torch.Tensor | None = None,
+    y_mask: torch.Tensor | None = None,
+    *,
+    method: str = "entropic",
+    blur: float = BLUR,
+    **settings,
+) -> torch.Tensor:
+    """The transport plan ``(B, Tm, Tn)`` of ``method`` (a name in :data:`PLAN_METHODS`) from
+    ``x (B, Tm, d)`` onto ``y (B, Tn, d)``, with padding masks ``(B, Tm)``, ``(B, Tn)``.
+
+    ``blur`` and the other ``settings`` (``entropic``: ``tol``, ``max_iter``) go to the methods that
+    take them and are ignored by the others, so one call serves every method; a setting that no
+    method takes is an error.
+    """
+    if method not in PLAN_METHODS:
+        raise ValueError(f"method: unknown {method!r}; choose one of {tuple(PLAN_METHODS)}")
+    unknown = set(settings) - {name for known in PLAN_METHODS.values() for name in known.settings}
+    if unknown:
+        raise ValueError(f"unknown plan setting(s) {sorted(unknown)}")
+    chosen = PLAN_METHODS[method]
+    given = {"blur": blur, **settings}
+    return chosen.solve(x, y, x_mask, y_mask, **{name: value for name, value in given.items() if name in chosen.settings})
 
 
 def cosine_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -63,6 +123,7 @@ def _prepare(x, y, x_mask, y_mask):
     return _cosine_cost(x, y), uniform_weights(x_mask, x.dtype), uniform_weights(y_mask, y.dtype)
 
 
+@register_plan("relaxed")
 def relaxed_plan(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -138,7 +199,7 @@ def ot_distance(
     x_mask: torch.Tensor | None = None,
     y_mask: torch.Tensor | None = None,
     *,
-    blur: float = 0.05,
+    blur: float = BLUR,
     debias: bool = False,
     scaling: float = 0.5,
 ) -> torch.Tensor:
@@ -175,7 +236,7 @@ def sinkhorn_log(
     ``f`` update; every ``check_every`` iterations the column marginals are compared with ``b``,
     and the loop stops once they miss it by less than ``tol`` in L1.
 
-    Convergence is linear and slows down as epsilon shrinks: at ``blur = 0.05`` a plan whose
+    Convergence is linear and slows down as epsilon shrinks: at ``blur = BLUR`` a plan whose
     source tokens skip some targets can need thousands of iterations. A warning says when
     ``max_iter`` ran out first.
 
@@ -221,13 +282,14 @@ def plan_from_potentials(f, g, cost, a, b, epsilon):
     return log_plan.exp()
 
 
+@register_plan("entropic", settings=("blur", "tol", "max_iter"))
 def entropic_plan(
     x: torch.Tensor,
     y: torch.Tensor,
     x_mask: torch.Tensor | None = None,
     y_mask: torch.Tensor | None = None,
     *,
-    blur: float = 0.05,
+    blur: float = BLUR,
     tol: float = 1e-5,
     max_iter: int = 2000,
 ) -> torch.Tensor:
@@ -247,6 +309,7 @@ def entropic_plan(
     return plan_from_potentials(f, g, cost, a, b, epsilon).to(x.dtype)
 
 
+@register_plan("exact")
 def exact_plan(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -268,6 +331,29 @@ def exact_plan(
         sub = pot.emd(a64[k][rows], b64[k][cols], np.ascontiguousarray(cost64[k][np.ix_(rows, cols)]))
         plans[k][np.ix_(rows, cols)] = sub
     return torch.from_numpy(plans).to(dtype=x.dtype, device=x.device)
+
+
+@register_plan("proportional")
+def proportional_plan(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_mask: torch.Tensor | None = None,
+    y_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The proportional-time plan ``(B, Tm, Tn)``: real source token ``t`` of ``n`` sends its mass
+    ``1/n`` to real target token ``floor(t W / n)`` of ``W`` (counting real tokens only).
+
+    It reads no feature: right only when the source keeps a constant pace along the target, so it
+    is the floor a plan that reads the features has to beat.
+    """
+    check_pair(x, y)
+    x_mask, y_mask = check_mask(x_mask, x, "x_mask"), check_mask(y_mask, y, "y_mask")
+    rank = x_mask.long().cumsum(1).sub(1).clamp_min(0)  # (B, Tm): each source token's place among the real ones
+    target_rank = rank * y_mask.sum(1, keepdim=True) // x_mask.sum(1, keepdim=True)
+    target = pack_order(y_mask).gather(1, target_rank)  # (B, Tm): the position of that real target
+    mass = uniform_weights(x_mask, x.dtype)  # 1/n on the real source tokens, 0 on padding
+    plan = torch.zeros(x.shape[0], x.shape[1], y.shape[1], dtype=x.dtype, device=x.device)
+    return plan.scatter(2, target[:, :, None], mass[:, :, None])
 
 
 def marginals(plan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
