@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (alignlib)" >/dev/null
-	$(BIN)/python -m alignlib.kernels  # the C++ scan into ~/.cache/alignlib; without a compiler, a warning and the PyTorch fallback
+	$(BIN)/python -m alignlib.ssm.kernels  # the C++ scan into ~/.cache/alignlib; without a compiler, a warning and the PyTorch fallback
 	touch $(STAMP)
 
 run: $(STAMP)  ## execute every notebook into build/ with an HTML index

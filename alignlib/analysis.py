@@ -24,9 +24,9 @@ from torch import nn
 from alignlib.align import mmd, ot
 from alignlib.data import MMSADataset, collate, synthetic
 from alignlib.data.mmsa import MODALITIES, Batch, Split
-from alignlib.modality_mamba import record_experts
 from alignlib.models import AlignMamba1, AlignMamba2, ModelConfig, build_model, packed_concat
 from alignlib.routing_stats import mutual_information_bits
+from alignlib.ssm.modality_mamba import record_experts
 from alignlib.train import TrainConfig, build_run, train
 
 METHODS = ("proportional", "entropic", "exact", "relaxed")  # the plans scored

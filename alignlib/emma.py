@@ -8,7 +8,7 @@ The model (:class:`EmmaLM`), as a Cobra/LLaVA-style MLLM in miniature:
    (:func:`patchify`); a linear map plus a learned position embedding gives the visual features
    ``(B, P, d_vision)`` (the stand-in for the frozen vision encoder; here it is trained).
 2. **Projector**: a two-layer GELU MLP to the LM width, ``(B, P, d_model)``: the visual tokens.
-3. **LM**: a stack of :class:`alignlib.mamba.MambaLayer` over ``[visual tokens; question tokens]``,
+3. **LM**: a stack of :class:`alignlib.ssm.mamba.MambaLayer` over ``[visual tokens; question tokens]``,
    the question right-padded with a mask. Mamba is causal, so the question reads the image and the
    image never reads the question.
 4. **Answer head**: a linear map from the final (normed) state at the last real question token to
@@ -45,7 +45,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from alignlib.data.digit_scenes import ANSWER_INDEX, ANSWERS, QUESTION_TYPES, WORDS, DigitScenes
-from alignlib.mamba import MambaStack
+from alignlib.ssm.mamba import MambaStack
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:

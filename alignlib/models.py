@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from alignlib.align import mmd, ot
-from alignlib.coupled import CoupledMambaLayer
 from alignlib.data.mmsa import MODALITIES, Batch
-from alignlib.mamba import Block, MambaLayer, MambaStack
-from alignlib.modality_mamba import ModalityAwareMamba
 from alignlib.sequences import concat_packed, gather_time, last_real, masked_mean, pack, proportional_windows
+from alignlib.ssm.coupled import CoupledMambaLayer
+from alignlib.ssm.mamba import Block, MambaLayer, MambaStack
+from alignlib.ssm.modality_mamba import ModalityAwareMamba
 
 TEXT, AUDIO, VISION = MODALITIES
 READOUTS = ("auto", "mean", "modality_mean", "last")
@@ -125,7 +125,7 @@ def modality_ids(mask: torch.Tensor, modality: str) -> torch.Tensor:
 def packed_concat(h: dict, masks: dict, order=(AUDIO, VISION, TEXT)):
     """``[H_A; H_V; H_L]`` with each clip's real tokens packed to the front and the batch's unneeded
     padding cut: ``(B, L, d)``, mask ``(B, L)``, modality ids ``(B, L)``. A causal model then reads,
-    for every clip, exactly its own real tokens in this order (see :mod:`alignlib.mamba`)."""
+    for every clip, exactly its own real tokens in this order (see :mod:`alignlib.ssm.mamba`)."""
     hidden, mask, index = concat_packed([h[m] for m in order], [masks[m] for m in order])
     ids = gather_time(torch.cat([modality_ids(masks[m], m) for m in order], dim=1), index)
     return hidden, mask, ids

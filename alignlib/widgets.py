@@ -24,9 +24,9 @@ import torch
 
 from alignlib import analysis
 from alignlib.align import ot
-from alignlib.coupled import coupled_scan
-from alignlib.data.mmsa import MODALITIES
 from alignlib.align.mmd import gaussian_mmd2, mmd2
+from alignlib.data.mmsa import MODALITIES
+from alignlib.ssm.coupled import coupled_scan
 from alignlib.warped_pairs import warped_pair
 
 # A horizontal legend above the right-hand panel: it covers neither an axis title nor the data.
@@ -634,7 +634,7 @@ class CoupledPulseExplorer(_Explorer):
         return self.coupling.value * self.abar_sum()
 
     def compute(self) -> np.ndarray:
-        """``|h_t^m|`` of shape ``(M, length)`` from :func:`alignlib.coupled.coupled_scan` (NaN before the pulse)."""
+        """``|h_t^m|`` of shape ``(M, length)`` from :func:`alignlib.ssm.coupled.coupled_scan` (NaN before the pulse)."""
         modalities = len(self.a)
         u = torch.zeros(modalities, 1, 1, self.length, dtype=torch.float64)
         u[0, 0, 0, self.pulse_at] = 1.0

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from alignlib.coupled import coupled_scan, coupled_scan_reference
-from alignlib.mamba import Mamba
-from alignlib.modality_mamba import ModalityAwareMamba
+from alignlib.ssm.coupled import coupled_scan, coupled_scan_reference
+from alignlib.ssm.mamba import Mamba
+from alignlib.ssm.modality_mamba import ModalityAwareMamba
 from common import median_seconds, write_result
 
 BATCH, TOKENS_PER_MODALITY, D_MODEL, MODALITIES = 16, 100, 128, 3

@@ -59,7 +59,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['plan']:<14} {r['alignlib_s']:>11.4f} {r['peer']:<22} {r['peer_s']:>8.4f} "
               f"{r['speedup']:>7.1f}x {r['max_abs_diff_to_peer']:>10.1e} {r['accuracy']:>9.3f}")
-    path = write_result("ot_plans", {"batch": BATCH, "tokens": TOKENS, "dim": DIM, "blur": BLUR,
+    path = write_result("ot_plans", {"batch": BATCH, "tokens": TOKENS, "dim": DIM, "blur": ot.BLUR,
                                      "max_iter": MAX_ITER, "tol": TOL, "rows": rows})
     print(f"wrote {path}")
 

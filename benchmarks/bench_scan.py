@@ -43,14 +43,14 @@ def make_inputs(length: int, layout: str):
 
 def scan_function(case: str):
     if case == "loop":
-        from alignlib.selective_scan import selective_scan_reference
+        from alignlib.ssm.selective_scan import selective_scan_reference
         return selective_scan_reference
     if case == "chunked":
-        from alignlib.selective_scan import selective_scan_chunked
+        from alignlib.ssm.selective_scan import selective_scan_chunked
         return selective_scan_chunked
     if case == "fused":
-        from alignlib import kernels
-        from alignlib.selective_scan import selective_scan_fused
+        from alignlib.ssm import kernels
+        from alignlib.ssm.selective_scan import selective_scan_fused
         if kernels.load("selective_scan") is None:
             raise RuntimeError("the C++ kernel did not build")
         return selective_scan_fused

@@ -59,9 +59,9 @@ from scipy.integrate import solve_ivp
 from torch import nn
 from tqdm.auto import tqdm
 
-from alignlib.mamba import Block, Mamba
 from alignlib.notebooks import PROJECT_ROOT, record_metrics
-from alignlib.selective_scan import selective_scan_chunked, selective_scan_fused, selective_scan_reference
+from alignlib.ssm.mamba import Block, Mamba
+from alignlib.ssm.selective_scan import selective_scan_chunked, selective_scan_fused, selective_scan_reference
 
 sns.set_theme(context="notebook", style="whitegrid")
 torch.manual_seed(seed)
@@ -210,7 +210,7 @@ print(f"chunked vs loop: output {scan_output_gap:.1e}, gradients {scan_grad_gap:
 assert scan_output_gap < 1e-4 and scan_grad_gap < 1e-3
 
 # %% [markdown]
-# `selective_scan_fused` runs the same recurrence as one C++ loop (`alignlib/kernels/selective_scan.cpp`,
+# `selective_scan_fused` runs the same recurrence as one C++ loop (`alignlib/ssm/kernels/selective_scan.cpp`,
 # compiled on first use), parallel over (batch, channel); its backward is the same reverse scan,
 # recomputing each chunk of 64 states from a checkpoint. `selective_scan(..., backend="auto")`
 # picks it for CPU tensors. It agrees with the loop as well:
@@ -335,7 +335,7 @@ if "fused" in recorded:
 # (softplus, skip term, gate, the transposes of $B$ and $C$) add a few passes over tensors $N$ times
 # smaller than the state.
 #
-# On a GPU with mamba-ssm installed, `alignlib.selective_scan.selective_scan` dispatches to its CUDA
+# On a GPU with mamba-ssm installed, `alignlib.ssm.selective_scan.selective_scan` dispatches to its CUDA
 # kernel instead; the code that calls it does not change.
 
 # %% [markdown]

@@ -58,12 +58,11 @@ from matplotlib.colors import ListedColormap
 from torch import nn
 from tqdm.auto import tqdm
 
-from alignlib.coupled import coupled_scan, coupled_scan_reference
-from alignlib.mamba import Mamba
-from alignlib.mamba import Block
-from alignlib.modality_mamba import ModalityAwareMamba, record_experts
 from alignlib.notebooks import record_metrics
 from alignlib.routing_stats import mutual_information_bits
+from alignlib.ssm.coupled import coupled_scan, coupled_scan_reference
+from alignlib.ssm.mamba import Block, Mamba
+from alignlib.ssm.modality_mamba import ModalityAwareMamba, record_experts
 
 sns.set_theme(context="notebook", style="whitegrid")
 torch.manual_seed(seed)
@@ -155,7 +154,7 @@ print("expert weights:", tuple(layer.in_proj.weight.shape), "+ shared", tuple(la
 
 # %%
 class FusionModel(nn.Module):
-    """``n_layers`` library blocks (pre-norm residual, `alignlib.mamba.Block`) around one kind of mixer,
+    """``n_layers`` library blocks (pre-norm residual, `alignlib.ssm.mamba.Block`) around one kind of mixer,
     mean pooling and a linear head: tokens ``(B, L, d)`` -> prediction ``(B,)`` and the summed
     auxiliary losses (learned routing's load balance; 0 otherwise)."""
 
@@ -370,7 +369,7 @@ assert fold_gap < 1e-4
 # inter-modal state transition "each modality's current state depends on its own previous state
 # and the states of neighboring modalities at the previous time-step". The summary of the paper
 # that this project has (`shared/papers/coupled-mamba-summary.md`) gives no equation, so the one
-# below is the docstring equation of `alignlib.coupled`, the form this project implements and
+# below is the docstring equation of `alignlib.ssm.coupled`, the form this project implements and
 # tests: every chain reads the sum of *all* chains' previous states (with two or three modalities
 # every other modality is a neighbour),
 #
@@ -378,7 +377,7 @@ assert fold_gap < 1e-4
 # \qquad \bar A_t^m = e^{\Delta_t^m A^m},\ \bar B_t^m = \Delta_t^m B_t^m .$$
 #
 # Summing over $m$: $S_t = \sum_m h_t^m$ obeys $S_t = \big(\sum_m \bar A_t^m\big) S_{t-1} + \sum_m \bar B_t^m x_t^m$,
-# a diagonal recurrence, so $S$ is **one** scan (`alignlib.recurrence.diagonal_scan`, on the same
+# a diagonal recurrence, so $S$ is **one** scan (`alignlib.ssm.recurrence.diagonal_scan`, on the same
 # sequential recurrence core as the chunked selective scan) and each $h_t^m = \bar A_t^m S_{t-1} + \bar B_t^m x_t^m$ follows
 # in closed form. The loop and the trick agree:
 

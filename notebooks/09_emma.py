@@ -161,7 +161,7 @@ print("its test accuracy:", {name: round(value, 3) for name, value in blind.item
 # 2. **visual features**: a linear patch embedding plus a learned position embedding (the
 #    stand-in for the frozen vision encoder of a real MLLM; here it is trained);
 # 3. **projector**: a two-layer GELU MLP to the LM width: the *visual tokens*;
-# 4. **LM**: `alignlib.mamba`'s pre-norm Mamba blocks over `[visual tokens; question tokens]`;
+# 4. **LM**: `alignlib.ssm.mamba`'s pre-norm Mamba blocks over `[visual tokens; question tokens]`;
 # 5. **answer head**: a linear map from the final state at the last real question token.
 #
 # Here is one batch going through it, stage by stage.

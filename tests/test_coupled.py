@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alignlib.coupled import CoupledMambaLayer, coupled_scan, coupled_scan_reference
-from alignlib.selective_scan import selective_scan_reference
+from alignlib.ssm.coupled import CoupledMambaLayer, coupled_scan, coupled_scan_reference
+from alignlib.ssm.selective_scan import selective_scan_reference
 
 
 def coupled_inputs(modalities=3, batch=2, channels=4, states=3, length=6, seed=0, dtype=torch.float64, stable=False):

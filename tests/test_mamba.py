@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from alignlib.mamba import Block, Mamba, MambaLayer, MambaStack
-from alignlib.selective_scan import mamba_ssm_kernel
+from alignlib.ssm.mamba import Block, Mamba, MambaLayer, MambaStack
+from alignlib.ssm.selective_scan import mamba_ssm_kernel
 
 # mamba_ssm.Mamba(d_model=32) (v1 defaults: d_state 16, d_conv 4, expand 2, dt_rank ceil(32/16) = 2)
 MAMBA_SSM_LAYOUT = {
@@ -157,7 +157,7 @@ def test_block_on_the_cuda_kernel_equals_the_chunked_scan():
 
 
 def test_causal_depthwise_conv_equals_conv1d():
-    from alignlib.mamba import causal_depthwise_conv
+    from alignlib.ssm.mamba import causal_depthwise_conv
 
     torch.manual_seed(11)
     for length in (1, 3, 4, 17):

@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alignlib.mamba import Mamba
-from alignlib.modality_mamba import ExpertLinear, ModalityAwareMamba, Router, record_experts
+from alignlib.ssm.mamba import Mamba
+from alignlib.ssm.modality_mamba import ExpertLinear, ModalityAwareMamba, Router, record_experts
 
 
 def tokens_and_ids(batch=2, length=9, d=16, modalities=3, seed=0):

@@ -10,7 +10,7 @@ from geomloss import SamplesLoss
 from alignlib.align import mmd, ot
 from alignlib.data import Batch
 from alignlib.models import AlignMamba2, ModelConfig, build_model
-from alignlib.modality_mamba import ModalityAwareMamba
+from alignlib.ssm.modality_mamba import ModalityAwareMamba
 
 DIMS = {"text": 6, "audio": 5, "vision": 4}
 LENGTHS = {"text": [7, 4, 5], "audio": [9, 6, 3], "vision": [8, 8, 5]}

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alignlib.recurrence import diagonal_scan
+from alignlib.ssm.recurrence import diagonal_scan
 
 
 def loop(decay, drive, initial):

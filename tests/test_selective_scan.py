@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alignlib import kernels
-from alignlib.selective_scan import (
+from alignlib.ssm import kernels
+from alignlib.ssm.selective_scan import (
     mamba_ssm_kernel,
     selective_scan,
     selective_scan_chunked,

@@ -158,16 +158,16 @@ def test_two_gloo_processes_follow_the_single_process_trajectory(tmp_path):
 def test_fused_and_chunked_scans_train_to_the_same_metrics(tmp_path, monkeypatch):
     """The fused C++ scan (the CPU default) and the pure-PyTorch chunked scan give one training run,
     to float tolerance, at a fixed seed."""
-    import alignlib.mamba
+    import alignlib.ssm.mamba
 
     fused = training.train(config(tmp_path, "fused", model="alignmamba2", epochs=2), progress=False)
-    scan, calls = alignlib.mamba.selective_scan, []
+    scan, calls = alignlib.ssm.mamba.selective_scan, []
 
     def chunked_scan(*args, **kwargs):
         calls.append(kwargs["backend"])
         return scan(*args, **{**kwargs, "backend": "chunked"})
 
-    monkeypatch.setattr(alignlib.mamba, "selective_scan", chunked_scan)
+    monkeypatch.setattr(alignlib.ssm.mamba, "selective_scan", chunked_scan)
     chunked = training.train(config(tmp_path, "chunked", model="alignmamba2", epochs=2), progress=False)
     assert calls and set(calls) == {"auto"}, "every Mamba block went through the chunked scan"
     for name in ("MAE", "Corr", "Non0_acc_2"):

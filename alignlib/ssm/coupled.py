@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alignlib.mamba import Mamba
 from alignlib.sequences import gather_time, pack_order, trails, unpack
-from alignlib.recurrence import diagonal_scan
+from alignlib.ssm.mamba import Mamba
+from alignlib.ssm.recurrence import diagonal_scan
 
 
 def _check_coupled(u, delta, A, B, C) -> None:
@@ -84,7 +84,7 @@ class CoupledMambaLayer(nn.Module):
     :meth:`Mamba.tail`); only the scan is shared through the previous states, with
     ``coupling = 1/M`` by default (the mean of the previous states; ``1.0`` gives their sum).
     The chains are causal like Mamba's, so the layer packs rows whose padding does not trail (see
-    :mod:`alignlib.mamba`); padded positions keep their input. ``scan="parallel"`` (default) or
+    :mod:`alignlib.ssm.mamba`); padded positions keep their input. ``scan="parallel"`` (default) or
     ``"loop"`` (the oracle).
     """
 

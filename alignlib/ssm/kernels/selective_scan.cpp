@@ -1,7 +1,7 @@
 // The fused CPU selective scan: forward and backward one (batch, channel) row at a time, with the
 // row's N states in one small buffer that stays in registers and L1, so each state element costs
 // one exp and a handful of vectorised flops and is never written out as a (B, D, N, L) tensor.
-// Plain C ABI, loaded by alignlib/selective_scan.py through ctypes.
+// Plain C ABI, loaded by alignlib/ssm/selective_scan.py through ctypes.
 //
 // Layouts (all contiguous): u, delta, y, grad_u, grad_delta (B, D, L); A (D, N); a selective B
 // or C is passed time-major as (B, L, N), a time-invariant one as (D, N); last_state (B, D, N);

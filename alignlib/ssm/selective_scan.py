@@ -10,7 +10,7 @@ Shapes follow mamba-ssm's ``selective_scan_fn``: ``u, delta, z (B, D, L)``; ``A 
 ``D, delta_bias (D,)``. Three CPU backends share one set-up (:func:`_prepare`: checks, bias,
 softplus, compute dtype) and one finish (:func:`_finish`: skip term, gate, dtype): the sequential
 loop (the readable oracle), the chunked pure-PyTorch scan and the fused C++ scan
-(``alignlib/kernels/selective_scan.cpp``); mamba-ssm's kernel serves CUDA tensors.
+(``alignlib/ssm/kernels/selective_scan.cpp``); mamba-ssm's kernel serves CUDA tensors.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from alignlib import kernels
-from alignlib.recurrence import recurrence_, reverse_recurrence_
+from alignlib.ssm import kernels
+from alignlib.ssm.recurrence import recurrence_, reverse_recurrence_
 
 
 def _check_scan_inputs(u, delta, A, B, C, D, z, delta_bias) -> None:
@@ -253,7 +253,7 @@ def _pointer(tensor: torch.Tensor | None):
 
 
 class _FusedScan(torch.autograd.Function):
-    """The recurrence of :class:`_ChunkedScan` in C++ (``alignlib/kernels/selective_scan.cpp``),
+    """The recurrence of :class:`_ChunkedScan` in C++ (``alignlib/ssm/kernels/selective_scan.cpp``),
     parallel over (batch, channel) on ``torch.get_num_threads()`` threads, each row's ``N`` states
     kept in registers and L1. The forward keeps the state at every ``chunk``-th step, ``(B, D, L / chunk, N)``;
     the backward walks each chunk in reverse after recomputing its states from that checkpoint.
@@ -314,7 +314,7 @@ def selective_scan_fused(
     """The fused C++ scan on CPU tensors; same arguments and result as :func:`selective_scan_reference`.
 
     Memory ``O(B D N L / chunk)`` for the backward's checkpoints. The kernel is compiled on first
-    use (:mod:`alignlib.kernels`); where it cannot be, this warns once and runs
+    use (:mod:`alignlib.ssm.kernels`); where it cannot be, this warns once and runs
     :func:`selective_scan_chunked`.
     """
     if u.device.type != "cpu":

@@ -1,5 +1,5 @@
-"""``python -m alignlib.kernels``: build every kernel into the cache now (``make`` runs it once)."""
-from alignlib.kernels import SOURCES, load
+"""``python -m alignlib.ssm.kernels``: build every kernel into the cache now (``make`` runs it once)."""
+from alignlib.ssm.kernels import SOURCES, load
 
 for source in sorted(SOURCES.glob("*.cpp")):
     library = load(source.stem)

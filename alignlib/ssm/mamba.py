@@ -3,7 +3,7 @@
 ``Mamba`` follows mamba-ssm's ``mamba_ssm.Mamba`` (v1): the same defaults, initialisation and
 parameter names (``in_proj``, ``conv1d``, ``x_proj``, ``dt_proj``, ``A_log``, ``D``, ``out_proj``),
 so a ``state_dict`` moves between the two. On CUDA with mamba-ssm installed the scan runs in its
-kernel; on the CPU in :func:`alignlib.selective_scan.selective_scan`'s CPU backends.
+kernel; on the CPU in :func:`alignlib.ssm.selective_scan.selective_scan`'s CPU backends.
 
 Padding. Every mixer takes ``mask (B, L)`` (True = real token). Mamba is causal: the convolution
 reads the ``d_conv - 1`` previous positions and the scan carries the state forward, so padding in
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alignlib.selective_scan import selective_scan
 from alignlib.sequences import gather_time, pack_order, trails, unpack
+from alignlib.ssm.selective_scan import selective_scan
 
 
 @dataclass

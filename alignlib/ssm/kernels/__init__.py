@@ -6,7 +6,7 @@ directory (``$ALIGNLIB_CACHE``, else ``$XDG_CACHE_HOME/alignlib`` or ``~/.cache/
 by a hash of the source, the flags, the compiler's version and the CPU: one build per machine
 (``-march=native``), a rebuild when any of them changes, and the library is renamed into place
 only once complete, so processes that build at the same time never load a half-written file.
-``make`` builds it while setting up the environment (``python -m alignlib.kernels``).
+``make`` builds it while setting up the environment (``python -m alignlib.ssm.kernels``).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alignlib.mamba import Mamba
+from alignlib.ssm.mamba import Mamba
 
 ROUTINGS = ("modality", "learned")
 
@@ -113,7 +113,7 @@ class Router(nn.Module):
 class ModalityAwareMamba(Mamba):
     """Mamba block whose ``in_proj`` and ``out_proj`` are :class:`ExpertLinear` mixtures:
     ``(B, L, d_model), modality (B, L) -> (B, L, d_model)``; conv, scan and everything between
-    the projections is :class:`alignlib.mamba.Mamba`'s (padding masks and step mode included).
+    the projections is :class:`alignlib.ssm.mamba.Mamba`'s (padding masks and step mode included).
 
     ``routing="modality"`` (the paper's) routes each token to its modality's expert.
     ``routing="learned"`` (the ablation) lets a :class:`Router` per projection pick ``top_k`` experts;
