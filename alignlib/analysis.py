@@ -1,7 +1,7 @@
 """Looking inside trained models: token correspondences and expert activations.
 
-* :func:`load_model` -- a trained model (eval mode) from a run folder's checkpoint; :func:`initial_model`
-  -- the model a run starts from; :func:`train_keeping_epochs` -- a run with a checkpoint per epoch.
+* :func:`initial_model` -- the model a run starts from; :func:`train_keeping_epochs` -- a run with a
+  checkpoint per epoch (each loaded by :func:`alignlib.models.checkpoint.load_model`).
 * :func:`token_states` -- the tokens a model aligns: AlignMamba-2's ``H_A, H_V, H_L`` (after the
   unimodal Mamba layers), AlignMamba-1's projected features.
 * :func:`correspondences` -- plans (:func:`alignlib.align.ot.plan`: proportional, entropic, exact,
@@ -24,7 +24,8 @@ from torch import nn
 from alignlib.align import mmd, ot
 from alignlib.data import MMSADataset, collate, synthetic
 from alignlib.data.mmsa import MODALITIES, Batch, Split
-from alignlib.models import AlignMamba1, AlignMamba2, ModelConfig, build_model, packed_concat
+from alignlib.models.checkpoint import load_model, read_checkpoint
+from alignlib.models.sentiment import AlignMamba1, AlignMamba2, packed_concat
 from alignlib.routing_stats import mutual_information_bits
 from alignlib.ssm.modality_mamba import record_experts
 from alignlib.train import TrainConfig, build_run, train
@@ -36,22 +37,6 @@ SOURCES = ("audio", "vision")
 
 
 # -- models -----------------------------------------------------------------------------------------
-def load_model(path: str | Path, checkpoint: str = "best.pt") -> tuple[nn.Module, dict]:
-    """The model saved at ``path`` (a ``.pt`` file, or a run folder holding ``checkpoint``), in eval
-    mode on the CPU, and the checkpoint dict (``epoch`` counts from 0)."""
-    path = Path(path)
-    file = path if path.is_file() else path / checkpoint
-    if not file.is_file():
-        raise ValueError(f"no checkpoint at {file}")
-    state = torch.load(file, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "model_name" not in state:
-        raise ValueError(f"{file}: not an alignlib checkpoint")
-    options = ModelConfig.from_dict(state["config"].get("model_options", {}))
-    model = build_model(state["model_name"], state["dims"], options)
-    model.load_state_dict(state["model"])
-    return model.eval(), state
-
-
 def initial_model(config: TrainConfig) -> nn.Module:
     """The seeded model :func:`alignlib.train.train` starts from for ``config``, in eval mode on the CPU."""
     return build_run(replace(config, device="cpu"), torch.device("cpu"), 0, 1).model.eval()
@@ -69,7 +54,7 @@ def train_keeping_epochs(config: TrainConfig, progress: bool = False) -> list[Pa
             train(replace(config, epochs=epoch, resume=True), progress=progress)
             shutil.copyfile(out / "last.pt", path.with_suffix(".tmp"))
             path.with_suffix(".tmp").replace(path)  # atomically: a present epoch_K.pt is a whole one
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(path)
         recorded = state["config"]
         if ((state["epoch"] + 1, state["model_name"], recorded.get("seed"), recorded.get("model_options"),
              recorded.get("data")) != (epoch, config.model, config.seed, config.model_options, config.data)):

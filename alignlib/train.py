@@ -2,13 +2,14 @@
 
 Adam, ReduceLROnPlateau on the validation MAE, gradient clipping, L1 loss plus each model's
 auxiliary losses, early stopping; seeded and reproducible on CPU. Per-epoch metrics go to
-``DIR/metrics.jsonl``; ``DIR/best.pt`` and ``DIR/last.pt`` are written atomically; ``--resume``
+``DIR/metrics.jsonl``; ``DIR/best.pt`` and ``DIR/last.pt`` (:mod:`alignlib.models.checkpoint`) are written
+atomically; ``--resume``
 continues from ``last.pt`` and ends where an uninterrupted run would. ``DIR/test_metrics.json``
 holds the MSA metrics of the best checkpoint on the test split (with ``--test-missing-rate R``,
 modalities dropped at inference only, AlignMamba's Table 1 protocol).
 
 Every field of :class:`TrainConfig` is a flag (``--batch-size 16``) and every field of
-:class:`alignlib.models.ModelConfig` a ``--set key=value``, each parsed with its field's type. A
+:class:`alignlib.models.sentiment.ModelConfig` a ``--set key=value``, each parsed with its field's type. A
 user's mistake (missing or malformed data, a bad value, an unusable checkpoint) prints one line
 ``error: ...`` on stderr and exits 2.
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import math
 import os
@@ -35,14 +35,15 @@ import torch.distributed as dist
 
 from alignlib.data import MMSADataset, collate, load_mmsa, missing_modality_mask
 from alignlib.data.sampler import length_grouped_batches, real_lengths, trim_batch
-from alignlib.files import atomic_open, atomic_write_bytes, atomic_write_json
+from alignlib.files import atomic_write_bytes, atomic_write_json
 from alignlib.metrics import msa_metrics
-from alignlib.models import MODELS, ModelConfig, build_model
+from alignlib.models.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from alignlib.models.sentiment import MODELS, ModelConfig, build_model
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; ``model_options`` go to :class:`alignlib.models.ModelConfig`."""
+    """Everything a run needs; ``model_options`` go to :class:`alignlib.models.sentiment.ModelConfig`."""
 
     model: str = "alignmamba2"
     data: str = ""  # MMSA pickle (empty: $ALIGNLIB_DATA)
@@ -82,10 +83,6 @@ class TrainConfig:
         ModelConfig.from_dict(self.model_options)  # unknown or invalid model options fail here
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: unreadable, or made for another model or data."""
-
-
 def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -106,26 +103,16 @@ def global_batches(n_samples: int, batch_size: int, seed: int, epoch: int) -> li
     return [order[i:i + batch_size] for i in range(0, n_samples, batch_size)]
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Serialise in memory first, then write atomically: a failure leaves the old file intact."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    with atomic_open(path) as handle:
-        handle.write(buffer.getvalue())
-
-
-def load_checkpoint(path: Path, config: TrainConfig, dims: dict) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises several types for damaged files
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(error).__name__}: {error})") from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"{path}: not an alignlib checkpoint")
-    if state.get("model_name") != config.model:
-        raise CheckpointError(f"{path}: made for model {state.get('model_name')!r}, not {config.model!r}")
-    if state.get("dims") != dims:
-        raise CheckpointError(f"{path}: made for feature widths {state.get('dims')}, but the data has {dims}")
-    made_with = ModelConfig.from_dict(state.get("config", {}).get("model_options", {}))
+def checked_checkpoint(path: Path, config: TrainConfig, dims: dict) -> dict:
+    """The checkpoint at ``path`` (:func:`alignlib.models.checkpoint.read_checkpoint`), refused with a
+    one-line :class:`~alignlib.models.checkpoint.CheckpointError` when made for another model, other
+    feature widths ``dims`` or other model options than ``config``'s."""
+    state = read_checkpoint(path)
+    if state["model_name"] != config.model:
+        raise CheckpointError(f"{path}: made for model {state['model_name']!r}, not {config.model!r}")
+    if state["dims"] != dims:
+        raise CheckpointError(f"{path}: made for feature widths {state['dims']}, but the data has {dims}")
+    made_with = ModelConfig.from_dict(state["config"]["model_options"])
     if made_with != ModelConfig.from_dict(config.model_options):
         raise CheckpointError(f"{path}: made with model options {dataclasses.asdict(made_with)}, "
                               f"not {dataclasses.asdict(ModelConfig.from_dict(config.model_options))}")
@@ -200,7 +187,7 @@ def build_run(config: TrainConfig, device: torch.device, rank: int, world: int) 
 
 def restore(run: Run, out: Path) -> None:
     """Continue from ``out/last.pt`` (model, optimiser, scheduler, RNG, epoch counters)."""
-    state = load_checkpoint(out / "last.pt", run.config, run.data.dims)
+    state = checked_checkpoint(out / "last.pt", run.config, run.data.dims)
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
@@ -256,17 +243,18 @@ def train_epoch(run: Run, epoch: int, progress: bool) -> dict[str, float]:
 
 
 def checkpoint_state(run: Run, epoch: int) -> dict:
-    """Everything :func:`restore` needs to continue after ``epoch``."""
+    """Everything :func:`restore` needs to continue after ``epoch``, in the checkpoint format of
+    :mod:`alignlib.models.checkpoint` (tensors and plain data)."""
     return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch,
             "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else None,
-            "best": run.best, "stale": run.stale, "model_name": run.config.model, "dims": run.data.dims,
+            "best": float(run.best), "stale": run.stale, "model_name": run.config.model, "dims": run.data.dims,
             "config": dataclasses.asdict(run.config)}
 
 
 def final_test(run: Run, out: Path) -> dict:
     """Test metrics of the best checkpoint (modalities dropped at ``test_missing_rate``)."""
-    best_state = load_checkpoint(out / "best.pt", run.config, run.data.dims)
+    best_state = checked_checkpoint(out / "best.pt", run.config, run.data.dims)
     run.model.load_state_dict(best_state["model"])
     split = run.data.splits["test"]
     rate = run.config.test_missing_rate
@@ -388,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 type=_flag_type(f.type, f.name))
     model_fields = ", ".join(f"{f.name} ({f.type}, default {f.default!r})" for f in dataclasses.fields(ModelConfig))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"model option (alignlib.models.ModelConfig): {model_fields}")
+                        help=f"model option (alignlib.models.sentiment.ModelConfig): {model_fields}")
     return parser
 
 
@@ -435,8 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_args(argv)
         metrics = train(config)
-    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
-            CheckpointError) as error:
+    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from alignlib.data import synthetic
-from alignlib.models import MODELS
+from alignlib.models.sentiment import MODELS
 from alignlib.train import TrainConfig, train
 from common import write_result
 

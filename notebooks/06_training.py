@@ -53,7 +53,7 @@ from scipy import stats
 
 from alignlib.align import mmd, ot
 from alignlib.data import MMSADataset, collate, load_mmsa, synthetic
-from alignlib.models import ModelConfig, build_model
+from alignlib.models.sentiment import ModelConfig, build_model
 from alignlib.notebooks import record_metrics
 from alignlib.train import TrainConfig, train
 

@@ -66,6 +66,7 @@ from alignlib.data.mmsa import MODALITIES
 from alignlib.experiments import grids, runner
 from alignlib.experiments.stats import mean_ci as stats_mean_ci
 from alignlib.experiments.stats import summary as interval_summary
+from alignlib.models.checkpoint import load_model
 from alignlib.notebooks import record_metrics
 from alignlib.train import TrainConfig
 from alignlib.widgets import ExpertActivationBrowser, TrainedModelSource, TransportPlanExplorer
@@ -171,7 +172,7 @@ plt.show()
 
 # %%
 clip = int(clips[0])
-final = {name: analysis.load_model(checkpoints[name, 0][-1])[0] for name in ("AM2 with losses", "AM2 without losses")}
+final = {name: load_model(checkpoints[name, 0][-1])[0] for name in ("AM2 with losses", "AM2 without losses")}
 fig, axes = plt.subplots(2, 4, figsize=(18, 8), gridspec_kw=dict(height_ratios=[3, 1]))
 for col, ((name, model), modality) in enumerate([(item, m) for item in final.items() for m in ("audio", "vision")]):
     found = analysis.correspondences(model, test, truth, [clip], methods=("exact", "proportional"))
@@ -202,7 +203,7 @@ plt.show()
 # so the table says how much of each modality's update the shared expert carries, per layer.
 
 # %%
-am2 = analysis.load_model(checkpoints["AM2 with losses", 0][-1])[0]
+am2 = load_model(checkpoints["AM2 with losses", 0][-1])[0]
 activity = analysis.record_expert_activity(am2, batch)
 share_rows = []
 for layer in sorted(activity.shares):
@@ -239,7 +240,7 @@ mi_rows = []
 for seed in range(n_seeds):
     config = configs["AM2 learned routing", seed]
     models = [(0, analysis.initial_model(config))]
-    models += [(k + 1, analysis.load_model(p)[0]) for k, p in enumerate(checkpoints["AM2 learned routing", seed])]
+    models += [(k + 1, load_model(p)[0]) for k, p in enumerate(checkpoints["AM2 learned routing", seed])]
     for epoch, model in models:
         found_mi = analysis.routing_mutual_information(analysis.record_expert_activity(model, batch))
         mi_rows += [dict(seed=seed, epoch=epoch, router=r.replace(".mixer", ""), bits=b) for r, b in found_mi.items()]
@@ -265,13 +266,13 @@ plt.show()
 # sequence $[H_A; H_V; H_L]$, per layer.
 
 # %%
-trained_models = {name: analysis.load_model(checkpoints[name, 0][-1])[0]
+trained_models = {name: load_model(checkpoints[name, 0][-1])[0]
                   for name in ("AM2 with losses", "AM2 without losses", "AM2 OT weight 1", "AlignMamba-1")}
 explorer = TransportPlanExplorer(method="exact", source=TrainedModelSource(trained_models, test, truth), blur=blur)
 explorer
 
 # %%
-browser = ExpertActivationBrowser(analysis.load_model(checkpoints["AM2 learned routing", 0][-1])[0], test)
+browser = ExpertActivationBrowser(load_model(checkpoints["AM2 learned routing", 0][-1])[0], test)
 browser
 
 # %% [markdown]

@@ -71,7 +71,7 @@ from alignlib.data import synthetic
 from alignlib.experiments import grids, runner
 from alignlib.experiments.plots import curves_with_bands, heatmap, intervals, scaling
 from alignlib.experiments.stats import mean_ci, summary
-from alignlib.models import ModelConfig
+from alignlib.models.sentiment import ModelConfig
 from alignlib.notebooks import record_metrics
 
 sns.set_theme(context="notebook", style="whitegrid")

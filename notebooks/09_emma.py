@@ -30,7 +30,7 @@
 #   layers are fused and fed to a later layer, so detail from the early layers is not lost.
 #
 # The paper's model is a pretrained multimodal LLM; here the same pieces are built at teaching
-# scale (`alignlib.emma`), trained from scratch, on a task made to need detail and spatial
+# scale (`alignlib.models.emma`), trained from scratch, on a task made to need detail and spatial
 # relations: scenes of four handwritten digits with templated questions
 # (`alignlib.data.digit_scenes`).
 #
@@ -71,7 +71,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from alignlib import emma
+from alignlib.models import emma
 from alignlib.data import digit_scenes as ds
 from alignlib.experiments import grids, runner
 from alignlib.experiments.stats import mean_ci
@@ -155,7 +155,7 @@ print("its test accuracy:", {name: round(value, 3) for name, value in blind.item
 # %% [markdown]
 # ## 2 · The model, step by step
 #
-# `alignlib.emma.EmmaLM` is a Cobra-style MLLM in miniature:
+# `alignlib.models.emma.EmmaLM` is a Cobra-style MLLM in miniature:
 #
 # 1. **patches**: the scene is cut into square patches in raster order;
 # 2. **visual features**: a linear patch embedding plus a learned position embedding (the
@@ -221,7 +221,7 @@ assert padding_gap < 1e-5
 # token a small autoencoder of its own digit. Detail finer than a digit, or shared between cells,
 # is not what it asks for; a smaller `patch_size` gives more, smaller tokens.
 #
-# **Choices the paper leaves open** (stated in `alignlib.emma`'s docstring too): position $i$
+# **Choices the paper leaves open** (stated in `alignlib.models.emma`'s docstring too): position $i$
 # reconstructs its own patch, which it has already read (the causal, "autoregressive" order);
 # the targets are raw pixels in [0, 1]; the decoder is an MLP, where the official EMMA code (by
 # this project's reading of it; it is not among the paper files here) uses a larger decoder over

@@ -12,7 +12,8 @@ from sklearn.metrics import mutual_info_score
 
 from alignlib import analysis
 from alignlib.data import load_mmsa
-from alignlib.models import ModelConfig, build_model
+from alignlib.models.checkpoint import load_model
+from alignlib.models.sentiment import ModelConfig, build_model
 from alignlib.train import TrainConfig, evaluate, train
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "synthetic_tiny.pkl"
@@ -69,7 +70,7 @@ def trained(tmp_path_factory):
 
 def test_loaded_model_predicts_what_train_evaluated(trained):
     config, out, metrics = trained
-    model, state = analysis.load_model(out)
+    model, state = load_model(out)
     assert state["epoch"] == 0
     split = load_mmsa(SAMPLE).splits["test"]
     again, predictions = evaluate(model, split, config.batch_size, torch.device("cpu"))
@@ -83,7 +84,7 @@ def test_loaded_model_predicts_what_train_evaluated(trained):
 
 def test_exact_plan_accuracy_matches_pot_on_one_clip(trained):
     _, out, _ = trained
-    model, _ = analysis.load_model(out / "best.pt")
+    model, _ = load_model(out / "best.pt")
     split = load_mmsa(SAMPLE).splits["test"]
     truth = analysis.truth_tables(SAMPLE, "test")
     found = analysis.correspondences(model, split, truth, [2, 5], methods=("exact", "relaxed", "proportional"))
@@ -104,7 +105,7 @@ def test_exact_plan_accuracy_matches_pot_on_one_clip(trained):
 
 def test_expert_activity_of_a_trained_model(trained):
     _, out, _ = trained
-    model, _ = analysis.load_model(out)
+    model, _ = load_model(out)
     split = load_mmsa(SAMPLE).splits["test"]
     batch = analysis.clip_batch(split, [0, 1, 2])
     activity = analysis.record_expert_activity(model, batch)
@@ -155,11 +156,11 @@ def test_per_epoch_checkpoints_end_where_an_uninterrupted_run_ends(tmp_path):
     kept = analysis.train_keeping_epochs(TrainConfig(model="alignmamba1", out=str(tmp_path / "steps"), **options))
     assert [p.name for p in kept] == ["epoch_1.pt", "epoch_2.pt"]
     train(TrainConfig(model="alignmamba1", out=str(tmp_path / "whole"), **options), progress=False)
-    stepped, _ = analysis.load_model(kept[-1])
-    whole, _ = analysis.load_model(tmp_path / "whole", "last.pt")
+    stepped, _ = load_model(kept[-1])
+    whole, _ = load_model(tmp_path / "whole", "last.pt")
     for key, value in whole.state_dict().items():
         torch.testing.assert_close(stepped.state_dict()[key], value, rtol=0, atol=0)
-    first, state = analysis.load_model(kept[0])
+    first, state = load_model(kept[0])
     assert state["epoch"] == 0
     initial = analysis.initial_model(TrainConfig(model="alignmamba1", out=str(tmp_path / "x"), seed=3, **options))
     torch.manual_seed(3)
@@ -171,7 +172,7 @@ def test_per_epoch_checkpoints_end_where_an_uninterrupted_run_ends(tmp_path):
 
 def test_bad_input_is_named(tmp_path):
     with pytest.raises(ValueError, match="no checkpoint at"):
-        analysis.load_model(tmp_path)
+        load_model(tmp_path)
     split = load_mmsa(SAMPLE).splits["test"]
     concat = build_model("concat", {m: split.features[m].shape[2] for m in split.features}, ModelConfig(d_model=8))
     with pytest.raises(ValueError, match="ConcatMamba has no per-modality tokens"):
@@ -201,14 +202,14 @@ def test_per_epoch_checkpoints_continue_where_an_interrupted_call_stopped(tmp_pa
     resumed = analysis.train_keeping_epochs(cut)
     assert trained == [1, 2, 3]  # epochs 1 and 2 are not trained again
     for ours, theirs in zip(resumed, whole, strict=True):
-        a, b = analysis.load_model(ours)[0].state_dict(), analysis.load_model(theirs)[0].state_dict()
+        a, b = load_model(ours)[0].state_dict(), load_model(theirs)[0].state_dict()
         for key in b:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
 def test_checkpoint_summary_collects_the_analysis_functions(trained):
     _, out, _ = trained
-    model, _ = analysis.load_model(out)
+    model, _ = load_model(out)
     split = load_mmsa(SAMPLE).splits["test"]
     truth = analysis.truth_tables(SAMPLE, "test")
     clips = [0, 3, 7]
@@ -251,7 +252,7 @@ def test_a_crash_between_an_epoch_and_its_copy_is_not_trained_again(tmp_path, mo
     metrics = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2]  # epoch 2 was not trained a second time
     for ours, theirs in zip(resumed, whole, strict=True):
-        a, b = analysis.load_model(ours)[0].state_dict(), analysis.load_model(theirs)[0].state_dict()
+        a, b = load_model(ours)[0].state_dict(), load_model(theirs)[0].state_dict()
         for key in b:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
     other = TrainConfig(model="alignmamba1", out=str(tmp_path / "cut"), seed=7, **options)

@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import r2_score
 
-from alignlib import emma
+from alignlib.models import emma
 from alignlib.data import digit_scenes as ds
 
 SMALL = dict(d_vision=8, d_model=16, n_layers=2, d_state=4)

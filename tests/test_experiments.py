@@ -14,11 +14,13 @@ import papermill
 import pytest
 from scipy import stats as sps
 
-from alignlib import analysis, emma, notebooks
+from alignlib import analysis, notebooks
 from alignlib.data import digit_scenes, load_mmsa, synthetic
 from alignlib.experiments import grids, runner
 from alignlib.experiments.efficiency import measure_point
 from alignlib.experiments.stats import loglog_slope, mean_ci, summary
+from alignlib.models import emma
+from alignlib.models.checkpoint import load_model
 from alignlib.train import TrainConfig
 
 
@@ -234,7 +236,7 @@ def test_inside_sweep_rows_are_each_checkpoints_summary(tmp_path, monkeypatch):
     config = TrainConfig(**{**recorded, "data": str(tmp_path / recorded["data"]), "out": str(tmp_path / recorded["out"])})
     data = load_mmsa(config.data)
     truth = analysis.truth_tables(config.data, "test")
-    models = [analysis.initial_model(config)] + [analysis.load_model(tmp_path / "runs" / "inside" / run_id / f"epoch_{k}.pt")[0]
+    models = [analysis.initial_model(config)] + [load_model(tmp_path / "runs" / "inside" / run_id / f"epoch_{k}.pt")[0]
                                                  for k in (1, 2)]
     for row, model in zip(done["rows"], models):
         expected = analysis.checkpoint_summary(model, data.splits["test"], truth, range(3), grids.INSIDE["default"]["blur"])

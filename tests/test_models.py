@@ -9,7 +9,7 @@ from geomloss import SamplesLoss
 
 from alignlib.align import mmd, ot
 from alignlib.data import Batch
-from alignlib.models import AlignMamba2, ModelConfig, build_model
+from alignlib.models.sentiment import AlignMamba2, ModelConfig, build_model
 from alignlib.ssm.modality_mamba import ModalityAwareMamba
 
 DIMS = {"text": 6, "audio": 5, "vision": 4}
@@ -132,7 +132,7 @@ def test_alignmamba2_ablation_flags(flags, aux_names, experts):
 
 
 def test_readouts_against_hand_pooling():
-    from alignlib.models import readout
+    from alignlib.models.sentiment import readout
 
     hidden = torch.randn(2, 5, 3, dtype=torch.float64)
     mask = torch.tensor([[True, True, True, True, False], [True, True, False, False, False]])

@@ -9,7 +9,7 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from alignlib.data import Batch
-from alignlib.models import MODELS, ModelConfig, build_model
+from alignlib.models.sentiment import MODELS, ModelConfig, build_model
 
 DIMS = {"text": 5, "audio": 4, "vision": 3}
 CONFIG = dict(d_model=8, n_layers=2, d_state=4, dropout=0.0)

@@ -10,7 +10,8 @@ import torch
 
 from alignlib import train as training
 from alignlib.data import MMSADataset, collate, load_mmsa
-from alignlib.models import MODELS, build_model
+from alignlib.models.checkpoint import CheckpointError
+from alignlib.models.sentiment import MODELS, build_model
 from alignlib.notebooks import PROJECT_ROOT
 
 SAMPLE = str(PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl")
@@ -71,9 +72,9 @@ def test_checkpoint_errors_and_atomic_writes(tmp_path, monkeypatch):
     training.train(config(tmp_path, epochs=1), progress=False)
     last = tmp_path / "run" / "last.pt"
     good = last.read_bytes()
-    with pytest.raises(training.CheckpointError, match="made for model 'concat', not 'multistream'"):
+    with pytest.raises(CheckpointError, match="made for model 'concat', not 'multistream'"):
         training.train(config(tmp_path, model="multistream", resume=True), progress=False)
-    with pytest.raises(training.CheckpointError, match="made with model options .*'d_model': 16.*not .*'d_model': 32"):
+    with pytest.raises(CheckpointError, match="made with model options .*'d_model': 16.*not .*'d_model': 32"):
         training.train(config(tmp_path, resume=True, model_options={**SMALL, "d_model": 32}), progress=False)
 
     def broken_save(*args, **kwargs):
@@ -85,7 +86,7 @@ def test_checkpoint_errors_and_atomic_writes(tmp_path, monkeypatch):
     assert last.read_bytes() == good, "a failed save leaves the previous checkpoint intact"
     monkeypatch.undo()
     last.write_bytes(good[: len(good) // 2])
-    with pytest.raises(training.CheckpointError, match="unreadable checkpoint"):
+    with pytest.raises(CheckpointError, match="unreadable checkpoint"):
         training.train(config(tmp_path, resume=True), progress=False)
 
 

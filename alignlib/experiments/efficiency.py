@@ -38,7 +38,7 @@ class PassThrough(nn.Module):
 def fusion_module(name: str, d_model: int, n_layers: int) -> nn.Module:
     """The model ``name`` for ``d_model``-wide inputs with only its fusion part doing work (eval mode)."""
     from alignlib.data.mmsa import MODALITIES
-    from alignlib.models import ModelConfig, build_model
+    from alignlib.models.sentiment import ModelConfig, build_model
 
     model = build_model(name, {m: d_model for m in MODALITIES}, ModelConfig(d_model=d_model, n_layers=n_layers, dropout=0.0))
     for m in MODALITIES:

@@ -70,7 +70,7 @@ INSIDE_SECONDS_PER_CLIP = {"alignmamba1": 0.25, "alignmamba2": 1.0}
 
 def parameter_count(model: str, dims: dict, options: dict) -> int:
     """Trainable parameters of ``build_model(model, dims, ModelConfig(**options))``."""
-    from alignlib.models import ModelConfig, build_model
+    from alignlib.models.sentiment import ModelConfig, build_model
 
     return sum(p.numel() for p in build_model(model, dims, ModelConfig.from_dict(options)).parameters())
 

@@ -83,16 +83,12 @@ def missing_metrics(config, rates) -> list[tuple[float, dict]]:
     """Test metrics of the run's best checkpoint with modalities dropped at each rate (at inference
     only; seeded by the run's seed, at least one modality kept per clip)."""
     from alignlib.data import load_mmsa, missing_modality_mask
-    from alignlib.models import ModelConfig, build_model
-    from alignlib.train import choose_device, evaluate, load_checkpoint
+    from alignlib.models.checkpoint import load_model
+    from alignlib.train import choose_device, evaluate
 
-    data = load_mmsa(config.data)
     device = choose_device(config.device)
-    state = load_checkpoint(Path(config.out) / "best.pt", config, data.dims)
-    model = build_model(config.model, data.dims, ModelConfig.from_dict(config.model_options))
-    model.load_state_dict(state["model"])
-    model.to(device)
-    test = data.splits["test"]
+    model = load_model(Path(config.out) / "best.pt")[0].to(device)
+    test = load_mmsa(config.data).splits["test"]
     results = []
     for rate in rates:
         present = missing_modality_mask(len(test), rate, seed=config.seed) if rate > 0 else None
@@ -108,8 +104,8 @@ def run_efficiency(run: dict, root: Path, device: str) -> tuple[dict, list[dict]
 
 
 def run_emma(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
-    """One EMMA variant and seed through :func:`alignlib.emma.train_and_score`, as notebook 09 runs it."""
-    from alignlib import emma
+    """One EMMA variant and seed through :func:`alignlib.models.emma.train_and_score`, as notebook 09 runs it."""
+    from alignlib.models import emma
     from alignlib.data import digit_scenes
 
     if device != "cpu":

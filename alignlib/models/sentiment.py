@@ -1,4 +1,4 @@
-"""The full models, one registry, one interface.
+"""The multimodal sentiment models (AlignMamba-1 and -2, Coupled Mamba, the baselines): one registry, one interface.
 
 Every model takes a :class:`alignlib.data.Batch` (per-modality features ``(B, T_m, d_m)``, padding
 masks ``(B, T_m)``, ``present (B, 3)``) and returns ``(prediction (B,), aux_losses)`` where
