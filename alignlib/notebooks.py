@@ -21,12 +21,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignlib import PROFILES, PROJECT_ROOT
 from alignlib.files import atomic_write_bytes, atomic_write_json
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOK_DIR / "params"
-PROFILES = ("default", "full")
 # The kernel logs only errors: its start-up warnings (e.g. "Kernel is running over TCP without
 # encryption", about the local connection papermill opens) would repeat for every notebook.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]

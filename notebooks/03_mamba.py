@@ -59,7 +59,8 @@ from scipy.integrate import solve_ivp
 from torch import nn
 from tqdm.auto import tqdm
 
-from alignlib.notebooks import PROJECT_ROOT, record_metrics
+from alignlib import PROJECT_ROOT
+from alignlib.notebooks import record_metrics
 from alignlib.ssm.mamba import Block, Mamba
 from alignlib.ssm.selective_scan import selective_scan_chunked, selective_scan_fused, selective_scan_reference
 

@@ -63,9 +63,10 @@ import torch
 from alignlib import analysis
 from alignlib.data import load_mmsa, synthetic
 from alignlib.data.mmsa import MODALITIES
-from alignlib.experiments import grids, runner
+from alignlib.experiments import inside
 from alignlib.experiments.stats import mean_ci as stats_mean_ci
 from alignlib.experiments.stats import summary as interval_summary
+from alignlib.experiments.sweep import load, tidy
 from alignlib.models.checkpoint import load_model
 from alignlib.notebooks import record_metrics
 from alignlib.train import TrainConfig
@@ -95,7 +96,7 @@ print(f"{Path(data_path).name}: " + ", ".join(f"{k} {len(v)}" for k, v in data.s
 # `train` starts from (`analysis.initial_model`), so "epoch 0" is initialisation.
 
 # %%
-VARIANTS = grids.INSIDE_VARIANTS  # name: (model, model options), the same as the full-profile sweep's
+VARIANTS = inside.VARIANTS  # name: (model, model options), the same as the full-profile sweep's
 print("\n".join(f"{name:>20}: {model} {options or ''}" for name, (model, options) in VARIANTS.items()))
 configs, checkpoints = {}, {}
 start = time.perf_counter()
@@ -327,7 +328,7 @@ print(losses[losses.epoch.isin([0, end])].groupby(["model", "epoch"])[["ot", "mm
 
 # %%
 inside_path = Path(results_dir) / "experiments_inside.json"
-full = runner.load(inside_path) if inside_path.exists() else None
+full = load(inside_path) if inside_path.exists() else None
 if full is None:
     print(f"no committed full profile at {inside_path}: python -m alignlib.experiments inside --profile full --out build/experiments")
 else:
@@ -336,7 +337,7 @@ else:
     print(f"{full['command']}\n{len(full['runs'])} of {len(full['grid'])} runs, {run_minutes:.0f} min of run time; "
           f"{first_run['train']['epochs']} epochs, d_model {first_run['train']['model_options']['d_model']}, "
           f"{first_run['analysis']['clips']} scored test clips per checkpoint")
-    full_table = runner.tidy(full)
+    full_table = tidy(full)
     full_stats = interval_summary(full_table, ["variant", "epoch"])
     full_end = int(full_table.epoch.max())
     full_variants = [v for v in VARIANTS if v in set(full_table.variant)]

@@ -62,51 +62,49 @@ import tempfile
 import time
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import seaborn as sns
 
 from alignlib.data import synthetic
-from alignlib.experiments import grids, runner
-from alignlib.experiments.plots import curves_with_bands, heatmap, intervals, scaling
-from alignlib.experiments.stats import mean_ci, summary
+from alignlib.experiments import ablations, stats, sweeps, training
+from alignlib.experiments.sweep import load, tidy
 from alignlib.models.sentiment import ModelConfig
 from alignlib.notebooks import record_metrics
 
 sns.set_theme(context="notebook", style="whitegrid")
 pd.set_option("display.width", 160, "display.max_columns", 20)
 out = Path(out_dir or tempfile.mkdtemp())
-SWEEPS = [name for name, sweep in grids.SWEEPS.items() if sweep.notebook == "08_paper_experiments"]
-committed = {name: runner.load(path) for name in SWEEPS
-             if (path := Path(results_dir) / f"experiments_{name}.json").exists()}
+SWEEPS = {name: sweep for name, sweep in sweeps().items() if sweep.notebook == "08_paper_experiments"}
+committed = {name: load(path) for name in SWEEPS if (path := Path(results_dir) / f"experiments_{name}.json").exists()}
 print("committed full-profile results:", sorted(committed) or "none yet")
 
 # %% [markdown]
 # ## 1 · Running the four sweeps
 #
-# `run_sweep` is what the command line runs. With `resume=True` a second execution of this cell
-# reuses every finished run (the JSON is the record of what is done).
+# Each sweep is one `Sweep` of `alignlib.experiments` (`sweeps()` finds them all, each the `SWEEP`
+# of its own module): its profiles, its grid of runs, the executor of a run, its time estimate,
+# and the plots and tables the sections below show (`sweep.show`). `sweep.run` is what the command
+# line runs. With `resume=True` a second execution of this cell reuses every finished run (the JSON
+# is the record of what is done).
 
 # %%
 records, seconds = {}, {}
-for name in SWEEPS:
+for name, sweep in SWEEPS.items():
     start = time.perf_counter()
-    records[name] = runner.run_sweep(name, profile, out, resume=True, device=device)
+    records[name] = sweep.run(profile, out, resume=True, device=device)
     seconds[name] = time.perf_counter() - start
-    print(f"{name:>10}: {len(records[name]['runs'])} runs in {seconds[name]:.0f} s -> {runner.results_path(name, out)}")
+    print(f"{name:>10}: {len(records[name]['runs'])} runs in {seconds[name]:.0f} s -> {sweep.results_path(out)}")
 for name in ("ablations", "missing", "lambda"):
-    print(f"{name:>10}: seeds {list(grids.SEEDS[name][profile])}")
-p = grids.EFFICIENCY[profile]
+    print(f"{name:>10}: seeds {list(SWEEPS[name].profiles[profile]['seeds'])}")
+p = SWEEPS["efficiency"].profiles[profile]
 print(f"efficiency: no seeds; lengths {list(p['lengths'])} tokens per modality, median of {p['repeats']} passes per point")
-n_train_clips = synthetic.split_sizes(grids.DATA[profile]["preset"], grids.DATA[profile]["n_clips"])[0]
-train = grids.TRAINING[profile]
+train = training.SIZES[profile]
+n_train_clips = synthetic.split_sizes(train["data"]["preset"], train["data"]["n_clips"])[0]
 optimiser_steps = math.ceil(n_train_clips / train["batch_size"]) * train["epochs"]
 print(f"each training run: {n_train_clips} training clips, batch {train['batch_size']}, {train['epochs']} epoch(s): "
       f"{optimiser_steps} optimiser steps")
 first = next(iter(records["ablations"]["runs"].values()))
 print(json.dumps({k: first[k] for k in ("factors", "seed", "software")}, indent=1))
-
 
 # %% [markdown]
 # `software.git` is the commit the runs came from; `+dirty` means the working tree had uncommitted
@@ -133,92 +131,7 @@ print(json.dumps({k: first[k] for k in ("factors", "seed", "software")}, indent=
 # seeds allow.
 
 # %%
-PAPER_ABLATIONS = {  # MOSI Acc-2 / F1 (%): AlignMamba-2 Table 3, AlignMamba-1 Table 3
-    "AlignMamba-2": (87.0, 87.0), "w/o dual alignment loss": (84.5, 84.4), "w/o Modality-Aware Mamba": (85.8, 85.7),
-    "w/o both": (82.3, 82.1), "w/ learnable routing": (86.6, 86.4),
-    "AlignMamba-1": (86.9, 86.9), "AlignMamba-1 w/o local OT": (84.6, 84.4), "AlignMamba-1 w/o global MMD": (85.8, 85.7),
-}
-PAPER_NAMES = {"w/o Modality-Aware Mamba": "w/o Mixture-of-Experts", "AlignMamba-1 w/o local OT": "w/o Local",
-               "AlignMamba-1 w/o global MMD": "w/o Global"}
-METRICS = ("Non0_acc_2", "Non0_F1_score", "MAE", "Corr")
-RANGES = {"Non0_acc_2": (0.0, 1.0), "Non0_F1_score": (0.0, 1.0), "Corr": (-1.0, 1.0), "MAE": (0.0, math.inf)}
-
-
-def mean_of(stats, metric, **where):
-    rows = stats[stats.metric == metric]
-    for key, value in where.items():
-        rows = rows[rows[key] == value]
-    return rows["mean"].item()
-
-
-def clipped_summary(table, by):
-    """``summary`` with each interval clipped to its metric's range (for display only)."""
-    stats = summary(table, by)
-    low = stats.metric.map(lambda m: RANGES.get(m, (-math.inf, math.inf))[0])
-    high = stats.metric.map(lambda m: RANGES.get(m, (-math.inf, math.inf))[1])
-    return stats.assign(ci_low=stats.ci_low.clip(lower=low, upper=high), ci_high=stats.ci_high.clip(lower=low, upper=high))
-
-
-def ablation_table(record):
-    """Mean [95 % interval, clipped to the metric's range] per variant and metric, with the paper's MOSI row."""
-    stats = clipped_summary(runner.tidy(record), ["variant"])
-    stats = stats[stats.metric.isin(METRICS)]
-    cells = stats.assign(cell=[f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in zip(stats["mean"], stats.ci_low, stats.ci_high)])
-    table = cells.pivot(index="variant", columns="metric", values="cell").reindex(stats.variant.unique())[list(METRICS)]
-    table["paper row"] = [PAPER_NAMES.get(v, v if v in PAPER_ABLATIONS else "-") for v in table.index]
-    table["paper MOSI Acc / F1"] = [" / ".join(map(str, PAPER_ABLATIONS.get(v, ("-", "-")))) for v in table.index]
-    return stats, table
-
-
-def compare_to_reference(stats, reference, metric, lower_is_better):
-    """For each variant, whether its interval of ``metric`` lies apart from the reference's (printed)."""
-    rows = stats[stats.metric == metric].set_index("variant")
-    ref = rows.loc[reference]
-    for variant, row in rows.iterrows():
-        if variant == reference:
-            continue
-        if row.ci_high < ref.ci_low or row.ci_low > ref.ci_high:
-            better = (row["mean"] < ref["mean"]) == lower_is_better
-            verdict = "better than" if better else "worse than"
-        else:
-            verdict = "not distinguishable from"
-        print(f"  {variant:<58} {metric} {row['mean']:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]: {verdict} {reference}")
-
-
-def one_sign_check(record):
-    """Print whether every run predicts one sign for every test clip (its Acc-2 is then one of the two
-    signs' shares of the test clips, which sum to 1)."""
-    table = runner.tidy(record)
-    acc = table[table.metric == "Non0_acc_2"].value.round(9)
-    f1 = table[table.metric == "Non0_F1_score"].value.round(9)
-    shares = sorted(acc.unique())
-    if len(shares) == 1 or (len(shares) == 2 and abs(sum(shares) - 1) < 1e-6):
-        print(f"  every run's Acc-2 is {' or '.join(f'{v:.3f}' for v in shares)} (the shares of the two signs among the "
-              f"test clips) and its F1 {' or '.join(f'{v:.3f}' for v in sorted(f1.unique()))}: each model predicts one "
-              "sign for every test clip, so Acc-2 and F1 cannot separate the variants here, and their wide "
-              "intervals only say that the seeds picked different signs")
-    else:
-        print(f"  Acc-2 ranges over {acc.min():.3f} to {acc.max():.3f} across runs, F1 over {f1.min():.3f} to {f1.max():.3f}")
-
-
-def show_ablations(record, title):
-    stats, table = ablation_table(record)
-    print(f"{title}: {record['command']}")
-    display(table)
-    n_seeds = int(stats["n"].max())
-    fig, axes = plt.subplots(1, 2, figsize=(15, 5), sharey=True)
-    intervals(axes[0], stats, "variant", "MAE")
-    intervals(axes[1], stats, "variant", "Non0_acc_2")
-    fig.suptitle(f"{title}: test metrics, mean and 95 % t-interval over {n_seeds} seeds (clipped to the metric's range)")
-    plt.tight_layout()
-    plt.show()
-    one_sign_check(record)
-    compare_to_reference(stats, "AlignMamba-2", "MAE", lower_is_better=True)
-    compare_to_reference(stats[stats.variant.str.startswith("AlignMamba-1")], "AlignMamba-1", "MAE", lower_is_better=True)
-    return stats
-
-
-ablation_stats = show_ablations(records["ablations"], f"this run ({profile} profile)")
+ablation_stats = SWEEPS["ablations"].show(records["ablations"], f"this run ({profile} profile)")
 mae_by_variant = ablation_stats[ablation_stats.metric == "MAE"].set_index("variant")["mean"]
 ot_gap = abs(mae_by_variant["w/o OT loss"] - mae_by_variant["AlignMamba-2"])
 print(f"  |MAE(w/o OT loss) - MAE(AlignMamba-2)| = {ot_gap:.1e}: AlignMamba-2's OT weight is "
@@ -244,38 +157,16 @@ print(f"  |MAE(w/o OT loss) - MAE(AlignMamba-2)| = {ot_gap:.1e}: AlignMamba-2's 
 # the mean difference with its own 95 % t-interval (negative MAE differences and positive Acc-2
 # differences are improvements over the reference).
 
-
 # %%
-def paired_differences(record, reference, variants, metrics=("MAE", "Non0_acc_2")):
-    """Per variant and metric, the mean over seeds of (variant - reference) with a paired 95 % t-interval."""
-    table = runner.tidy(record)
-    by_seed = table[table.metric.isin(metrics)].pivot_table(index=["variant", "seed"], columns="metric", values="value")
-    rows = []
-    present = set(by_seed.index.get_level_values("variant"))
-    variants = [v for v in variants if v in present and v != reference] if reference in present else []
-    for variant in variants:
-        difference = (by_seed.loc[variant] - by_seed.loc[reference]).dropna()
-        for metric in metrics:
-            mean, low, high = mean_ci(difference[metric].to_numpy())
-            verdict = ("one seed: no interval" if not math.isfinite(low) else
-                       "interval excludes 0" if low > 0 or high < 0 else "interval includes 0")
-            rows.append({"variant": variant, "metric": metric, "difference": f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]",
-                         "seeds": len(difference), "verdict": verdict, "per seed": np.round(difference[metric], 3).tolist()})
-    if not rows:
-        return pd.DataFrame()
-    return pd.DataFrame(rows).pivot(index="variant", columns="metric",
-                                    values=["difference", "verdict", "per seed"]).reindex(variants)
-
-
 if "ablations" in committed:
-    full_ablation_stats = show_ablations(committed["ablations"], "committed full profile")
-    variants = list(dict.fromkeys(runner.tidy(committed["ablations"]).variant))
+    SWEEPS["ablations"].show(committed["ablations"], "committed full profile")
+    variants = list(dict.fromkeys(tidy(committed["ablations"]).variant))
     print("paired by seed, against AlignMamba-2:")
-    display(paired_differences(committed["ablations"], "AlignMamba-2",
-                               [v for v in variants if not v.startswith("AlignMamba")]))
+    display(ablations.paired_differences(committed["ablations"], "AlignMamba-2",
+                                         [v for v in variants if not v.startswith("AlignMamba")]))
     print("paired by seed, against AlignMamba-1:")
-    display(paired_differences(committed["ablations"], "AlignMamba-1",
-                               [v for v in variants if v.startswith("AlignMamba-1 ")]))
+    display(ablations.paired_differences(committed["ablations"], "AlignMamba-1",
+                                         [v for v in variants if v.startswith("AlignMamba-1 ")]))
 else:
     print("No committed full-profile ablations yet: python -m alignlib.experiments ablations --profile full "
           "--out build/experiments, then copy build/experiments/experiments_ablations.json to benchmarks/results/")
@@ -306,61 +197,15 @@ else:
 # AlignMamba-1 at 85.7 % Acc-2 at *r* = 0.1 falling to 73.8 % at 0.7, a drop of 11.9 points.
 
 # %%
-PAPER_MISSING = {0.1: 85.7, 0.2: 84.3, 0.3: 82.2, 0.4: 80.0, 0.5: 77.6, 0.6: 75.8, 0.7: 73.8}  # AlignMamba-1, MOSI Acc-2 %
-
-
-PAPER_FUSION = {"concat": ("Single-stream", 82.3), "multistream": ("Multi-stream", 83.7)}  # AlignMamba-1 Table 3, MOSI Acc-2 %
-
-
-def show_missing(record, title):
-    stats = clipped_summary(runner.tidy(record), ["model", "test_missing_rate"])
-    n_seeds = int(stats["n"].max())
-    print(f"{title}: {record['command']}")
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
-    curves_with_bands(axes[0], stats, "test_missing_rate", "model", "Non0_acc_2", scale=100)
-    axes[0].plot(list(PAPER_MISSING), list(PAPER_MISSING.values()), "k--", label="paper: AlignMamba-1, real MOSI")
-    axes[0].set(ylabel="Acc-2 (Non0, %)")
-    curves_with_bands(axes[1], stats, "test_missing_rate", "model", "MAE")
-    for ax in axes:
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{title}: test metrics against the missing rate (bands: 95 % t-interval over {n_seeds} seeds, clipped)")
-    plt.tight_layout()
-    plt.show()
-    acc = stats[stats.metric == "Non0_acc_2"].pivot(index="model", columns="test_missing_rate", values="mean")
-    mae = stats[stats.metric == "MAE"].pivot(index="model", columns="test_missing_rate", values="mean")
-    runs = runner.tidy(record)
-    by_seed = runs[runs.metric == "Non0_acc_2"].pivot_table(index=["model", "seed"], columns="test_missing_rate",
-                                                             values="value")
-    for model in acc.index:
-        drop = 100 * (by_seed.loc[model][0.1] - by_seed.loc[model][0.7])
-        mean, low, high = mean_ci(drop.to_numpy())
-        interval = f" [{low:.1f}, {high:.1f}]" if math.isfinite(low) else ""
-        print(f"  {model:<12} Acc-2 drop from r=0.1 to r=0.7: {mean:5.1f}{interval} points (paper, AlignMamba-1 on "
-              f"MOSI: 11.9); MAE {mae.loc[model, 0.0]:.3f} at r=0, {mae.loc[model, 0.7]:.3f} at r=0.7")
-    per_run = runs[runs.metric == "Non0_acc_2"].groupby(["model", "seed"]).value.agg(lambda v: v.round(9).nunique())
-    if (per_run == 1).all():
-        print("  every run's Acc-2 is the same at every rate: the models predict one sign whatever they are "
-              "given, so a 0.0-point drop is not robustness")
-    lower = [m for m in mae.index if mae.loc[m, 0.7] < mae.loc[m, 0.0]]
-    if lower:
-        print(f"  MAE lower with 70 % of the modalities dropped than with none: {', '.join(lower)}: "
-              "differences of this size are noise at this training budget")
-    for model, (row, paper) in PAPER_FUSION.items():
-        if model in acc.index:
-            print(f"  {model:<12} Acc-2 at r=0: {100 * acc.loc[model, 0.0]:.1f} % "
-                  f"(paper, AlignMamba-1 Table 3 '{row}' on MOSI: {paper} %)")
-    return stats
-
-
-missing_stats = show_missing(records["missing"], f"this run ({profile} profile)")
-same_run_gap = abs(mean_of(missing_stats, "MAE", model="alignmamba2", test_missing_rate=0.0)
-                   - mean_of(ablation_stats, "MAE", variant="AlignMamba-2"))
+missing_stats = SWEEPS["missing"].show(records["missing"], f"this run ({profile} profile)")
+same_run_gap = abs(stats.mean_of(missing_stats, "MAE", model="alignmamba2", test_missing_rate=0.0)
+                   - stats.mean_of(ablation_stats, "MAE", variant="AlignMamba-2"))
 print(f"  determinism check: AlignMamba-2 at r=0 here and in the ablations (same configuration and seeds, trained "
       f"twice) differ in MAE by {same_run_gap:.1e}")
 
 # %%
 if "missing" in committed:
-    show_missing(committed["missing"], "committed full profile")
+    SWEEPS["missing"].show(committed["missing"], "committed full profile")
 else:
     print("No committed full-profile missing-modality results yet (python -m alignlib.experiments missing --profile full ...)")
 
@@ -370,13 +215,13 @@ else:
 
 # %%
 if "missing" in committed:
-    runs_missing = runner.tidy(committed["missing"])
+    runs_missing = tidy(committed["missing"])
     by_seed = runs_missing[runs_missing.metric == "Non0_acc_2"].pivot_table(index=["model", "seed"],
                                                                            columns="test_missing_rate", values="value")
     drops = 100 * (by_seed[0.1] - by_seed[0.7])
     for model in [m for m in ("alignmamba2", "concat", "multistream") if m in drops.index]:
         paired = (drops.loc["alignmamba1"] - drops.loc[model]).dropna()
-        mean, low, high = mean_ci(paired.to_numpy())
+        mean, low, high = stats.mean_ci(paired.to_numpy())
         print(f"  AlignMamba-1's drop minus {model}'s: {mean:+.1f} points [{low:+.1f}, {high:+.1f}] over seeds "
               f"{paired.index.tolist()}")
 
@@ -409,36 +254,7 @@ if "missing" in committed:
 # test MAE and Corr averaged over the seeds printed in section 1.
 
 # %%
-def show_lambda(record, title):
-    stats = summary(runner.tidy(record), ["lambda_ot", "lambda_mmd"])
-    n_seeds = int(stats["n"].max())
-    print(f"{title}: {record['command']}")
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    heatmap(axes[0], stats, "MAE")
-    heatmap(axes[1], stats, "Corr")
-    fig.suptitle(f"{title}: AlignMamba-2 test metrics over λ_OT × λ_MMD (mean over {n_seeds} seed(s))")
-    plt.tight_layout()
-    plt.show()
-    mae = stats[stats.metric == "MAE"].sort_values("mean")
-    best, worst = mae.iloc[0], mae.iloc[-1]
-    print(f"  lowest MAE {best['mean']:.3f} at λ_OT {best.lambda_ot:g}, λ_MMD {best.lambda_mmd:g}; "
-          f"highest {worst['mean']:.3f} at λ_OT {worst.lambda_ot:g}, λ_MMD {worst.lambda_mmd:g} "
-          f"(paper's best: λ_OT 0.001, λ_MMD 0.01); spread of the cell means {worst['mean'] - best['mean']:.4f}")
-    if n_seeds < 2:
-        print("  no interval (1 seed): nothing here can be told apart from seed noise")
-        return stats
-    half = ((mae.ci_high - mae.ci_low) / 2).median()
-    apart = mae[mae.ci_low > best.ci_high]
-    print(f"  median half-width of a cell's 95 % interval: {half:.4f}; "
-          f"cells whose interval lies entirely above the lowest cell's: {len(apart)} of {len(mae) - 1}")
-    if apart.empty:
-        print(f"  no cell is distinguishable from the lowest: the grid is flat at this budget "
-              f"(spread {worst['mean'] - best['mean']:.4f} against half-widths of {half:.4f}), and the 'lowest' cell "
-              "is chosen by noise")
-    return stats
-
-
-lambda_stats = show_lambda(records["lambda"], f"this run ({profile} profile)")
+lambda_stats = SWEEPS["lambda"].show(records["lambda"], f"this run ({profile} profile)")
 
 # %% [markdown]
 # **Reading the grid.** Compare the spread of the cell means with the interval half-width printed
@@ -450,7 +266,7 @@ lambda_stats = show_lambda(records["lambda"], f"this run ({profile} profile)")
 
 # %%
 if "lambda" in committed:
-    show_lambda(committed["lambda"], "committed full profile")
+    SWEEPS["lambda"].show(committed["lambda"], "committed full profile")
 else:
     print("No committed full-profile λ grid yet (python -m alignlib.experiments lambda --profile full ...)")
 
@@ -486,22 +302,7 @@ else:
 # has not been run.
 
 # %%
-def show_efficiency(record, title):
-    table = runner.tidy(record)
-    print(f"{title}: {record['command']} (device {record['device']})")
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
-    slopes = {metric: scaling(ax, table, metric) for ax, metric in zip(axes, ("peak_mib", "latency_ms"))}
-    for ax in axes:
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{title}: fusion module, batch 1 (x: out of memory or time)")
-    plt.tight_layout()
-    plt.show()
-    status = table.drop_duplicates("run").pivot(index="model", columns="length", values="status")
-    display(status)
-    return table, slopes
-
-
-efficiency_table, efficiency_slopes = show_efficiency(records["efficiency"], f"this run ({profile} profile)")
+efficiency_table, efficiency_slopes = SWEEPS["efficiency"].show(records["efficiency"], f"this run ({profile} profile)")
 lengths = sorted(efficiency_table.length.unique())
 for metric, slopes in efficiency_slopes.items():
     for model, slope in slopes.items():
@@ -509,11 +310,11 @@ for metric, slopes in efficiency_slopes.items():
                 else ": steeper than quadratic, which no model here is: noise" if slope > 2.2 else "")
         print(f"  {metric:<10} {model:<12} slope {slope:5.2f}{note}")
 print(f"  (fitted over {len(lengths)} lengths, {lengths[0]} to {lengths[-1]} tokens, "
-      f"{grids.EFFICIENCY[profile]['repeats']} passes per point on a shared CPU)")
+      f"{SWEEPS['efficiency'].profiles[profile]['repeats']} passes per point on a shared CPU)")
 
 # %%
 if "efficiency" in committed:
-    full_efficiency, full_slopes = show_efficiency(committed["efficiency"], "committed full profile")
+    full_efficiency, full_slopes = SWEEPS["efficiency"].show(committed["efficiency"], "committed full profile")
     for metric, slopes in full_slopes.items():
         print(f"  {metric:<10} " + ", ".join(f"{model} slope {slope:.2f}" for model, slope in slopes.items()))
     measured = full_efficiency[full_efficiency.status == "ok"]
@@ -569,11 +370,11 @@ else:
 record_metrics(
     metrics_path,
     ablation_runs=len(records["ablations"]["runs"]),
-    ablation_alignmamba2_mae=mean_of(ablation_stats, "MAE", variant="AlignMamba-2"),
-    ablation_without_both_mae=mean_of(ablation_stats, "MAE", variant="w/o both"),
-    ablation_alignmamba1_mae=mean_of(ablation_stats, "MAE", variant="AlignMamba-1"),
-    missing_alignmamba2_mae_r0=mean_of(missing_stats, "MAE", model="alignmamba2", test_missing_rate=0.0),
-    missing_alignmamba2_mae_r07=mean_of(missing_stats, "MAE", model="alignmamba2", test_missing_rate=0.7),
-    lambda_mae_without_alignment=mean_of(lambda_stats, "MAE", lambda_ot=0.0, lambda_mmd=0.0),
+    ablation_alignmamba2_mae=stats.mean_of(ablation_stats, "MAE", variant="AlignMamba-2"),
+    ablation_without_both_mae=stats.mean_of(ablation_stats, "MAE", variant="w/o both"),
+    ablation_alignmamba1_mae=stats.mean_of(ablation_stats, "MAE", variant="AlignMamba-1"),
+    missing_alignmamba2_mae_r0=stats.mean_of(missing_stats, "MAE", model="alignmamba2", test_missing_rate=0.0),
+    missing_alignmamba2_mae_r07=stats.mean_of(missing_stats, "MAE", model="alignmamba2", test_missing_rate=0.7),
+    lambda_mae_without_alignment=stats.mean_of(lambda_stats, "MAE", lambda_ot=0.0, lambda_mmd=0.0),
     efficiency_points_ok=int((efficiency_table.drop_duplicates("run").status == "ok").sum()),
 )

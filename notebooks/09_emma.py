@@ -71,10 +71,10 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from alignlib.models import emma
 from alignlib.data import digit_scenes as ds
-from alignlib.experiments import grids, runner
 from alignlib.experiments.stats import mean_ci
+from alignlib.experiments.sweep import load, tidy
+from alignlib.models import emma
 from alignlib.notebooks import record_metrics
 
 sns.set_theme(context="notebook", style="white")
@@ -530,7 +530,7 @@ print(f"\nthe whole notebook ran in {time.perf_counter() - notebook_start:.0f} s
 
 # %%
 emma_path = Path(results_dir) / "experiments_emma.json"
-full = runner.load(emma_path) if emma_path.exists() else None
+full = load(emma_path) if emma_path.exists() else None
 if full is None:
     print(f"no committed full profile at {emma_path}: python -m alignlib.experiments emma --profile full --out build/experiments")
 else:
@@ -538,7 +538,7 @@ else:
     print(f"{full['command']}\n{len(full['runs'])} of {len(full['grid'])} runs, "
           f"{sum(r['seconds'] for r in full['runs'].values()) / 60:.0f} min of run time; "
           + ", ".join(f"{k} {v}" for k, v in spec.items() if k not in ("options", "seed")))
-    full_results = (runner.tidy(full).pivot_table(index=["variant", "seed"], columns="metric", values="value")
+    full_results = (tidy(full).pivot_table(index=["variant", "seed"], columns="metric", values="value")
                     .reset_index().rename_axis(columns=None))
     full_variants = [name for name in variants if name in set(full_results.variant)]  # section 5's order
     full_results = full_results.set_index("variant").loc[full_variants].reset_index()

@@ -20,7 +20,7 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from alignlib import notebooks
+from alignlib import PROJECT_ROOT, notebooks
 from browser_tools import (CHROMIUM, CHROMIUM_ARGS, EXPLORER_TIMEOUT_MS, FIGURE_JS, FIND_JS, IN_CI, TITLE_IS_JS,
                            UPDATE_TIMEOUT_MS, Choose, Click, Drag, Keys, figure_problems, same_value, set_control,
                            shown_value, voila)
@@ -35,7 +35,7 @@ def read_control(root, control):
     return shown.replace(NBSP, " ") if isinstance(shown, str) else shown
 
 
-SCREENSHOTS = notebooks.PROJECT_ROOT / "build" / "screenshots"
+SCREENSHOTS = PROJECT_ROOT / "build" / "screenshots"
 VIEWPORT = {"width": 1300, "height": 1000}
 
 
@@ -60,7 +60,7 @@ def stem_of(key: str) -> str:
     return EXPLORERS[key].notebook or key
 
 
-INSIDE_QUICK = {"data_path": str(notebooks.PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl"), "epochs": 1,
+INSIDE_QUICK = {"data_path": str(PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl"), "epochs": 1,
                 "n_clips": 4}
 INSIDE_NEEDS = ("import math", "VARIANTS = ")
 # To cover a new explorer, add its notebook here (Choose, for a dropdown, is in browser_tools).
@@ -84,7 +84,7 @@ EXPLORERS = {
     # a temporary folder, so the data path is absolute.
     "05_data": Case("clip_explorer", (Choose("clip", "tiny-0-test-3"), Choose("pair", f"vision{NBSP}->{NBSP}text"),
                                       Click("method", "entropic"), Keys("blur", ("ArrowLeft",))),
-                    parameters={"data_path": str(notebooks.PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl")},
+                    parameters={"data_path": str(PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl")},
                     needs=("import tempfile", 'train = data.splits["train"]', 'test = data.splits["test"]',
                            "def fit_projection")),
     # 07's explorers show models the notebook trains first: one epoch each here, and the

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
+from alignlib import PROJECT_ROOT
 from alignlib import train as training
 from alignlib.data import __main__ as data_cli
-from alignlib.notebooks import PROJECT_ROOT
 
 SAMPLE = str(PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl")
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from alignlib import PROJECT_ROOT
 from alignlib.data import MalformedDataError, MMSADataset, collate, load_mmsa, missing_modality_mask
 from alignlib.data import synthetic
 from alignlib.data.__main__ import main as data_cli
 from alignlib.data.sampler import length_grouped_batches, real_lengths, trim_batch
-from alignlib.notebooks import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl"
 

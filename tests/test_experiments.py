@@ -1,6 +1,8 @@
-"""alignlib.experiments: declared grids, resumable sweeps, confidence intervals against scipy,
-the efficiency harness's out-of-memory handling, and the command line's errors."""
+"""alignlib.experiments: declared grids (the committed results' among them), resumable sweeps,
+confidence intervals against scipy, the efficiency harness's out-of-memory handling, and the
+command line's errors."""
 import ast
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -14,28 +16,38 @@ import papermill
 import pytest
 from scipy import stats as sps
 
-from alignlib import analysis, notebooks
+from alignlib import PROFILES, PROJECT_ROOT, analysis, notebooks
 from alignlib.data import digit_scenes, load_mmsa, synthetic
-from alignlib.experiments import grids, runner
-from alignlib.experiments.efficiency import measure_point
+from alignlib.experiments import ablations, efficiency, inside, lambda_grid, missing, sweeps, training
+from alignlib.experiments import emma as emma_sweep
 from alignlib.experiments.stats import loglog_slope, mean_ci, summary
+from alignlib.experiments.sweep import Sweep, SweepError, claim, claim_path, load, tidy
 from alignlib.models import emma
 from alignlib.models.checkpoint import load_model
 from alignlib.train import TrainConfig
 
 
 def test_every_sweep_declares_unique_runs_in_both_profiles():
-    for name, sweep in grids.SWEEPS.items():
-        for profile in grids.PROFILES:
+    assert sorted(sweeps()) == ["ablations", "efficiency", "emma", "inside", "lambda", "missing"]
+    for name, sweep in sweeps().items():
+        for profile in PROFILES:
             runs = sweep.runs(profile)
             ids = [r["id"] for r in runs]
             assert len(ids) == len(set(ids)), f"{name}/{profile}: duplicate run ids"
-            assert all(r["kind"] in runner.EXECUTORS for r in runs)
             json.dumps(runs)  # the grid is stored in the results JSON
 
 
+@pytest.mark.parametrize("name", ["ablations", "efficiency", "emma", "inside", "lambda", "missing"])
+def test_each_committed_result_is_its_sweeps_full_profile(name):
+    """The committed JSON's grid, description and estimate are what the sweep declares today."""
+    sweep, record = sweeps()[name], load(PROJECT_ROOT / "benchmarks" / "results" / f"experiments_{name}.json")
+    assert (record["sweep"], record["profile"], record["reproduces"]) == (name, "full", sweep.reproduces)
+    assert record["grid"] == sweep.runs("full")
+    assert record["estimated_seconds"] == pytest.approx(sum(map(sweep.estimate, record["grid"])))
+
+
 def test_ablation_grid_has_the_papers_rows_and_three_seeds_at_full_scale():
-    runs = grids.ablation_runs("full")
+    runs = ablations.SWEEP.runs("full")
     options = {r["factors"]["variant"]: r["train"]["model_options"] for r in runs}
     assert options["w/o OT loss"]["lambda_ot"] == 0 and options["w/o MMD loss"]["lambda_mmd"] == 0
     assert options["w/o dual alignment loss"]["align_loss"] is False
@@ -50,23 +62,24 @@ def test_ablation_grid_has_the_papers_rows_and_three_seeds_at_full_scale():
 def test_parameter_matched_width_is_the_closest_by_brute_force():
     dims = synthetic.PRESETS["tiny"]["dims"]
     options = {"d_model": 16, "n_layers": 2}
-    target = grids.parameter_count("alignmamba2", dims, {**options, "moe": True})
-    gaps = {w: abs(grids.parameter_count("alignmamba2", dims, {**options, "moe": False, "d_model": w}) - target)
+    target = ablations.parameter_count("alignmamba2", dims, {**options, "moe": True})
+    gaps = {w: abs(ablations.parameter_count("alignmamba2", dims, {**options, "moe": False, "d_model": w}) - target)
             for w in range(16, 40)}
-    assert grids.matched_width(dims, options) == min(gaps, key=gaps.get)
+    assert ablations.matched_width(dims, options) == min(gaps, key=gaps.get)
     assert gaps[min(gaps, key=gaps.get)] < 0.05 * target
 
 
 def test_lambda_grid_is_logarithmic_with_zero_and_missing_rates_follow_table_1():
-    for profile in grids.PROFILES:
-        values = grids.LAMBDAS[profile]
+    for profile in PROFILES:
+        values = lambda_grid.SWEEP.profiles[profile]["lambdas"]
         assert values[0] == 0
         ratios = np.diff(np.log10(values[1:]))
         assert np.allclose(ratios, ratios[0]) and ratios[0] > 0
-        cells = {(r["factors"]["lambda_ot"], r["factors"]["lambda_mmd"]) for r in grids.lambda_runs(profile)}
+        cells = {(r["factors"]["lambda_ot"], r["factors"]["lambda_mmd"]) for r in lambda_grid.SWEEP.runs(profile)}
         assert cells == {(a, b) for a in values for b in values}
-    assert np.allclose(grids.MISSING_RATES, np.arange(0, 0.75, 0.1))
-    assert grids.EFFICIENCY["full"]["lengths"][0] == 1024 and grids.EFFICIENCY["full"]["lengths"][-1] == 100_000
+    assert np.allclose(missing.RATES, np.arange(0, 0.75, 0.1))
+    lengths = efficiency.SWEEP.profiles["full"]["lengths"]
+    assert lengths[0] == 1024 and lengths[-1] == 100_000
 
 
 @pytest.mark.parametrize("n", [2, 3, 5, 10])
@@ -97,7 +110,7 @@ def test_loglog_slope_against_scipy_linregress():
     assert loglog_slope(lengths, noisy) == pytest.approx(sps.linregress(np.log(lengths), np.log(noisy)).slope)
 
 
-def small_grid(profile):
+def small_grid(settings):
     """Three real training runs on 24 synthetic clips, one epoch each."""
     data = {"preset": "tiny", "n_clips": 24, "seed": 0}
     runs = []
@@ -109,6 +122,11 @@ def small_grid(profile):
     return runs
 
 
+def small_sweep(name="lambda", grid=small_grid, execute=training.execute):
+    """A sweep of ``grid``'s runs, the same in both profiles."""
+    return Sweep(name, "test", {profile: {} for profile in PROFILES}, grid, execute, training.estimate)
+
+
 def without_timings(record):
     record = json.loads(json.dumps(record))
     record.pop("command")
@@ -117,35 +135,32 @@ def without_timings(record):
     return record
 
 
-def test_an_interrupted_sweep_resumes_to_the_json_of_an_uninterrupted_one(tmp_path, monkeypatch):
-    monkeypatch.setitem(runner.SWEEPS, "lambda", grids.Sweep("lambda", "test", small_grid))
-    whole = runner.run_sweep("lambda", out=tmp_path / "whole", progress=False)
+def test_an_interrupted_sweep_resumes_to_the_json_of_an_uninterrupted_one(tmp_path):
+    whole = small_sweep().run(out=tmp_path / "whole", progress=False)
 
     calls = []
-    train_run = runner.EXECUTORS["train"]
 
     def crash_after_two(run, root, device):
         if len(calls) == 2:
             raise KeyboardInterrupt("killed mid-sweep")
         calls.append(run["id"])
-        return train_run(run, root, device)
+        return training.execute(run, root, device)
 
-    monkeypatch.setitem(runner.EXECUTORS, "train", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_sweep("lambda", out=tmp_path / "cut", progress=False)
-    partial = runner.load(tmp_path / "cut" / "experiments_lambda.json")
+        small_sweep(execute=crash_after_two).run(out=tmp_path / "cut", progress=False)
+    partial = load(tmp_path / "cut" / "experiments_lambda.json")
     assert sorted(partial["runs"]) == sorted(calls) == ["a-seed0", "a-seed1"]
-    with pytest.raises(runner.SweepError, match="--resume"):
-        runner.run_sweep("lambda", out=tmp_path / "cut", progress=False)
+    with pytest.raises(SweepError, match="--resume"):
+        small_sweep().run(out=tmp_path / "cut", progress=False)
 
     calls.clear()
-    monkeypatch.setitem(runner.EXECUTORS, "train", lambda run, root, device: (calls.append(run["id"]), train_run(run, root, device))[1])
-    resumed = runner.run_sweep("lambda", out=tmp_path / "cut", resume=True, progress=False)
+    counted = small_sweep(execute=lambda run, root, device: (calls.append(run["id"]), training.execute(run, root, device))[1])
+    resumed = counted.run(out=tmp_path / "cut", resume=True, progress=False)
     assert calls == ["b-seed0"]  # finished runs are never repeated
     assert without_timings(resumed) == without_timings(whole)
-    assert without_timings(runner.load(tmp_path / "cut" / "experiments_lambda.json")) == without_timings(whole)
+    assert without_timings(load(tmp_path / "cut" / "experiments_lambda.json")) == without_timings(whole)
 
-    table = runner.tidy(whole)
+    table = tidy(whole)
     mae = table[table.metric == "MAE"]
     assert len(mae) == 3 and set(mae.run) == {"a-seed0", "a-seed1", "b-seed0"}
     row = summary(table, ["variant"]).query("variant == 'a' and metric == 'MAE'").iloc[0]
@@ -155,20 +170,17 @@ def test_an_interrupted_sweep_resumes_to_the_json_of_an_uninterrupted_one(tmp_pa
     assert run["seed"] == 1 and run["config"]["model_options"]["lambda_mmd"] == 0 and run["software"]["torch"]
 
 
-def test_resuming_with_another_grid_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setitem(runner.SWEEPS, "lambda", grids.Sweep("lambda", "test", lambda p: small_grid(p)[:1]))
-    runner.run_sweep("lambda", out=tmp_path, progress=False)
-    monkeypatch.setitem(runner.SWEEPS, "lambda", grids.Sweep("lambda", "test", lambda p: small_grid(p)[1:2]))
-    with pytest.raises(runner.SweepError, match="another sweep, profile or grid"):
-        runner.run_sweep("lambda", out=tmp_path, resume=True, progress=False)
+def test_resuming_with_another_grid_is_refused(tmp_path):
+    small_sweep(grid=lambda settings: small_grid(settings)[:1]).run(out=tmp_path, progress=False)
+    with pytest.raises(SweepError, match="another sweep, profile or grid"):
+        small_sweep(grid=lambda settings: small_grid(settings)[1:2]).run(out=tmp_path, resume=True, progress=False)
 
 
-def test_missing_rate_zero_reproduces_the_trainers_test_metrics(tmp_path, monkeypatch):
-    def grid(profile):
-        return [{**small_grid(profile)[0], "test_missing_rates": [0.0, 0.5]}]
+def test_missing_rate_zero_reproduces_the_trainers_test_metrics(tmp_path):
+    def grid(settings):
+        return [{**small_grid(settings)[0], "test_missing_rates": [0.0, 0.5]}]
 
-    monkeypatch.setitem(runner.SWEEPS, "missing", grids.Sweep("missing", "test", grid))
-    record = runner.run_sweep("missing", out=tmp_path, progress=False)
+    record = small_sweep("missing", grid, missing.execute).run(out=tmp_path, progress=False)
     rows = record["runs"]["a-seed0"]["rows"]
     trained = json.loads((tmp_path / "runs" / "missing" / "a-seed0" / "test_metrics.json").read_text())
     assert [r["test_missing_rate"] for r in rows] == [0.0, 0.5]
@@ -185,20 +197,21 @@ def test_missing_rate_zero_reproduces_the_trainers_test_metrics(tmp_path, monkey
 def test_efficiency_point_out_of_memory_is_recorded(tmp_path):
     # AlignMamba-1 at 2048 tokens builds a 2048 x 2048 float32 cost matrix: 16 MiB at once
     settings = dict(model="alignmamba1", length=2048, d_model=8, n_layers=1, repeats=1, time_limit_s=60)
-    capped = measure_point(**settings, memory_limit_mib=8)
+    capped = efficiency.measure_point(efficiency.Point(**settings, memory_limit_mib=8))
     assert capped["status"] == "oom" and capped["metrics"] == {}
-    roomy = measure_point(**settings, memory_limit_mib=2048)
+    roomy = efficiency.measure_point(efficiency.Point(**settings, memory_limit_mib=2048))
     assert roomy["status"] == "ok" and roomy["metrics"]["peak_mib"] >= 2048 * 2048 * 4 / 2**20
     assert roomy["metrics"]["latency_ms"] > 0
 
 
 def test_a_point_after_an_oom_of_its_model_is_skipped():
-    record = {"runs": {"alignmamba1-L1024": {"factors": {"model": "alignmamba1", "length": 1024},
-                                             "rows": [{"status": "oom", "metrics": {}}]}}}
-    later = {"kind": "efficiency", "factors": {"model": "alignmamba1", "length": 2048}}
-    other = {"kind": "efficiency", "factors": {"model": "mult", "length": 2048}}
-    assert runner.skipped_efficiency_row(later, record)["status"] == "skipped"
-    assert runner.skipped_efficiency_row(other, record) is None
+    finished = {"alignmamba1-L1024": {"factors": {"model": "alignmamba1", "length": 1024},
+                                      "rows": [{"status": "oom", "metrics": {}}]}}
+    later = {"factors": {"model": "alignmamba1", "length": 2048}, "efficiency": {"model": "alignmamba1", "length": 2048}}
+    other = {"factors": {"model": "mult", "length": 2048}, "efficiency": {"model": "mult", "length": 2048}}
+    config, rows = efficiency.SWEEP.skip(later, finished)
+    assert config == later["efficiency"] and rows[0]["status"] == "skipped" and rows[0]["reason"] == "oom at length 1024"
+    assert efficiency.SWEEP.skip(other, finished) is None
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -225,11 +238,10 @@ def test_command_line_refuses_a_file_as_out_and_an_existing_sweep_without_resume
     assert result.returncode == 2 and "error:" in result.stderr and "--resume" in result.stderr
 
 
-def test_inside_sweep_rows_are_each_checkpoints_summary(tmp_path, monkeypatch):
-    monkeypatch.setitem(grids.INSIDE, "default", {**grids.INSIDE["default"], "epochs": 2, "clips": 3, "d_model": 8})
-    grid = [run for run in grids.inside_runs("default") if run["factors"]["variant"] == "AM2 learned routing"]
-    monkeypatch.setitem(runner.SWEEPS, "inside", grids.Sweep("inside", "test", lambda profile: grid))
-    record = runner.run_sweep("inside", out=tmp_path, progress=False)
+def test_inside_sweep_rows_are_each_checkpoints_summary(tmp_path):
+    settings = {**inside.SWEEP.profiles["default"], "epochs": 2, "clips": 3, "d_model": 8}
+    grid = [run for run in inside.grid(settings) if run["factors"]["variant"] == "AM2 learned routing"]
+    record = dataclasses.replace(inside.SWEEP, grid=lambda settings: grid).run(out=tmp_path, progress=False)
     (run_id, done), = record["runs"].items()
     assert [row["epoch"] for row in done["rows"]] == [0, 1, 2]
     recorded = {k: v for k, v in done["config"].items() if k != "analysis"}
@@ -239,14 +251,14 @@ def test_inside_sweep_rows_are_each_checkpoints_summary(tmp_path, monkeypatch):
     models = [analysis.initial_model(config)] + [load_model(tmp_path / "runs" / "inside" / run_id / f"epoch_{k}.pt")[0]
                                                  for k in (1, 2)]
     for row, model in zip(done["rows"], models):
-        expected = analysis.checkpoint_summary(model, data.splits["test"], truth, range(3), grids.INSIDE["default"]["blur"])
+        expected = analysis.checkpoint_summary(model, data.splits["test"], truth, range(3), settings["blur"])
         assert {k: v for k, v in row["metrics"].items() if not k.startswith("test_")} == pytest.approx(expected)
     tested = json.loads((tmp_path / "runs" / "inside" / run_id / "test_metrics.json").read_text())
     assert done["rows"][-1]["metrics"]["test_MAE"] == tested["MAE"]
     assert done["rows"][-1]["metrics"]["test_best_epoch"] == tested["epoch"]
     assert "test_epoch" not in done["rows"][-1]["metrics"]
     assert any(k.startswith("mi_") for k in done["rows"][0]["metrics"])
-    table = runner.tidy(record)
+    table = tidy(record)
     assert set(table.epoch) == {0, 1, 2} and set(table.variant) == {"AM2 learned routing"}
 
 
@@ -257,18 +269,18 @@ def test_emma_sweep_profiles_are_notebook_09s():
     default = {name: ast.literal_eval(p["default"]) for name, p in papermill.inspect_notebook(str(notebook)).items()}
     full = {**default, **notebooks.profile_parameters(notebook, "full")}
     for profile, parameters in (("default", default), ("full", full)):
-        assert grids.EMMA[profile] == {key: parameters["seed" if key == "data_seed" else key] for key in grids.EMMA[profile]}, profile
-        assert grids.SEEDS["emma"][profile] == tuple(parameters["seeds"]), profile
-    assert default["pixel_weight"] == grids.PIXEL_WEIGHT
+        settings = emma_sweep.SWEEP.profiles[profile]
+        assert {**settings, "seeds": list(settings["seeds"])} == {
+            key: parameters["seed" if key == "data_seed" else key] for key in settings}, profile
+    assert default["pixel_weight"] == emma_sweep.PIXEL_WEIGHT
 
 
-def test_emma_sweep_runs_train_and_score(tmp_path, monkeypatch):
-    small = {**grids.EMMA["default"], "n_train": 120, "n_test": 60, "probe_scenes": 60, "train_steps": 40, "d_model": 8,
-             "n_layers": 2, "batch_size": 8}
-    monkeypatch.setitem(grids.EMMA, "default", small)
-    grid = [run for run in grids.emma_runs("default") if run["factors"]["variant"] == "+both (EMMA)"]
-    monkeypatch.setitem(runner.SWEEPS, "emma", grids.Sweep("emma", "test", lambda profile: grid, notebook="09_emma"))
-    record = runner.run_sweep("emma", out=tmp_path, progress=False)
+def test_emma_sweep_runs_train_and_score(tmp_path):
+    small = {**emma_sweep.SWEEP.profiles["default"], "n_train": 120, "n_test": 60, "probe_scenes": 60, "train_steps": 40,
+             "d_model": 8, "n_layers": 2, "batch_size": 8}
+    grid = [run for run in emma_sweep.grid(small) if run["factors"]["variant"] == "+both (EMMA)"]
+    sweep = dataclasses.replace(emma_sweep.SWEEP, grid=lambda settings: grid)
+    record = sweep.run(out=tmp_path, progress=False)
     metrics = record["runs"]["both-emma-seed0"]["rows"][0]["metrics"]
     train_data = digit_scenes.make_digit_scenes(120, "train", seed=0)
     test_data = digit_scenes.make_digit_scenes(60, "test", seed=1)
@@ -282,8 +294,8 @@ def test_emma_sweep_runs_train_and_score(tmp_path, monkeypatch):
     assert metrics["final_pixel_loss"] == pytest.approx((direct.history[38]["pixel"] + direct.history[39]["pixel"]) / 2)
     assert metrics["final_answer_loss"] == pytest.approx((direct.history[38]["answer"] + direct.history[39]["answer"]) / 2)
     assert record["runs"]["both-emma-seed0"]["seed"] == 0
-    with pytest.raises(runner.SweepError, match="CPU only"):
-        runner.run_sweep("emma", out=tmp_path / "gpu", device="cuda", progress=False)
+    with pytest.raises(SweepError, match="CPU only"):
+        sweep.run(out=tmp_path / "gpu", device="cuda", progress=False)
 
 
 def slow_fake_run(run, root, device):
@@ -295,11 +307,9 @@ def slow_fake_run(run, root, device):
 
 
 def worker(out):
-    grid = small_grid("default") + [{**small_grid("default")[0], "id": f"extra-seed{k}", "factors": {"variant": "c", "seed": k}}
-                                    for k in range(3)]
-    runner.SWEEPS["lambda"] = grids.Sweep("lambda", "test", lambda profile: grid)
-    runner.EXECUTORS["train"] = slow_fake_run
-    runner.run_sweep("lambda", out=out, resume=True, progress=False, command="test")
+    grid = small_grid({}) + [{**small_grid({})[0], "id": f"extra-seed{k}", "factors": {"variant": "c", "seed": k}}
+                             for k in range(3)]
+    small_sweep(grid=lambda settings: grid, execute=slow_fake_run).run(out=out, resume=True, progress=False, command="test")
 
 
 def test_workers_share_a_sweep_and_each_run_runs_once(tmp_path):
@@ -318,20 +328,20 @@ def test_workers_share_a_sweep_and_each_run_runs_once(tmp_path):
     ids = [run_id for run_id, _ in executed]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 6  # every run once
     assert len({pid for _, pid in executed}) > 1  # and shared between the processes
-    assert without_timings(runner.load(together / "experiments_lambda.json")) == \
-        without_timings(runner.load(alone / "experiments_lambda.json"))
+    assert without_timings(load(together / "experiments_lambda.json")) == \
+        without_timings(load(alone / "experiments_lambda.json"))
     assert not list((together / "claims").iterdir())
 
 
 def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    runner.claim_path(tmp_path, "a-seed0").parent.mkdir(parents=True)
-    runner.claim_path(tmp_path, "a-seed0").write_text(str(dead.pid))
-    assert runner.claim(tmp_path, "a-seed0")
-    assert runner.claim_path(tmp_path, "a-seed0").read_text() == str(os.getpid())
-    runner.claim_path(tmp_path, "b-seed0").write_text(str(os.getppid()))  # a live process holds it
-    assert not runner.claim(tmp_path, "b-seed0")
+    claim_path(tmp_path, "a-seed0").parent.mkdir(parents=True)
+    claim_path(tmp_path, "a-seed0").write_text(str(dead.pid))
+    assert claim(tmp_path, "a-seed0")
+    assert claim_path(tmp_path, "a-seed0").read_text() == str(os.getpid())
+    claim_path(tmp_path, "b-seed0").write_text(str(os.getppid()))  # a live process holds it
+    assert not claim(tmp_path, "b-seed0")
 
 
 def test_command_line_workers_give_the_json_of_one_process(tmp_path):
@@ -339,7 +349,7 @@ def test_command_line_workers_give_the_json_of_one_process(tmp_path):
     one = subprocess.run([*command, "--out", str(tmp_path / "one")], capture_output=True, text=True)
     two = subprocess.run([*command, "--out", str(tmp_path / "two"), "--workers", "2"], capture_output=True, text=True)
     assert one.returncode == 0 and two.returncode == 0, two.stderr
-    alone, shared = (runner.load(tmp_path / name / "experiments_missing.json") for name in ("one", "two"))
+    alone, shared = (load(tmp_path / name / "experiments_missing.json") for name in ("one", "two"))
     assert alone["command"] == shared["command"].replace(str(tmp_path / "two"), str(tmp_path / "one"))
     metrics = {}
     for name, record in (("alone", alone), ("shared", shared)):
@@ -352,13 +362,11 @@ def test_command_line_workers_give_the_json_of_one_process(tmp_path):
             assert ours == pytest.approx(theirs, rel=1e-5, nan_ok=True)
 
 
-def test_sweeps_sharing_a_folder_keep_their_runs_apart(tmp_path, monkeypatch):
-    one = small_grid("default")[:1]
+def test_sweeps_sharing_a_folder_keep_their_runs_apart(tmp_path):
+    one = small_grid({})[:1]
     other = [{**one[0], "train": {**one[0]["train"], "model_options": {"d_model": 6, "n_layers": 1}}}]  # same id
-    monkeypatch.setitem(runner.SWEEPS, "lambda", grids.Sweep("lambda", "test", lambda profile: one))
-    monkeypatch.setitem(runner.SWEEPS, "missing", grids.Sweep("missing", "test", lambda profile: other))
-    first = runner.run_sweep("lambda", out=tmp_path, progress=False)
-    second = runner.run_sweep("missing", out=tmp_path, progress=False)  # would resume the other's last.pt
+    first = small_sweep("lambda", lambda settings: one).run(out=tmp_path, progress=False)
+    second = small_sweep("missing", lambda settings: other).run(out=tmp_path, progress=False)  # would resume the other's last.pt
     assert first["runs"]["a-seed0"]["config"]["out"] == "runs/lambda/a-seed0"
     assert second["runs"]["a-seed0"]["config"]["out"] == "runs/missing/a-seed0"
     assert first["runs"]["a-seed0"]["rows"] != second["runs"]["a-seed0"]["rows"]

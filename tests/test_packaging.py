@@ -5,7 +5,7 @@ import tomllib
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from alignlib.notebooks import PROJECT_ROOT
+from alignlib import PROJECT_ROOT
 
 
 def load():

@@ -8,11 +8,11 @@ import sys
 import pytest
 import torch
 
+from alignlib import PROJECT_ROOT
 from alignlib import train as training
 from alignlib.data import MMSADataset, collate, load_mmsa
 from alignlib.models.checkpoint import CheckpointError
 from alignlib.models.sentiment import MODELS, build_model
-from alignlib.notebooks import PROJECT_ROOT
 
 SAMPLE = str(PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl")
 SMALL = {"d_model": 16, "n_layers": 1, "d_state": 4}

@@ -12,14 +12,16 @@ import sys
 import time
 from pathlib import Path
 
-from alignlib.experiments.grids import PROFILES, SWEEPS, estimate_seconds
-from alignlib.experiments.runner import SweepError, run_sweep
+from alignlib import PROFILES
+from alignlib.experiments import sweeps
+from alignlib.experiments.sweep import SweepError, read_runs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m alignlib.experiments",
                                      description="Run one of the papers' experiments as a resumable sweep.")
-    parser.add_argument("name", metavar="NAME", help=f"the sweep: {', '.join(SWEEPS)}")
+    known = sweeps()
+    parser.add_argument("name", metavar="NAME", help=f"the sweep: {', '.join(known)}")
     parser.add_argument("--profile", default="default",
                         help="default (CPU minutes, as notebook 08 runs it) or full (the committed results)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the runs, data and the results JSON")
@@ -29,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes sharing the sweep, each with cores / N threads (default 1)")
     args = parser.parse_args(argv)
-    if args.name not in SWEEPS:
-        parser.error(f"unknown sweep {args.name!r}; choose one of {', '.join(SWEEPS)}")
+    if args.name not in known:
+        parser.error(f"unknown sweep {args.name!r}; choose one of {', '.join(known)}")
     if args.profile not in PROFILES:
         parser.error(f"unknown profile {args.profile!r}; choose one of {', '.join(PROFILES)}")
     if args.out.exists() and not args.out.is_dir():
@@ -44,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if not torch.cuda.is_available():
             parser.error("--device cuda: no CUDA device is available")
-    grid = SWEEPS[args.name].runs(args.profile)
-    seconds = sum(map(estimate_seconds, grid))
-    bound = " at most" if args.name == "efficiency" else " about"
+    sweep = known[args.name]
+    grid = sweep.runs(args.profile)
+    seconds = sum(map(sweep.estimate, grid))
+    bound = " at most" if sweep.upper_bound else " about"
     if not args.quiet:
         print(f"{args.name} ({args.profile}): {len(grid)} runs,{bound} {seconds / 60:.0f} min on a 2-core CPU",
               flush=True)
@@ -56,10 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             not a.startswith("--workers=") and not (i > 0 and given[i - 1] == "--workers")]
     command = "python -m alignlib.experiments " + shlex.join(base)
     if args.workers > 1:
-        return run_workers(args, base, len(grid))
+        return run_workers(args, sweep.results_path(args.out), base, len(grid))
     try:
-        record = run_sweep(args.name, args.profile, args.out, args.resume, args.device,
-                           progress=not args.quiet, command=command)
+        record = sweep.run(args.profile, args.out, args.resume, args.device, progress=not args.quiet, command=command)
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -68,14 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_workers(args, base: list[str], total: int) -> int:
+def run_workers(args, path: Path, base: list[str], total: int) -> int:
     """Start ``args.workers`` processes of the command ``base`` (with ``--resume --quiet``) and follow
-    the results JSON with one progress bar; returns the first non-zero exit code, or 0."""
+    the results JSON at ``path`` with one progress bar; returns the first non-zero exit code, or 0."""
     from tqdm.auto import tqdm
 
-    from alignlib.experiments.runner import read_runs, results_path
-
-    path = results_path(args.name, args.out)
     if path.exists() and not args.resume:
         print(f"error: {path} exists; pass --resume to continue that sweep, or choose another --out", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Means with Student-t confidence intervals, and log-log slopes."""
+"""Means with Student-t confidence intervals (clipped to a metric's range for display), and log-log slopes."""
 from __future__ import annotations
 
 import math
@@ -29,7 +29,7 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 def summary(table, by: list[str], level: float = 0.95):
     """Per group of ``by`` and metric: ``n``, ``mean``, ``ci_low``, ``ci_high`` (a tidy table in, one out).
 
-    ``table``: the long table of :func:`alignlib.experiments.runner.tidy` (columns ``metric``, ``value``).
+    ``table``: the long table of :func:`alignlib.experiments.sweep.tidy` (columns ``metric``, ``value``).
     """
     import pandas as pd
 
@@ -39,6 +39,26 @@ def summary(table, by: list[str], level: float = 0.95):
         mean, low, high = mean_ci(group["value"].to_numpy(), level)
         rows.append({**dict(zip([*by, "metric"], key)), "n": len(group), "mean": mean, "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows)
+
+
+# the range of a bounded metric: a t-interval of few seeds can reach past it
+RANGES = {"Non0_acc_2": (0.0, 1.0), "Non0_F1_score": (0.0, 1.0), "Corr": (-1.0, 1.0), "MAE": (0.0, math.inf)}
+
+
+def clipped_summary(table, by: list[str], level: float = 0.95):
+    """:func:`summary` with each interval clipped to its metric's range in :data:`RANGES` (for display only)."""
+    result = summary(table, by, level)
+    low = result.metric.map(lambda m: RANGES.get(m, (-math.inf, math.inf))[0])
+    high = result.metric.map(lambda m: RANGES.get(m, (-math.inf, math.inf))[1])
+    return result.assign(ci_low=result.ci_low.clip(lower=low, upper=high), ci_high=result.ci_high.clip(lower=low, upper=high))
+
+
+def mean_of(table, metric: str, **where) -> float:
+    """The ``mean`` of ``metric`` in a :func:`summary` table, in the one row where each column ``where`` names has its value."""
+    rows = table[table.metric == metric]
+    for key, value in where.items():
+        rows = rows[rows[key] == value]
+    return rows["mean"].item()
 
 
 def loglog_slope(x, y) -> float:

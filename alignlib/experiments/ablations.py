@@ -1,0 +1,173 @@
+"""The ablations sweep: AlignMamba-2's Table 3 (with the OT and MMD losses also removed one at a time
+and a parameter-matched vanilla fusion) and AlignMamba-1's alignment ablations (its Table 3); and
+notebook 08's view of them: a table beside the paper's rows, intervals, verdicts, paired differences."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from alignlib.experiments import plots, stats, training
+from alignlib.experiments.sweep import Sweep, tidy
+
+PAPER_ABLATIONS = {  # MOSI Acc-2 / F1 (%): AlignMamba-2 Table 3, AlignMamba-1 Table 3
+    "AlignMamba-2": (87.0, 87.0), "w/o dual alignment loss": (84.5, 84.4), "w/o Modality-Aware Mamba": (85.8, 85.7),
+    "w/o both": (82.3, 82.1), "w/ learnable routing": (86.6, 86.4),
+    "AlignMamba-1": (86.9, 86.9), "AlignMamba-1 w/o local OT": (84.6, 84.4), "AlignMamba-1 w/o global MMD": (85.8, 85.7),
+}
+PAPER_NAMES = {"w/o Modality-Aware Mamba": "w/o Mixture-of-Experts", "AlignMamba-1 w/o local OT": "w/o Local",
+               "AlignMamba-1 w/o global MMD": "w/o Global"}
+METRICS = ("Non0_acc_2", "Non0_F1_score", "MAE", "Corr")
+
+
+def parameter_count(model: str, dims: dict, options: dict) -> int:
+    """Trainable parameters of ``build_model(model, dims, ModelConfig(**options))``."""
+    from alignlib.models.sentiment import ModelConfig, build_model
+
+    return sum(p.numel() for p in build_model(model, dims, ModelConfig.from_dict(options)).parameters())
+
+
+def matched_width(dims: dict, options: dict) -> int:
+    """The ``d_model`` at which AlignMamba-2 with vanilla Mamba fusion (``moe=False``) has the
+    parameter count closest to AlignMamba-2 with Modality-Aware Mamba at ``options["d_model"]``.
+
+    ``d_model`` is the only width option, so the whole vanilla model widens (projections, unimodal
+    layers, head), not just the fusion layers: the match is on total parameters. The count grows
+    with the width, so the search walks up from the MoE model's width until it passes the target.
+    """
+    target = parameter_count("alignmamba2", dims, {**options, "moe": True})
+    width, best = options["d_model"], None
+    while True:
+        count = parameter_count("alignmamba2", dims, {**options, "moe": False, "d_model": width})
+        if best is None or abs(count - target) < abs(best[1] - target):
+            best = (width, count)
+        if count >= target:
+            return best[0]
+        width += 1
+
+
+def variants(settings: dict) -> list[tuple[str, str, dict]]:
+    """``(label, model, model options)`` of every row, at the sizes of ``settings``."""
+    from alignlib.data import synthetic
+
+    base = {"d_model": settings["d_model"], "n_layers": settings["n_layers"]}
+    matched = matched_width(synthetic.PRESETS[settings["data"]["preset"]]["dims"], base)
+    return [
+        ("AlignMamba-2", "alignmamba2", {}),
+        ("w/o OT loss", "alignmamba2", {"lambda_ot": 0.0}),
+        ("w/o MMD loss", "alignmamba2", {"lambda_mmd": 0.0}),
+        ("w/o dual alignment loss", "alignmamba2", {"align_loss": False}),
+        ("w/o Modality-Aware Mamba", "alignmamba2", {"moe": False}),
+        (f"w/o Modality-Aware Mamba, parameter-matched (d_model {matched})", "alignmamba2",
+         {"moe": False, "d_model": matched}),
+        ("w/o both", "alignmamba2", {"align_loss": False, "moe": False}),
+        ("w/ learnable routing", "alignmamba2", {"routing": "learned"}),
+        ("AlignMamba-1", "alignmamba1", {}),
+        ("AlignMamba-1 w/o local OT", "alignmamba1", {"local_ot": False}),
+        ("AlignMamba-1 w/o global MMD", "alignmamba1", {"lambda_mmd": 0.0}),
+    ]
+
+
+def grid(settings: dict) -> list[dict]:
+    return [training.training_run(label, model, options, seed, settings)
+            for label, model, options in variants(settings) for seed in settings["seeds"]]
+
+
+# -- notebook 08 --------------------------------------------------------------------------------------
+def table(record: dict):
+    """``(stats, table)``: :func:`~alignlib.experiments.stats.clipped_summary` per variant, and the
+    mean [95 % interval] per variant and metric beside the paper's MOSI row."""
+    summary = stats.clipped_summary(tidy(record), ["variant"])
+    summary = summary[summary.metric.isin(METRICS)]
+    cells = summary.assign(cell=[f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+                                 for m, lo, hi in zip(summary["mean"], summary.ci_low, summary.ci_high)])
+    shown = cells.pivot(index="variant", columns="metric", values="cell").reindex(summary.variant.unique())[list(METRICS)]
+    shown["paper row"] = [PAPER_NAMES.get(v, v if v in PAPER_ABLATIONS else "-") for v in shown.index]
+    shown["paper MOSI Acc / F1"] = [" / ".join(map(str, PAPER_ABLATIONS.get(v, ("-", "-")))) for v in shown.index]
+    return summary, shown
+
+
+def compare_to_reference(summary, reference: str, metric: str, lower_is_better: bool) -> None:
+    """Print, for each variant, whether its interval of ``metric`` lies apart from the reference's."""
+    rows = summary[summary.metric == metric].set_index("variant")
+    ref = rows.loc[reference]
+    for variant, row in rows.iterrows():
+        if variant == reference:
+            continue
+        if row.ci_high < ref.ci_low or row.ci_low > ref.ci_high:
+            better = (row["mean"] < ref["mean"]) == lower_is_better
+            verdict = "better than" if better else "worse than"
+        else:
+            verdict = "not distinguishable from"
+        print(f"  {variant:<58} {metric} {row['mean']:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]: {verdict} {reference}")
+
+
+def one_sign_check(record: dict) -> None:
+    """Print whether every run predicts one sign for every test clip (its Acc-2 is then one of the two
+    signs' shares of the test clips, which sum to 1)."""
+    results = tidy(record)
+    acc = results[results.metric == "Non0_acc_2"].value.round(9)
+    f1 = results[results.metric == "Non0_F1_score"].value.round(9)
+    shares = sorted(acc.unique())
+    if len(shares) == 1 or (len(shares) == 2 and abs(sum(shares) - 1) < 1e-6):
+        print(f"  every run's Acc-2 is {' or '.join(f'{v:.3f}' for v in shares)} (the shares of the two signs among the "
+              f"test clips) and its F1 {' or '.join(f'{v:.3f}' for v in sorted(f1.unique()))}: each model predicts one "
+              "sign for every test clip, so Acc-2 and F1 cannot separate the variants here, and their wide "
+              "intervals only say that the seeds picked different signs")
+    else:
+        print(f"  Acc-2 ranges over {acc.min():.3f} to {acc.max():.3f} across runs, F1 over {f1.min():.3f} to {f1.max():.3f}")
+
+
+def show(record: dict, title: str):
+    """The table, the MAE and Acc-2 intervals per variant, and the verdicts against AlignMamba-2 and
+    AlignMamba-1; returns the summary table."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    summary, shown = table(record)
+    print(f"{title}: {record['command']}")
+    display(shown)
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5), sharey=True)
+    plots.intervals(axes[0], summary, "variant", "MAE")
+    plots.intervals(axes[1], summary, "variant", "Non0_acc_2")
+    fig.suptitle(f"{title}: test metrics, mean and 95 % t-interval over {int(summary['n'].max())} seeds "
+                 "(clipped to the metric's range)")
+    plt.tight_layout()
+    plt.show()
+    one_sign_check(record)
+    compare_to_reference(summary, "AlignMamba-2", "MAE", lower_is_better=True)
+    compare_to_reference(summary[summary.variant.str.startswith("AlignMamba-1")], "AlignMamba-1", "MAE",
+                         lower_is_better=True)
+    return summary
+
+
+def paired_differences(record: dict, reference: str, variants, metrics=("MAE", "Non0_acc_2")):
+    """Per variant and metric, the mean over seeds of (variant - reference) with a paired 95 % t-interval."""
+    import pandas as pd
+
+    results = tidy(record)
+    by_seed = results[results.metric.isin(metrics)].pivot_table(index=["variant", "seed"], columns="metric",
+                                                                values="value")
+    rows = []
+    present = set(by_seed.index.get_level_values("variant"))
+    variants = [v for v in variants if v in present and v != reference] if reference in present else []
+    for variant in variants:
+        difference = (by_seed.loc[variant] - by_seed.loc[reference]).dropna()
+        for metric in metrics:
+            mean, low, high = stats.mean_ci(difference[metric].to_numpy())
+            verdict = ("one seed: no interval" if not math.isfinite(low) else
+                       "interval excludes 0" if low > 0 or high < 0 else "interval includes 0")
+            rows.append({"variant": variant, "metric": metric, "difference": f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]",
+                         "seeds": len(difference), "verdict": verdict, "per seed": np.round(difference[metric], 3).tolist()})
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).pivot(index="variant", columns="metric",
+                                    values=["difference", "verdict", "per seed"]).reindex(variants)
+
+
+SWEEP = Sweep(
+    name="ablations",
+    reproduces="AlignMamba-2 Table 3; AlignMamba-1 Table 3 (alignment rows)",
+    profiles={"default": {**training.SIZES["default"], "seeds": (0, 1)},
+              "full": {**training.SIZES["full"], "seeds": (0, 1, 2)}},
+    grid=grid, execute=training.execute, estimate=training.estimate, show=show)
