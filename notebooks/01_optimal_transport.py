@@ -518,7 +518,7 @@ assert all(abs(v) < 1e-9 for v in set_values["both sides collapsed"])
 # (the HTML pages of `make run`) it shows only as text; open the notebook with `make lab` to use it.
 
 # %%
-from alignlib.widgets import TransportPlanExplorer  # noqa: E402
+from alignlib.widgets.plans import TransportPlanExplorer  # noqa: E402
 
 explorer = TransportPlanExplorer(method="entropic", n_source=24, n_target=16, noise=noise, warp=warp, blur=0.1, seed=seed)
 explorer

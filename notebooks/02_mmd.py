@@ -410,7 +410,7 @@ assert abs(shrunk[alphas[-1]][1] - shrunk[1.0][1]) < 1e-9
 # and move $\sigma$ to see the variance case; move $\gamma$ to either end to see MMD go blind.
 
 # %%
-from alignlib.widgets import MMDExplorer  # noqa: E402
+from alignlib.widgets.mmd import MMDExplorer  # noqa: E402
 
 mmd_explorer = MMDExplorer(dim=dim, shift=0.5, n_tokens=n_tokens, seed=seed)
 mmd_explorer

@@ -478,7 +478,7 @@ print({name: round(value, 3) for name, value in accuracy.items()}, f"chance = {1
 # kind (symbol, noise, recall marker).
 
 # %%
-from alignlib.widgets import ImpulseResponseExplorer  # noqa: E402
+from alignlib.widgets.ssm import ImpulseResponseExplorer  # noqa: E402
 
 selective_copier = copy_models["selective (Mamba)"]
 with torch.no_grad():

@@ -428,7 +428,7 @@ spread_to_others = state_norm[1:, 6].min().item()
 # and the threshold $1 / \sum_m \bar A^m$. Drag the coupling across it, or shrink $\Delta$.
 
 # %%
-from alignlib.widgets import CoupledPulseExplorer  # noqa: E402
+from alignlib.widgets.ssm import CoupledPulseExplorer  # noqa: E402
 
 pulse_explorer = CoupledPulseExplorer(a=(-0.5, -1.0, -2.0), delta=0.1, coupling=1.0,
                                       names=[f"chain {m} (a = {a})" for m, a in enumerate((-0.5, -1.0, -2.0))])

@@ -264,7 +264,7 @@ plt.show()
 # of its mass (green: its true word, red: another one).
 
 # %%
-from alignlib.widgets import DataClipSource, TransportPlanExplorer  # noqa: E402
+from alignlib.widgets.plans import DataClipSource, TransportPlanExplorer  # noqa: E402
 
 clip_source = DataClipSource(test, {m: correspondence[f"test_{m}"] for m in ("audio", "vision")},
                              {m: fit_projection(m) for m in ("audio", "vision")})

@@ -70,7 +70,8 @@ from alignlib.experiments.sweep import load, tidy
 from alignlib.models.checkpoint import load_model
 from alignlib.notebooks import record_metrics
 from alignlib.train import TrainConfig
-from alignlib.widgets import ExpertActivationBrowser, TrainedModelSource, TransportPlanExplorer
+from alignlib.widgets.plans import TransportPlanExplorer
+from alignlib.widgets.trained import ExpertActivationBrowser, TrainedModelSource
 
 sns.set_theme(context="notebook", style="whitegrid")
 torch.set_num_threads(1)  # small models: one thread is fastest, and several contend on a shared CPU

@@ -10,7 +10,7 @@ import papermill
 import pytest
 
 from alignlib import notebooks
-from alignlib.widgets import TransportPlanExplorer
+from alignlib.widgets.plans import TransportPlanExplorer
 from baseline_compare import DEFAULT_ATOL, DEFAULT_RTOL, compare_with_baseline, updated_baseline
 
 
@@ -75,7 +75,7 @@ def test_unknown_profile_is_an_error(tmp_path):
 def test_html_page_draws_maths_widgets_and_progress_from_local_files(tmp_path):
     notebook = make_notebook(tmp_path / "01_page.ipynb", [
         "from tqdm.auto import tqdm\nfor _ in tqdm(range(7), desc='steps'):\n    pass",
-        "from alignlib.widgets import TransportPlanExplorer\n"
+        "from alignlib.widgets.plans import TransportPlanExplorer\n"
         "TransportPlanExplorer(method='relaxed', n_source=6, n_target=4, seed=5)",
         "from alignlib.notebooks import record_metrics\nrecord_metrics(metrics_path, done=1)",
     ], markdown="The plan $P \\in \\mathbb{R}^{T_m \\times T_n}$.")

@@ -1,6 +1,10 @@
 """The explorers: set the controls as a user would, then check the figure's data against
-independent computations (POT, loops, closed forms, brute-force sums)."""
+independent computations (POT, loops, closed forms, brute-force sums); each explorer module
+imports only what it shows."""
+import ast
 import math
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -17,8 +21,10 @@ from alignlib.data import MMSADataset, collate, load_mmsa, synthetic
 from alignlib.models.sentiment import ModelConfig, build_model
 from alignlib.ssm.modality_mamba import record_experts
 from alignlib.warped_pairs import warped_pair
-from alignlib.widgets import (CoupledPulseExplorer, DataClipSource, ExpertActivationBrowser, ImpulseResponseExplorer,
-                              MMDExplorer, TrainedModelSource, TransportPlanExplorer)
+from alignlib.widgets.mmd import MMDExplorer
+from alignlib.widgets.plans import DataClipSource, TransportPlanExplorer
+from alignlib.widgets.ssm import CoupledPulseExplorer, ImpulseResponseExplorer
+from alignlib.widgets.trained import ExpertActivationBrowser, TrainedModelSource
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "synthetic_tiny.pkl"
 
@@ -93,6 +99,15 @@ def test_default_explorer_converges_without_warning(blur):
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="unknown method 'greedy'"):
         TransportPlanExplorer(method="greedy")
+
+
+@pytest.mark.parametrize("module", ["plans", "mmd", "ssm"])
+def test_an_explorer_module_does_not_import_the_trainer_or_the_analysis(module):
+    code = f"import sys, alignlib.widgets.{module}; print(sorted(m for m in sys.modules if m.startswith('alignlib')))"
+    loaded = ast.literal_eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                             check=True).stdout)
+    assert f"alignlib.widgets.{module}" in loaded
+    assert not {"alignlib.train", "alignlib.analysis", "alignlib.widgets.trained"} & set(loaded), loaded
 
 
 # -- transport plans on data clips ---------------------------------------------------------------
@@ -287,7 +302,7 @@ def collate_clip(split, index):
 
 
 def test_the_starting_blur_is_the_nearest_slider_point():
-    from alignlib.widgets import BLUR_LOG_RANGE, BLUR_LOG_STEP, on_log_grid
+    from alignlib.widgets.plans import BLUR_LOG_RANGE, BLUR_LOG_STEP, on_log_grid
 
     grid = 10 ** np.arange(BLUR_LOG_RANGE[0], BLUR_LOG_RANGE[1] + 1e-9, BLUR_LOG_STEP)
     for blur in (0.05, 0.2, 0.0031, 1e-4, 3.0):
