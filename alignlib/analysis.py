@@ -9,7 +9,8 @@
   synthetic ground truth (the proportional plan is the floor the others have to beat).
 * :func:`record_expert_activity` -- each expert's share of every token's update in every
   Modality-Aware Mamba projection, and the learned routers' probabilities; :func:`share_table`,
-  :func:`shares_by_position` and :func:`routing_mutual_information` summarise it.
+  :func:`shares_by_position` and :func:`routing_mutual_information` (through
+  :func:`mutual_information_bits`, the mutual information of two labellings) summarise it.
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from alignlib.data import MMSADataset, collate, synthetic
 from alignlib.data.mmsa import MODALITIES, Batch, Split
 from alignlib.models.checkpoint import load_model, read_checkpoint
 from alignlib.models.sentiment import AlignMamba1, AlignMamba2, packed_concat
-from alignlib.routing_stats import mutual_information_bits
 from alignlib.ssm.modality_mamba import record_experts
 from alignlib.train import TrainConfig, build_run, train
 
@@ -257,6 +257,31 @@ def shares_by_position(activity: ExpertActivity, name: str, bins: int = 5) -> np
             if selected.any():
                 table[m, k] = shares[selected].mean(0).numpy()
     return table
+
+
+def mutual_information_bits(modality: torch.Tensor, expert: torch.Tensor) -> float:
+    """Mutual information ``I(modality; expert)`` in bits between two integer labels per token.
+
+    Computed from the joint histogram ``p(m, e)``: ``sum p(m, e) log2(p(m, e) / (p(m) p(e)))``.
+    It is 0 when the choice ignores the modality and ``H(modality)`` (``log2 M`` for balanced
+    modalities) when the expert determines it.
+
+    Args:
+        modality, expert: integer tensors of one shape (any), one entry per token.
+    """
+    if modality.shape != expert.shape:
+        raise ValueError(f"modality and expert shapes differ: {tuple(modality.shape)} vs {tuple(expert.shape)}")
+    if modality.is_floating_point() or expert.is_floating_point():
+        raise TypeError("modality and expert must be integer labels")
+    if modality.numel() == 0 or (modality < 0).any() or (expert < 0).any():
+        raise ValueError("modality and expert must be non-empty, non-negative labels")
+    m, e = modality.flatten().long(), expert.flatten().long()
+    joint = torch.zeros(int(m.max()) + 1, int(e.max()) + 1, dtype=torch.float64)
+    joint.index_put_((m, e), torch.ones_like(m, dtype=torch.float64), accumulate=True)
+    joint /= joint.sum()
+    independent = joint.sum(1, keepdim=True) * joint.sum(0, keepdim=True)
+    seen = joint > 0
+    return (joint[seen] * torch.log2(joint[seen] / independent[seen])).sum().item()
 
 
 def routing_mutual_information(activity: ExpertActivity) -> dict[str, float]:

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from alignlib.common.files import atomic_write_bytes, atomic_write_json
 from alignlib.data import MMSADataset, collate, load_mmsa, missing_modality_mask
 from alignlib.data.sampler import length_grouped_batches, real_lengths, trim_batch
-from alignlib.files import atomic_write_bytes, atomic_write_json
 from alignlib.metrics import msa_metrics
 from alignlib.models.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from alignlib.models.sentiment import MODELS, ModelConfig, build_model

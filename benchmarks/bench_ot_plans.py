@@ -15,7 +15,7 @@ import ot as pot
 import torch
 
 from alignlib.align import ot
-from alignlib.warped_pairs import warped_pair
+from alignlib.data.warped_pairs import warped_pair
 from common import median_seconds, write_result
 
 BATCH, TOKENS, DIM, MAX_ITER, TOL = 64, 50, 128, 2000, 1e-5

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from alignlib.files import atomic_write_json
+from alignlib.common.files import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -66,8 +66,8 @@ import torch
 from scipy.optimize import linprog
 
 from alignlib.align import ot
+from alignlib.data.warped_pairs import warped_pair
 from alignlib.notebooks import record_metrics
-from alignlib.warped_pairs import warped_pair
 
 sns.set_theme(context="notebook", style="white")
 torch.set_printoptions(precision=4, sci_mode=False)

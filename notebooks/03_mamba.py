@@ -103,7 +103,7 @@ assert zoh_error < 1e-9
 # unrolls to $y_t = \sum_{k \ge 0} C \bar A^k \bar B\, u_{t-k}$: a causal convolution with kernel
 # $K_k = C \bar A^k \bar B$. One model, two ways to compute it: step by step (an RNN, cheap per token)
 # or all at once (a CNN, parallel over time). We check all three against each other and against
-# `alignlib.selective_scan_reference` with time-invariant $B$, $C$ of shape `(D, N)`.
+# `alignlib.ssm.selective_scan.selective_scan_reference` with time-invariant $B$, $C$ of shape `(D, N)`.
 
 # %%
 u = torch.randn(1, 1, length, generator=generator, dtype=torch.float64)

@@ -58,8 +58,8 @@ from matplotlib.colors import ListedColormap
 from torch import nn
 from tqdm.auto import tqdm
 
+from alignlib.analysis import mutual_information_bits
 from alignlib.notebooks import record_metrics
-from alignlib.routing_stats import mutual_information_bits
 from alignlib.ssm.coupled import coupled_scan, coupled_scan_reference
 from alignlib.ssm.mamba import Block, Mamba
 from alignlib.ssm.modality_mamba import ModalityAwareMamba, record_experts

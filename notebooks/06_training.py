@@ -78,7 +78,7 @@ print(f"{Path(data_path).name}: " + ", ".join(f"{k} {len(v)}" for k, v in data.s
 # Real MMSA clips are padded to 50 / 375 / 500 steps. In $[H_A; H_V; H_L]$ the audio padding would sit
 # in the middle of the scanned sequence, where Mamba's causal convolution and state would carry it
 # into the video and text tokens; the library packs each clip's real tokens to the front instead
-# (`alignlib.sequences`), so a prediction does not depend on padding or on the other clips of its
+# (`alignlib.common.sequences`), so a prediction does not depend on padding or on the other clips of its
 # batch (`tests/test_padding.py` checks every model).
 #
 # One batch through it, showing the shapes and the losses; at evaluation no OT or MMD is computed.
@@ -204,7 +204,7 @@ with torch.no_grad():
         real = batch.masks["audio"][b].nonzero()[:, 0]
         shuffled[b, real] = audio[b, real[torch.randperm(len(real))]]
     masks = (batch.masks["audio"], batch.masks["text"])
-    losses = {"OT": [ot.ot_distance(a, text, *masks, blur=ot.BLUR) for a in (audio, shuffled)],
+    losses = {"OT": [ot.ot_distance(a, text, *masks, blur=probe.config.blur) for a in (audio, shuffled)],
               "MMD": [mmd.mmd2(a, text, *masks) for a in (audio, shuffled)]}
 for name, (in_order, reordered) in losses.items():
     print(f"{name}: frames in order {in_order.mean():.6f}, frames shuffled {reordered.mean():.6f}, "

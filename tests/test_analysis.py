@@ -1,5 +1,6 @@
-"""alignlib.analysis against brute force: hand-counted accuracies, hand-computed share tables, scikit-learn's mutual information, POT's exact plan, and a trained
-model that must predict what training evaluated."""
+"""alignlib.analysis against brute force: hand-counted accuracies, hand-computed share tables,
+scikit-learn's mutual information and a loop, POT's exact plan, and a trained model that must
+predict what training evaluated."""
 import json
 import math
 from pathlib import Path
@@ -51,6 +52,40 @@ def test_share_table_against_a_hand_computed_table():
     assert np.isnan(by_position[1, 1]).all() and np.isnan(by_position[2, 1]).all()
     with pytest.raises(ValueError, match="unknown projection 'fusion.9'"):
         analysis.share_table(fake_activity(), "fusion.9")
+
+
+# -- routing statistics -----------------------------------------------------------------------------
+def brute_force_bits(m, e):
+    n = len(m)
+    total = 0.0
+    for a in set(m):
+        for b in set(e):
+            joint = sum(1 for x, y in zip(m, e) if x == a and y == b) / n
+            if joint:
+                total += joint * math.log2(joint / ((m.count(a) / n) * (e.count(b) / n)))
+    return total
+
+
+def test_mutual_information_bits_matches_sklearn_and_brute_force():
+    rng = np.random.default_rng(0)
+    modality = rng.integers(0, 3, 500)
+    expert = np.where(rng.random(500) < 0.6, modality, rng.integers(0, 4, 500))  # partly informative
+    bits = analysis.mutual_information_bits(torch.from_numpy(modality).reshape(20, 25), torch.from_numpy(expert).reshape(20, 25))
+    assert bits == pytest.approx(mutual_info_score(modality, expert) / math.log(2), abs=1e-12)
+    assert bits == pytest.approx(brute_force_bits(modality.tolist(), expert.tolist()), abs=1e-12)
+
+
+def test_mutual_information_bits_limits():
+    modality = torch.arange(3).repeat(40)
+    assert analysis.mutual_information_bits(modality, (modality + 1) % 3) == pytest.approx(math.log2(3))
+    assert analysis.mutual_information_bits(modality, torch.zeros_like(modality)) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_mutual_information_bits_bad_input():
+    with pytest.raises(ValueError, match="shapes differ"):
+        analysis.mutual_information_bits(torch.zeros(3, dtype=torch.long), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(TypeError, match="integer labels"):
+        analysis.mutual_information_bits(torch.zeros(3), torch.zeros(3, dtype=torch.long))
 
 
 def test_routing_mutual_information_against_scikit_learn():

@@ -12,7 +12,7 @@ import pytest
 from jupytext.compare import compare_notebooks
 
 from alignlib import notebooks
-from alignlib.files import atomic_write_json
+from alignlib.common.files import atomic_write_json
 from baseline_compare import BASELINE_DIR, compare_with_baseline, updated_baseline
 
 NOTEBOOKS = notebooks.discover()

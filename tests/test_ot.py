@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from alignlib.align import ot
-from alignlib.warped_pairs import warp_indices, warped_pair
+from alignlib.data.warped_pairs import warp_indices, warped_pair
 
 
 def random_tokens(batch, n_source, n_target, dim, seed=0, dtype=torch.float64):

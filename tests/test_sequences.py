@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alignlib.sequences import (concat_packed, last_real, masked_mean, pack, proportional_windows, trails,
+from alignlib.common.sequences import (concat_packed, last_real, masked_mean, pack, proportional_windows, trails,
                                 unpack)
 
 

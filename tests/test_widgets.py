@@ -18,9 +18,9 @@ from sklearn.metrics import mutual_info_score
 from alignlib.align import ot
 from alignlib.align.mmd import gaussian_mmd2
 from alignlib.data import MMSADataset, collate, load_mmsa, synthetic
+from alignlib.data.warped_pairs import warped_pair
 from alignlib.models.sentiment import ModelConfig, build_model
 from alignlib.ssm.modality_mamba import record_experts
-from alignlib.warped_pairs import warped_pair
 from alignlib.widgets.mmd import MMDExplorer
 from alignlib.widgets.plans import DataClipSource, TransportPlanExplorer
 from alignlib.widgets.ssm import CoupledPulseExplorer, ImpulseResponseExplorer

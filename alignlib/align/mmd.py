@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 import torch
 
-from alignlib.checks import check_mask, check_pair, check_positive
-from alignlib.sequences import gather_time, pack_order
+from alignlib.common.checks import check_mask, check_pair, check_positive
+from alignlib.common.sequences import gather_time, pack_order
 
 Bandwidth = str | float | Sequence[float]
 _LINEAR_CHUNK = 512  # token pairs per step of the linear-time estimator

@@ -33,8 +33,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from alignlib.checks import check_mask, check_pair, check_positive
-from alignlib.sequences import pack_order
+from alignlib.common.checks import check_mask, check_pair, check_positive
+from alignlib.common.sequences import pack_order
 
 COSINE_DIAMETER = 2.0
 BLUR = 0.05  # the OT loss's blur (AlignMamba-2, GeomLoss's default): epsilon = BLUR**2

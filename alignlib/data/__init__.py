@@ -1,6 +1,13 @@
-"""Data: MMSA-format datasets, the synthetic benchmark, missing modalities.
+"""Data, the start of the flow: the features every model reads.
 
-Command line: ``python -m alignlib.data synth --preset mosi|mosei|tiny --seed S [--n CLIPS] --out FILE``.
+* :mod:`~alignlib.data.mmsa` -- MMSA-format datasets (``load_mmsa``, ``MMSADataset``, ``collate`` ->
+  ``Batch``); :mod:`~alignlib.data.missing` -- missing modalities; :mod:`~alignlib.data.sampler` --
+  length-aware batches;
+* :mod:`~alignlib.data.synthetic` -- the synthetic benchmark with its true frame-to-word
+  correspondence; command line ``python -m alignlib.data synth --preset mosi|mosei|tiny --seed S
+  [--n CLIPS] --out FILE``;
+* :mod:`~alignlib.data.warped_pairs` -- token-sequence pairs related by a known monotone time warp;
+* :mod:`~alignlib.data.digit_scenes` -- EMMA's digit scenes and their questions.
 """
 from alignlib.data.missing import missing_modality_mask
 from alignlib.data.mmsa import MODALITIES, Batch, MalformedDataError, MMSADataset, collate, load_mmsa

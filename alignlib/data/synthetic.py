@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alignlib.files import atomic_open
+from alignlib.common.files import atomic_open
 
 PRESETS = {
     "tiny": dict(splits=(96, 32, 32), lengths=dict(text=16, audio=40, vision=48), dims=dict(text=32, audio=5, vision=20)),

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from alignlib import PROFILES, PROJECT_ROOT, __version__
-from alignlib.files import atomic_write_json
+from alignlib.common.files import atomic_write_json
 
 RUN_OVERHEAD_S = 1.0  # seconds a run spends around its main loop (model build, data, evaluation), for estimates
 

@@ -29,7 +29,7 @@ def training_run(label: str, model: str, options: dict, seed: int, settings: dic
                       "model_options": {"d_model": settings["d_model"], "n_layers": settings["n_layers"], **options}}}
 
 
-def ensure_data(root: Path, spec: dict) -> Path:
+def ensure_data(spec: dict, root: Path) -> Path:
     """The synthetic data file a run asks for, generated once under ``root/data``."""
     from alignlib.data import synthetic
 
@@ -45,7 +45,7 @@ def train_config(run: dict, root: Path, device: str, **fields):
     from alignlib.train import TrainConfig
 
     out = root / "runs" / run.get("sweep", "") / run["id"]
-    return TrainConfig(**run["train"], data=str(ensure_data(root, run["data"])), out=str(out), device=device, **fields)
+    return TrainConfig(**run["train"], data=str(ensure_data(run["data"], root)), out=str(out), device=device, **fields)
 
 
 def recorded(config, root: Path) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from alignlib.files import atomic_open
+from alignlib.common.files import atomic_open
 from alignlib.models.sentiment import ModelConfig, build_model
 
 FORMAT = "alignlib checkpoint 1"

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from alignlib.align import mmd, ot
+from alignlib.common.sequences import concat_packed, gather_time, last_real, masked_mean, pack, proportional_windows
 from alignlib.data.mmsa import MODALITIES, Batch
-from alignlib.sequences import concat_packed, gather_time, last_real, masked_mean, pack, proportional_windows
 from alignlib.ssm.coupled import CoupledMambaLayer
 from alignlib.ssm.mamba import Block, MambaLayer, MambaStack
 from alignlib.ssm.modality_mamba import ModalityAwareMamba
@@ -243,7 +243,7 @@ class CoupledMamba(_Base):
     time-aligned modalities): per-modality chains coupled at every layer, pooled, weighted, head.
 
     Each clip's real audio and video frames are averaged over proportional windows of its real
-    words (:func:`alignlib.sequences.proportional_windows`), so padding never enters the average."""
+    words (:func:`alignlib.common.sequences.proportional_windows`), so padding never enters the average."""
 
     def __init__(self, dims, config):
         super().__init__(dims, config)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alignlib.sequences import gather_time, pack_order, trails, unpack
+from alignlib.common.sequences import gather_time, pack_order, trails, unpack
 from alignlib.ssm.mamba import Mamba
 from alignlib.ssm.recurrence import diagonal_scan
 

@@ -11,7 +11,7 @@ the middle of a row (the padded audio inside ``[audio; video; text]``) would flo
 real token, through the conv window and through the state (the input projection's bias and the
 conv bias make even zero features non-zero). Zeroing inputs is not enough for the conv window, and
 freezing the state would not restore the window either. So a mixer *packs* each row (its real
-tokens moved to the front, in order: :mod:`alignlib.sequences`), runs on the packed rows, where the
+tokens moved to the front, in order: :mod:`alignlib.common.sequences`), runs on the packed rows, where the
 padding trails and a causal model never reads it, and puts the outputs back; padded positions get
 zeros. Rows whose padding already trails skip the gather. A real token's output is then exactly the
 one of the unpadded clip, whatever the padding and whatever else shares the batch.
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alignlib.sequences import gather_time, pack_order, trails, unpack
+from alignlib.common.sequences import gather_time, pack_order, trails, unpack
 from alignlib.ssm.selective_scan import selective_scan
 
 

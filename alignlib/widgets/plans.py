@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from alignlib.align import ot
-from alignlib.warped_pairs import warped_pair
+from alignlib.data.warped_pairs import warped_pair
 from alignlib.widgets.base import LEGEND_ABOVE_RIGHT, Explorer, watch
 
 METHODS = ("relaxed", "entropic", "exact")  # the plan methods the explorer offers
@@ -73,7 +73,7 @@ class PairSource(Protocol):
 
 
 class SyntheticPairSource:
-    """Warped pairs (:func:`alignlib.warped_pairs.warped_pair`) with sliders for their lengths,
+    """Warped pairs (:func:`alignlib.data.warped_pairs.warped_pair`) with sliders for their lengths,
     noise and warp."""
 
     clips = ("synthetic",)

@@ -1,5 +1,5 @@
 """The notebook suite: record a notebook's key numbers, execute notebooks with papermill and
-render them as HTML pages that read offline.
+render them as HTML pages that read offline (:mod:`alignlib.notebooks.export`).
 
 Command line::
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alignlib import PROFILES, PROJECT_ROOT
-from alignlib.files import atomic_write_bytes, atomic_write_json
+from alignlib.common.files import atomic_write_bytes, atomic_write_json
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOK_DIR / "params"
@@ -134,7 +134,7 @@ def write_index(runs: list[NotebookRun], failures: list[str], out_dir: Path, pro
     """Render each executed notebook to an offline HTML page and write ``out_dir/index.html`` linking them."""
     import nbformat
 
-    from alignlib.notebook_html import install_assets, notebook_to_html
+    from alignlib.notebooks.export import install_assets, notebook_to_html
 
     install_assets(out_dir)
     rows = []
@@ -195,6 +195,3 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     return run_suite(args.profile, args.only, args.out, args.cell_timeout)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
