@@ -1,12 +1,16 @@
 """Training: ``python -m alignlib.train --model alignmamba2 --data PATH --out DIR [--epochs N] [--config FILE.yaml]``.
 
 Adam, ReduceLROnPlateau on the validation MAE, gradient clipping, L1 loss plus each model's
-auxiliary losses, early stopping; seeded and reproducible on CPU. Per-epoch metrics go to
-``DIR/metrics.jsonl``; ``DIR/best.pt`` and ``DIR/last.pt`` (:mod:`alignlib.models.checkpoint`) are written
-atomically; ``--resume``
-continues from ``last.pt`` and ends where an uninterrupted run would. ``DIR/test_metrics.json``
-holds the MSA metrics of the best checkpoint on the test split (with ``--test-missing-rate R``,
-modalities dropped at inference only, AlignMamba's Table 1 protocol).
+auxiliary losses, early stopping after ``patience`` epochs without a better validation MAE, an
+optional budget of optimiser steps; seeded and reproducible on CPU. The learning curves go to
+``DIR/metrics.jsonl``, one line per epoch (``train_loss``, ``train_task`` = the training L1/MAE
+under dropout, each auxiliary loss, ``valid_MAE`` and the other validation metrics, ``steps``);
+``DIR/best.pt`` and ``DIR/last.pt`` (:mod:`alignlib.models.checkpoint`) are written atomically;
+``--resume`` continues from ``last.pt`` and ends where an uninterrupted run would.
+``DIR/test_metrics.json`` holds the MSA metrics of the best checkpoint on the test split (with
+``--test-missing-rate R``, modalities dropped at inference only, AlignMamba's Table 1 protocol)
+and how the run ended: ``optimizer_steps``, ``epochs_run``, ``stopped_by`` and ``valid_flat``
+(:func:`convergence`).
 
 Every field of :class:`TrainConfig` is a flag (``--batch-size 16``) and every field of
 :class:`alignlib.models.sentiment.ModelConfig` a ``--set key=value``, each parsed with its field's type. A
@@ -49,6 +53,7 @@ class TrainConfig:
     data: str = ""  # MMSA pickle (empty: $ALIGNLIB_DATA)
     out: str = "runs/default"  # run folder for metrics and checkpoints
     epochs: int = 20  # maximum epochs
+    max_steps: int = 0  # optimiser-step budget, checked after each epoch (0: none)
     batch_size: int = 32  # global batch size
     lr: float = 1e-3  # Adam learning rate
     grad_clip: float = 1.0  # gradient-norm clip
@@ -70,6 +75,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience", "plateau_patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if self.max_steps < 0:
+            raise ValueError(f"max_steps: must be >= 0 (0: no budget), got {self.max_steps}")
         for name in ("lr", "grad_clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
@@ -126,7 +133,7 @@ def evaluate(model, split, batch_size: int, device, present: np.ndarray | None =
     Clips are batched in order of real length and each batch cut to its longest clip: the models
     are invariant to padding and to batch composition, so this changes the speed, not the result."""
     model.eval()
-    dataset = MMSADataset(split, present)
+    dataset = MMSADataset(split, present, alignment=needs_alignment(model))
     order = np.argsort(real_lengths(split.masks, "sum"), kind="stable")
     predictions = np.empty(len(dataset), dtype=np.float32)
     with torch.no_grad():
@@ -154,6 +161,8 @@ class Run:
     start_epoch: int = 0
     best: float = math.inf
     stale: int = 0
+    steps: int = 0  # optimiser steps so far
+    valid_history: list = field(default_factory=list)  # validation MAE after each epoch
 
 
 def setup_distributed(config: TrainConfig) -> tuple[torch.device, int, int]:
@@ -181,8 +190,8 @@ def build_run(config: TrainConfig, device: torch.device, rank: int, world: int) 
     present = (missing_modality_mask(len(data.splits["train"]), config.missing_rate, seed=config.seed)
                if config.missing_rate > 0 else None)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    return Run(config, data, model, net, optimizer, scheduler, MMSADataset(data.splits["train"], present),
-               device, rank, world)
+    train_set = MMSADataset(data.splits["train"], present, alignment=needs_alignment(model))
+    return Run(config, data, model, net, optimizer, scheduler, train_set, device, rank, world)
 
 
 def restore(run: Run, out: Path) -> None:
@@ -195,6 +204,7 @@ def restore(run: Run, out: Path) -> None:
     if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     run.start_epoch, run.best, run.stale = state["epoch"] + 1, state["best"], state["stale"]
+    run.steps, run.valid_history = state["steps"], list(state["valid_history"])
 
 
 def start_log(run: Run, out: Path) -> None:
@@ -231,6 +241,7 @@ def train_epoch(run: Run, epoch: int, progress: bool) -> dict[str, float]:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
         run.optimizer.step()
+        run.steps += 1
         logged = {"loss": loss, "task": task, **aux}
         values = torch.stack([v.detach().float() for v in logged.values()])
         if run.world > 1:  # log the global batch's losses, not this process's share
@@ -248,7 +259,8 @@ def checkpoint_state(run: Run, epoch: int) -> dict:
     return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch,
             "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else None,
-            "best": float(run.best), "stale": run.stale, "model_name": run.config.model, "dims": run.data.dims,
+            "best": float(run.best), "stale": run.stale, "steps": run.steps,
+            "valid_history": [float(v) for v in run.valid_history], "model_name": run.config.model, "dims": run.data.dims,
             "config": dataclasses.asdict(run.config)}
 
 
@@ -260,7 +272,34 @@ def final_test(run: Run, out: Path) -> dict:
     rate = run.config.test_missing_rate
     present = missing_modality_mask(len(split), rate, seed=run.config.seed) if rate > 0 else None
     test, _ = evaluate(run.model, split, run.config.batch_size, run.device, present)
-    return {"epoch": best_state["epoch"] + 1, "test_missing_rate": rate, **test}
+    return {"epoch": best_state["epoch"] + 1, "test_missing_rate": rate, **test, **convergence(run)}
+
+
+def needs_alignment(model: torch.nn.Module) -> bool:
+    """Whether ``model`` reads the true frame-to-word tables (only the oracle controls do)."""
+    return bool(getattr(model, "needs_alignment", False))
+
+
+def validation_flat(history: list[float], window: int, tolerance: float = 0.01) -> bool:
+    """Whether a validation curve (MAE per epoch) has flattened: its best over the last ``window``
+    epochs improves on the best before them by less than ``tolerance`` (relative). False while the
+    curve is shorter than ``window + 1`` epochs."""
+    if len(history) <= window:
+        return False
+    before, recent = min(history[:-window]), min(history[-window:])
+    return recent >= before * (1 - tolerance)
+
+
+def convergence(run: Run) -> dict:
+    """What a result needs beside its metrics: ``optimizer_steps``, ``epochs_run``, ``stopped_by``
+    (``patience``, ``steps`` or ``epochs``) and ``valid_flat`` (:func:`validation_flat` over the
+    last ``patience`` epochs, or stopped by patience)."""
+    config = run.config
+    stopped_by = ("patience" if run.stale >= config.patience
+                  else "steps" if config.max_steps and run.steps >= config.max_steps else "epochs")
+    flat = stopped_by == "patience" or validation_flat(run.valid_history, config.patience)
+    return {"optimizer_steps": run.steps, "epochs_run": len(run.valid_history), "stopped_by": stopped_by,
+            "valid_flat": flat}
 
 
 def train(config: TrainConfig, progress: bool = True) -> dict:
@@ -273,13 +312,16 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     if rank == 0:
         start_log(run, out)
     for epoch in range(run.start_epoch, config.epochs):
+        if run.stale >= config.patience or (config.max_steps and run.steps >= config.max_steps):
+            break  # early stopping, or the step budget spent (also when a finished run is resumed)
         totals = train_epoch(run, epoch, progress)
         valid, _ = evaluate(run.model, run.data.splits["valid"], config.batch_size, device)
         run.scheduler.step(valid["MAE"])
         improved = valid["MAE"] < run.best
         run.best, run.stale = (valid["MAE"], 0) if improved else (run.best, run.stale + 1)
+        run.valid_history.append(valid["MAE"])
         if rank == 0:
-            record = {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"],
+            record = {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"], "steps": run.steps,
                       **{f"train_{k}": v for k, v in totals.items()}, **{f"valid_{k}": v for k, v in valid.items()}}
             with open(out / "metrics.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
@@ -290,8 +332,6 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             if progress:
                 print(f"epoch {epoch + 1}: train loss {totals['loss']:.4f}, valid MAE {valid['MAE']:.4f}, "
                       f"Acc-2 {valid['Non0_acc_2']:.3f}{' (best)' if improved else ''}")
-        if run.stale >= config.patience:
-            break
     if world > 1:
         dist.barrier()
     test = final_test(run, out)

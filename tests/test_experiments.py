@@ -53,7 +53,7 @@ def test_ablation_grid_has_the_papers_rows_and_three_seeds_at_full_scale():
     assert options["w/o dual alignment loss"]["align_loss"] is False
     assert options["w/o both"]["moe"] is False and options["w/o both"]["align_loss"] is False
     assert options["w/ learnable routing"]["routing"] == "learned"
-    assert options["AlignMamba-1 w/o local OT"]["local_ot"] is False
+    assert options["AlignMamba-1 w/o local OT"]["plan"] == "proportional"
     for variant in options:
         seeds = [r["train"]["seed"] for r in runs if r["factors"]["variant"] == variant]
         assert len(seeds) >= 3 and len(set(seeds)) == len(seeds)

@@ -163,7 +163,7 @@ def test_alignmamba1_without_local_ot_resamples_proportionally():
     import torch.nn.functional as F
 
     torch.manual_seed(0)
-    model = build_model("alignmamba1", DIMS, ModelConfig(**NO_DROPOUT, local_ot=False)).eval()
+    model = build_model("alignmamba1", DIMS, ModelConfig(**NO_DROPOUT, plan="proportional")).eval()
     batch = make_batch()
     stack_input = capture_inputs(model.stack)
     with torch.no_grad():
@@ -172,3 +172,25 @@ def test_alignmamba1_without_local_ot_resamples_proportionally():
         audio = model.inputs["audio"](batch.features["audio"][b:b + 1, :LENGTHS["audio"][b]])
         expected = F.adaptive_avg_pool1d(audio.transpose(1, 2), LENGTHS["text"][b]).transpose(1, 2)[0]
     torch.testing.assert_close(stack_input[0][b, 0:3 * LENGTHS["text"][b]:3], expected)
+
+
+def test_alignmamba1_oracle_aligns_each_word_with_its_own_frames():
+    torch.manual_seed(0)
+    model = build_model("alignmamba1", DIMS, ModelConfig(**NO_DROPOUT, plan="oracle")).eval()
+    batch = make_batch()
+    with pytest.raises(ValueError, match="true frame-to-word tables"):
+        model(batch)
+    words, frames = LENGTHS["text"][0], LENGTHS["audio"][0]
+    truth = {m: torch.full(batch.masks[m].shape, -1) for m in ("audio", "vision")}
+    for m in truth:
+        for b in range(batch.masks[m].shape[0]):
+            n, w = int(batch.masks[m][b].sum()), int(batch.masks["text"][b].sum())
+            truth[m][b, :n] = torch.arange(n) * w // n
+    batch.alignment = truth
+    stack_input = capture_inputs(model.stack)
+    with torch.no_grad():
+        model(batch)
+        audio = model.inputs["audio"](batch.features["audio"][0, :frames])
+    for j in range(words):  # word j's audio slot is the mean of the frames the table gives it
+        expected = audio[truth["audio"][0, :frames] == j].mean(0)
+        torch.testing.assert_close(stack_input[0][0, 3 * j], expected)

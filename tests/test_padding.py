@@ -14,7 +14,8 @@ from alignlib.models.sentiment import MODELS, ModelConfig, build_model
 DIMS = {"text": 5, "audio": 4, "vision": 3}
 CONFIG = dict(d_model=8, n_layers=2, d_state=4, dropout=0.0)
 MODEL_OPTIONS = {name: {} for name in MODELS} | {"alignmamba2-learned": {"routing": "learned"},
-                                                 "alignmamba1-no-ot": {"local_ot": False}}
+                                                 **{f"alignmamba1-{plan}": {"plan": plan}
+                                                    for plan in ("proportional", "oracle", "shuffled", "learned")}}
 
 
 def build(variant: str):
@@ -24,17 +25,21 @@ def build(variant: str):
 
 
 def clip(seed: int) -> dict:
-    """One clip: ``{modality: (T_m, d_m)}`` real tokens only, lengths 1-6."""
+    """One clip: ``{modality: (T_m, d_m)}`` real tokens only, 1-6 words and as many to 8 frames (a
+    monotone alignment needs a frame a word), and ``{"truth": {m: (T_m,)}}`` a monotone frame-to-word map."""
     generator = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(1, 7, (3,), generator=generator).tolist()
-    return {m: torch.randn(n, DIMS[m], generator=generator, dtype=torch.float64) for m, n in zip(DIMS, lengths)}
+    words = int(torch.randint(1, 7, (1,), generator=generator))
+    lengths = [words, *torch.randint(words, 9, (2,), generator=generator).tolist()]
+    tokens = {m: torch.randn(n, DIMS[m], generator=generator, dtype=torch.float64) for m, n in zip(DIMS, lengths)}
+    extra = {m: torch.randint(0, words, (n - words,), generator=generator) for m, n in zip(DIMS, lengths)}
+    return tokens | {"truth": {m: torch.cat([torch.arange(words), extra[m]]).sort().values for m in ("audio", "vision")}}
 
 
 def batch_of(clips: list[dict], pads: list[dict] | None = None, seed: int = 0) -> Batch:
     """Clips padded to a common length; ``pads[i][m] = (positions, extra)`` inserts padding tokens
     (random features, mask False) before the given real positions and ``extra`` more at the end."""
     generator = torch.Generator().manual_seed(seed + 1000)
-    features, masks = {}, {}
+    features, masks, alignment = {}, {}, {}
     for m in DIMS:
         rows = []
         for i, c in enumerate(clips):
@@ -54,8 +59,14 @@ def batch_of(clips: list[dict], pads: list[dict] | None = None, seed: int = 0) -
         features[m] = torch.stack([torch.cat([x, torch.randn(length - len(x), DIMS[m], generator=generator,
                                                              dtype=torch.float64)]) for x, _ in rows])
         masks[m] = torch.stack([torch.cat([k, torch.zeros(length - len(k), dtype=torch.bool)]) for _, k in rows])
+    words = [masks["text"][i].nonzero().flatten() for i in range(len(clips))]  # each real word's position
+    for m in ("audio", "vision"):
+        alignment[m] = torch.full(masks[m].shape, -1)
+        for i, c in enumerate(clips):
+            alignment[m][i, masks[m][i]] = words[i][c["truth"][m]]
     n = len(clips)
-    return Batch(features, masks, torch.zeros(n, dtype=torch.float64), torch.ones(n, 3, dtype=torch.bool), list(range(n)))
+    return Batch(features, masks, torch.zeros(n, dtype=torch.float64), torch.ones(n, 3, dtype=torch.bool), list(range(n)),
+                 alignment)
 
 
 def predict(model, batch):
@@ -109,7 +120,7 @@ def test_the_check_can_fail():
     target = clip(3)
     padded = batch_of([target], [{m: ((1,), 2) for m in DIMS}])
     lying = Batch(padded.features, {m: torch.ones_like(k) for m, k in padded.masks.items()}, padded.labels,
-                  padded.present, padded.ids)
+                  padded.present, padded.ids, padded.alignment)
     for variant in MODEL_OPTIONS:
         model = build(variant)
         assert (predict(model, lying) - predict(model, batch_of([target]))).abs().max() > 1e-4, variant

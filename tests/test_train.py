@@ -176,3 +176,33 @@ def test_fused_and_chunked_scans_train_to_the_same_metrics(tmp_path, monkeypatch
     fused_log, chunked_log = log(tmp_path / "fused"), log(tmp_path / "chunked")
     for a, b in zip(fused_log, chunked_log):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("history, window, flat", [
+    ([1.0, 0.8, 0.7], 2, False),  # too short to tell
+    ([1.0, 0.8, 0.7, 0.699, 0.70], 2, True),  # the last two epochs gained 0.1 %
+    ([1.0, 0.8, 0.7, 0.65, 0.66], 2, False),  # still falling by 7 %
+])
+def test_validation_flat(history, window, flat):
+    assert training.validation_flat(history, window) is flat
+
+
+def test_results_record_how_training_ended(tmp_path):
+    budget = training.train(config(tmp_path, "budget", epochs=5, max_steps=4), progress=False)
+    assert (budget["optimizer_steps"], budget["epochs_run"], budget["stopped_by"]) == (6, 2, "steps")  # 3 batches an epoch
+    assert [r["steps"] for r in log(tmp_path / "budget")] == [3, 6]
+    patient = training.train(config(tmp_path, "patient", epochs=30, patience=1, lr=0.5), progress=False)
+    assert patient["stopped_by"] == "patience" and patient["valid_flat"] and patient["epochs_run"] < 30
+    resumed = training.train(config(tmp_path, "budget", epochs=5, max_steps=4, resume=True), progress=False)
+    assert resumed == budget  # a finished run resumed reports the same ending
+
+
+def test_only_the_oracle_controls_are_given_the_tables(tmp_path):
+    for plan, given in [("relaxed", False), ("learned", False), ("oracle", True), ("shuffled", True)]:
+        run = training.build_run(config(tmp_path, plan, model="alignmamba1", model_options={"plan": plan}),
+                                 torch.device("cpu"), 0, 1)
+        batch = collate([run.train_set[i] for i in range(4)])
+        assert (batch.alignment is not None) is given, plan
+    learned = training.train(config(tmp_path, "learned", model="alignmamba1", epochs=1, model_options={"plan": "learned"}),
+                             progress=False)
+    assert "train_align" in log(tmp_path / "learned")[0] and learned["optimizer_steps"] == 3

@@ -14,7 +14,11 @@ source token ``i`` sends to target token ``j``.
   - ``relaxed`` (:func:`relaxed_plan`) -- AlignMamba-1's closed form: drop the column constraint and
     every source token sends its mass ``1/Tm`` to its cheapest target token;
   - ``proportional`` (:func:`proportional_plan`) -- no features: source token ``t`` of ``n`` goes to
-    target ``floor(t W / n)`` of ``W``, the floor a plan has to beat.
+    target ``floor(t W / n)`` of ``W``, the floor a plan has to beat;
+  - ``oracle`` and ``shuffled`` (:func:`oracle_plan`, :func:`shuffled_plan`) -- controls from a
+    correspondence table (``truth=``): the true plan, and the true plan with its words rotated;
+  - ``monotone`` (:func:`alignlib.align.monotone.monotone_plan`) -- frames that run forward in time
+    through the words (registered by :mod:`alignlib.align.monotone`).
 * :func:`cosine_cost` -- the ground cost ``C_ij = 1 - cos(x_i, y_j)`` (AlignMamba-2, Eq. 4).
 * :func:`transport` -- the aligned sequence ``P^T X`` of shape ``(B, Tn, d)``.
 * :func:`ot_distance` -- the entropic OT loss of AlignMamba-2 (Eq. 5), computed by GeomLoss.
@@ -354,6 +358,41 @@ def proportional_plan(
     mass = uniform_weights(x_mask, x.dtype)  # 1/n on the real source tokens, 0 on padding
     plan = torch.zeros(x.shape[0], x.shape[1], y.shape[1], dtype=x.dtype, device=x.device)
     return plan.scatter(2, target[:, :, None], mass[:, :, None])
+
+
+def _truth_plan(x, y, x_mask, y_mask, words):
+    """Real source token ``i`` sends ``1/n`` to target position ``words[b, i]`` (-1: nowhere)."""
+    check_pair(x, y)
+    x_mask, y_mask = check_mask(x_mask, x, "x_mask"), check_mask(y_mask, y, "y_mask")
+    if not isinstance(words, torch.Tensor) or tuple(words.shape) != tuple(x.shape[:2]):
+        raise ValueError(f"truth: expected a (B, Tm) = {tuple(x.shape[:2])} tensor of word positions")
+    words = words.to(x.device).long()
+    sent = x_mask & (words >= 0)
+    if (words >= y.shape[1]).any() or (sent & ~y_mask.gather(1, words.clamp(0, y.shape[1] - 1))).any():
+        raise ValueError("truth: a real frame points past the words or at a padded word")
+    mass = uniform_weights(x_mask, x.dtype) * sent
+    plan = torch.zeros(x.shape[0], x.shape[1], y.shape[1], dtype=x.dtype, device=x.device)
+    return plan.scatter(2, words.clamp_min(0)[:, :, None], mass[:, :, None])
+
+
+@register_plan("oracle", settings=("truth",))
+def oracle_plan(x, y, x_mask=None, y_mask=None, *, truth: torch.Tensor) -> torch.Tensor:
+    """The true plan ``(B, Tm, Tn)`` from a correspondence table ``truth (B, Tm)`` (the position of
+    each source token's target, -1 on padding): each real source token sends ``1/n`` to its own
+    target. Reads no feature: the ceiling every plan is measured against."""
+    return _truth_plan(x, y, x_mask, y_mask, truth)
+
+
+@register_plan("shuffled", settings=("truth",))
+def shuffled_plan(x, y, x_mask=None, y_mask=None, *, truth: torch.Tensor) -> torch.Tensor:
+    """The true plan with the targets rotated by half a clip: real target ``r`` of ``W`` becomes
+    ``(r + W // 2) mod W``. The segments stay whole and in order, but each lands on another word: a
+    negative control (what a plan of the right shape but the wrong binding gives)."""
+    y_mask = check_mask(y_mask, y, "y_mask")
+    words = y_mask.sum(1, keepdim=True)
+    rank = y_mask.long().cumsum(1).sub(1).gather(1, truth.clamp_min(0).to(y.device).long())
+    rotated = pack_order(y_mask).gather(1, (rank + words // 2) % words)
+    return _truth_plan(x, y, x_mask, y_mask, torch.where(truth.to(y.device) >= 0, rotated, -1))
 
 
 def marginals(plan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

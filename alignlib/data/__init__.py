@@ -4,7 +4,7 @@
   ``Batch``); :mod:`~alignlib.data.missing` -- missing modalities; :mod:`~alignlib.data.sampler` --
   length-aware batches;
 * :mod:`~alignlib.data.synthetic` -- the synthetic benchmark with its true frame-to-word
-  correspondence; command line ``python -m alignlib.data synth --preset mosi|mosei|tiny --seed S
+  correspondence; command line ``python -m alignlib.data synth --preset tiny|short|mosi|mosei --seed S
   [--n CLIPS] --out FILE``;
 * :mod:`~alignlib.data.warped_pairs` -- token-sequence pairs related by a known monotone time warp;
 * :mod:`~alignlib.data.digit_scenes` -- EMMA's digit scenes and their questions.

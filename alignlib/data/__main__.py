@@ -1,4 +1,4 @@
-"""``python -m alignlib.data synth --preset mosi|mosei|tiny --seed S [--n CLIPS] --out FILE [--yes]``"""
+"""``python -m alignlib.data synth --preset tiny|short|mosi|mosei --seed S [--n CLIPS] --out FILE [--yes]``"""
 from __future__ import annotations
 
 import argparse
@@ -30,7 +30,7 @@ def _main(argv: list[str] | None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     synth = commands.add_parser("synth", help="generate the synthetic benchmark in MMSA's pickle format")
     synth.add_argument("--preset", choices=sorted(synthetic.PRESETS), default="tiny",
-                       help="sizes, sequence lengths and feature widths: tiny (a sample), mosi or mosei")
+                       help="sizes, sequence lengths and feature widths: tiny (a sample), short (mosi-sized, short clips), mosi or mosei")
     synth.add_argument("--seed", type=int, default=0, help="the same seed gives the same file")
     synth.add_argument("--n", type=int, default=None, metavar="CLIPS",
                        help="total clips, split in the preset's train/valid/test proportions")

@@ -18,6 +18,7 @@ import torch
 
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
+ALIGNED = ("audio", "vision")  # the modalities aligned onto the words
 REQUIRED_KEYS = (*MODALITIES, "regression_labels", "id")
 DATA_ENV = "ALIGNLIB_DATA"
 
@@ -29,13 +30,16 @@ class MalformedDataError(ValueError):
 @dataclass
 class Split:
     """One split: features per modality ``(N, T, d)`` float32, padding masks ``(N, T)`` bool,
-    labels ``(N,)`` float32, ids, and the raw dict for the optional keys."""
+    labels ``(N,)`` float32, ids, and the raw dict for the optional keys. ``alignment``: for a
+    synthetic file, ``{"audio", "vision": (N, T_m) int64}`` the true word of every frame (-1 on
+    padding), read from the ``.correspondence.npz`` beside it; None otherwise."""
 
     features: dict[str, np.ndarray]
     masks: dict[str, np.ndarray]
     labels: np.ndarray
     ids: np.ndarray
     raw: dict = field(repr=False)
+    alignment: dict | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -118,6 +122,26 @@ def _load_split(name: str, split, path: Path, replaced: dict[str, int]) -> Split
     return Split(features, masks, labels, ids, split)
 
 
+def _attach_alignment(splits: dict[str, Split], path: Path) -> None:
+    """Read the frame-to-word tables of a synthetic file (``PATH.correspondence.npz``) into each split."""
+    tables = path.with_name(path.name + ".correspondence.npz")
+    if not tables.is_file():
+        return
+    try:
+        with np.load(tables) as archive:
+            found = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as error:
+        raise MalformedDataError(f"{tables}: unreadable correspondence tables ({type(error).__name__}: {error})") from None
+    for name, split in splits.items():
+        keys = [f"{name}_{m}" for m in ALIGNED]
+        if not all(key in found for key in keys):
+            raise MalformedDataError(f"{tables}: missing table(s) {[k for k in keys if k not in found]}")
+        for m, key in zip(ALIGNED, keys):
+            if found[key].shape != split.masks[m].shape:
+                raise MalformedDataError(f"{tables}: {key} has shape {found[key].shape}, the {m} features {split.masks[m].shape}")
+        split.alignment = {m: found[key].astype(np.int64) for m, key in zip(ALIGNED, keys)}
+
+
 def load_mmsa(path: str | os.PathLike | None = None) -> MMSAData:
     """Read and validate an MMSA pickle (``path`` or ``$ALIGNLIB_DATA``).
 
@@ -138,6 +162,7 @@ def load_mmsa(path: str | os.PathLike | None = None) -> MMSAData:
         raise MalformedDataError(f"{path}: missing split(s) {missing}")
     replaced = {m: 0 for m in MODALITIES}
     splits = {name: _load_split(name, raw[name], path, replaced) for name in SPLITS}
+    _attach_alignment(splits, path)
     for modality in MODALITIES:
         widths = {name: split.features[modality].shape[2] for name, split in splits.items()}
         if len(set(widths.values())) != 1:
@@ -149,25 +174,33 @@ def load_mmsa(path: str | os.PathLike | None = None) -> MMSAData:
 class Batch:
     """What every model takes: per-modality ``(B, T, d)`` features and ``(B, T)`` padding masks
     (True = real), labels ``(B,)``, ``present (B, 3)`` (False where a modality is missing, in the
-    order text, audio, vision) and ids."""
+    order text, audio, vision) and ids. ``alignment``: ``{"audio", "vision": (B, T_m)}`` the true
+    word of every frame (-1 on padding), only for the control models that are given it."""
 
     features: dict[str, torch.Tensor]
     masks: dict[str, torch.Tensor]
     labels: torch.Tensor
     present: torch.Tensor
     ids: list
+    alignment: dict[str, torch.Tensor] | None = None
 
     def to(self, device) -> "Batch":
+        alignment = None if self.alignment is None else {m: x.to(device) for m, x in self.alignment.items()}
         return Batch({m: x.to(device) for m, x in self.features.items()}, {m: x.to(device) for m, x in self.masks.items()},
-                     self.labels.to(device), self.present.to(device), self.ids)
+                     self.labels.to(device), self.present.to(device), self.ids, alignment)
 
 
 class MMSADataset(torch.utils.data.Dataset):
     """Samples of one split; with ``present (N, 3)`` (see :func:`alignlib.data.missing.missing_modality_mask`)
-    the features of a missing modality are zeroed and flagged."""
+    the features of a missing modality are zeroed and flagged; with ``alignment=True`` each sample
+    carries the split's frame-to-word tables (for the oracle controls; every other model trains
+    without them)."""
 
-    def __init__(self, split: Split, present: np.ndarray | None = None):
-        self.split = split
+    def __init__(self, split: Split, present: np.ndarray | None = None, alignment: bool = False):
+        if alignment and split.alignment is None:
+            raise ValueError("this model needs the true frame-to-word tables, which only a synthetic file has "
+                             "(its .correspondence.npz beside the pickle)")
+        self.split, self.alignment = split, alignment
         if present is not None and tuple(present.shape) != (len(split), len(MODALITIES)):
             raise ValueError(f"present: expected shape {(len(split), len(MODALITIES))}, got {tuple(present.shape)}")
         self.present = np.ones((len(split), len(MODALITIES)), dtype=bool) if present is None else present
@@ -183,6 +216,7 @@ class MMSADataset(torch.utils.data.Dataset):
             "label": self.split.labels[index],
             "present": present,
             "id": self.split.ids[index],
+            **({"alignment": {m: t[index] for m, t in self.split.alignment.items()}} if self.alignment else {}),
         }
 
 
@@ -194,4 +228,6 @@ def collate(samples: list[dict]) -> Batch:
         labels=torch.from_numpy(np.array([s["label"] for s in samples], dtype=np.float32)),
         present=torch.from_numpy(np.stack([s["present"] for s in samples])),
         ids=[s["id"] for s in samples],
+        alignment=({m: torch.from_numpy(np.stack([s["alignment"][m] for s in samples])) for m in ALIGNED}
+                   if "alignment" in samples[0] else None),
     )

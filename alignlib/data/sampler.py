@@ -65,4 +65,5 @@ def trim_batch(batch: Batch) -> Batch:
         real = mask.any(0).nonzero()
         keep = int(real[-1]) + 1 if len(real) else 1
         features[name], masks[name] = batch.features[name][:, :keep], mask[:, :keep]
-    return Batch(features, masks, batch.labels, batch.present, batch.ids)
+    alignment = None if batch.alignment is None else {m: t[:, :features[m].shape[1]] for m, t in batch.alignment.items()}
+    return Batch(features, masks, batch.labels, batch.present, batch.ids, alignment)

@@ -63,7 +63,7 @@ def variants(settings: dict) -> list[tuple[str, str, dict]]:
         ("w/o both", "alignmamba2", {"align_loss": False, "moe": False}),
         ("w/ learnable routing", "alignmamba2", {"routing": "learned"}),
         ("AlignMamba-1", "alignmamba1", {}),
-        ("AlignMamba-1 w/o local OT", "alignmamba1", {"local_ot": False}),
+        ("AlignMamba-1 w/o local OT", "alignmamba1", {"plan": "proportional"}),
         ("AlignMamba-1 w/o global MMD", "alignmamba1", {"lambda_mmd": 0.0}),
     ]
 

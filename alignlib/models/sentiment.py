@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from alignlib.align import mmd, ot
-from alignlib.common.sequences import concat_packed, gather_time, last_real, masked_mean, pack, proportional_windows
+from alignlib.align.monotone import MonotoneAligner
+from alignlib.common.sequences import concat_packed, gather_time, last_real, masked_mean, pack, proportional_windows, unpack
 from alignlib.data.mmsa import MODALITIES, Batch
 from alignlib.ssm.coupled import CoupledMambaLayer
 from alignlib.ssm.mamba import Block, MambaLayer, MambaStack
@@ -25,6 +26,7 @@ from alignlib.ssm.modality_mamba import ModalityAwareMamba
 
 TEXT, AUDIO, VISION = MODALITIES
 READOUTS = ("auto", "mean", "modality_mean", "last")
+ALIGNMAMBA1_PLANS = ("relaxed", "proportional", "oracle", "shuffled", "learned")
 
 
 @dataclass
@@ -41,7 +43,8 @@ class ModelConfig:
     align_loss: bool = True  # AlignMamba-2 ablation "w/o alignment loss" when False
     moe: bool = True  # AlignMamba-2 ablation "w/o MoE" when False
     routing: str = "modality"  # AlignMamba-2 ablation "learnable routing": "learned"
-    local_ot: bool = True  # AlignMamba-1 ablation "w/o local OT": proportional-time resampling instead
+    plan: str = "relaxed"  # AlignMamba-1: relaxed (paper) | proportional (ablation "w/o local OT") | oracle | shuffled | learned
+    lambda_align: float = 1.0  # AlignMamba-1 with plan=learned: weight of the aligner's own loss
     readout: str = "auto"  # sequence models: mean | modality_mean | last | auto (the model's measured default)
     n_heads: int = 4  # MulT
 
@@ -55,7 +58,9 @@ class ModelConfig:
                 raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout: must be in [0, 1), got {self.dropout}")
-        for name in ("lambda_ot", "lambda_mmd"):
+        if self.plan not in ALIGNMAMBA1_PLANS:
+            raise ValueError(f"plan: unknown {self.plan!r}; choose one of {ALIGNMAMBA1_PLANS}")
+        for name in ("lambda_ot", "lambda_mmd", "lambda_align"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.blur <= 0:
@@ -132,28 +137,69 @@ def packed_concat(h: dict, masks: dict, order=(AUDIO, VISION, TEXT)):
 
 
 class AlignMamba1(_Base):
-    """Relaxed-OT local alignment of audio and video onto the text tokens (``M^T X``), the MMD
-    global alignment loss, the interleaved sequence ``[a1, v1, l1, a2, ...]`` through a Mamba stack.
+    """Local alignment of audio and video onto the text tokens (``M^T X``), the MMD global alignment
+    loss, the interleaved sequence ``[a1, v1, l1, a2, ...]`` through a Mamba stack.
 
-    ``local_ot=False`` (ablation) replaces the OT plan by proportional-time windows. Every text slot
-    holds one audio, one video and one text token, so ``mean`` and ``modality_mean`` coincide."""
+    ``config.plan`` chooses how the frames reach the words: ``relaxed`` (the paper: AlignMamba-1's
+    relaxed OT between the projected features, without gradient), ``proportional`` (the ablation
+    "w/o local OT": proportional-time windows), ``oracle`` and ``shuffled`` (controls that read the
+    batch's true frame-to-word tables: the architecture's ceiling, and the true segments on the wrong
+    words), ``learned`` (a :class:`~alignlib.align.monotone.MonotoneAligner` per modality on the raw
+    features, trained by its own likelihood with weight ``lambda_align``; it never reads the
+    tables). Every text slot holds one audio, one video and one text token, so ``mean`` and
+    ``modality_mean`` coincide."""
 
     def __init__(self, dims, config):
         super().__init__(dims, config)
         self.stack = MambaStack(config.d_model, config.n_layers, config.dropout, d_state=config.d_state)
+        if config.plan == "learned":
+            self.aligners = nn.ModuleDict({m: MonotoneAligner(dims[m], dims[TEXT]) for m in (AUDIO, VISION)})
+
+    @property
+    def needs_alignment(self) -> bool:
+        """Whether the batch must carry the true frame-to-word tables (the oracle and shuffled controls)."""
+        return self.config.plan in ("oracle", "shuffled")
+
+    def plans(self, batch: Batch, h: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``({"audio", "vision": plan (B, T_m, T_l)}, {"align_audio", ...: loss (B,)})``: the plans onto
+        the packed words (real words first) from the projected tokens ``h``, and the learned aligner's
+        per-clip losses (zero where the modality is missing)."""
+        text, text_mask, _ = pack(h[TEXT], batch.masks[TEXT])
+        plans, losses = {}, {}
+        for k, m in enumerate(MODALITIES):
+            if m == TEXT:
+                continue
+            frame_mask = batch.masks[m]
+            if self.config.plan == "relaxed":
+                plans[m] = ot.plan(h[m].detach(), text.detach(), frame_mask, text_mask, method="relaxed")
+            elif self.config.plan == "proportional":
+                _, packed_mask, order = pack(frame_mask, frame_mask)
+                windows = proportional_windows(packed_mask, text_mask, h[m].dtype)  # (B, T_l, T_m), packed frames
+                plans[m] = unpack(windows.transpose(1, 2), order)
+            elif self.config.plan in ("oracle", "shuffled"):
+                if batch.alignment is None:
+                    raise ValueError(f"plan={self.config.plan!r} needs the batch's true frame-to-word tables "
+                                     "(a synthetic file, loaded with alignment=True)")
+                truth = batch.alignment[m]
+                rank = batch.masks[TEXT].long().cumsum(1) - 1  # each word's place among the real words
+                packed = torch.where(truth >= 0, rank.gather(1, truth.clamp_min(0)), -1)
+                plans[m] = ot.plan(h[m], text, frame_mask, text_mask, method=self.config.plan, truth=packed)
+            else:
+                words, _, _ = pack(batch.features[TEXT], batch.masks[TEXT])
+                with torch.enable_grad():
+                    plans[m], loss = self.aligners[m](batch.features[m], words, frame_mask, text_mask)
+                losses[f"align_{m}"] = loss * batch.present[:, k]
+        return plans, losses
 
     def forward(self, batch: Batch):
         h = self.project(batch)
         text, text_mask, _ = pack(h[TEXT], batch.masks[TEXT])  # real words first, so slots pair up per clip
-        aligned, aux = {}, {}
-        for m in (AUDIO, VISION):
-            if self.config.local_ot:
-                with torch.no_grad():
-                    plan = ot.relaxed_plan(h[m].detach(), text.detach(), batch.masks[m], text_mask)
-                aligned[m] = ot.transport(plan, h[m], barycentric=True)  # (B, T_l, d)
-            else:
-                source, source_mask, _ = pack(h[m], batch.masks[m])
-                aligned[m] = proportional_windows(source_mask, text_mask, source.dtype) @ source
+        plans, losses = self.plans(batch, h)
+        aligned = {m: ot.transport(plan.detach(), h[m], barycentric=True) for m, plan in plans.items()}  # (B, T_l, d)
+        aux = {}
+        if self.training and losses and self.config.lambda_align > 0:
+            present = batch.present[:, 1:].sum().clamp_min(1)
+            aux["align"] = self.config.lambda_align * sum(losses.values()).sum() / present
         if self.training and self.config.lambda_mmd > 0:
             aux["mmd"] = self.config.lambda_mmd * sum(
                 mmd.mmd2(aligned[m], text, text_mask, text_mask).mean() for m in (AUDIO, VISION))

@@ -1,0 +1,132 @@
+"""Monotone alignment against brute force: every monotone path enumerated by a Python loop."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from alignlib.align import monotone, ot
+from alignlib.data import MMSADataset, collate, load_mmsa
+
+SAMPLE = "data_samples/synthetic_tiny.pkl"
+
+
+def all_paths(n_frames: int, n_words: int):
+    """Every monotone path: first frame on word 0, last on word W-1, steps of 0 or 1."""
+    for steps in itertools.product((0, 1), repeat=n_frames - 1):
+        if sum(steps) == n_words - 1:
+            yield np.concatenate([[0], np.cumsum(steps)])
+
+
+def brute_force(scores, frame_mask, word_mask):
+    """``(log Z, posterior, best path)`` of one clip, by enumeration."""
+    frames = frame_mask.nonzero().flatten().tolist()
+    words = word_mask.nonzero().flatten().tolist()
+    paths = list(all_paths(len(frames), len(words)))
+    totals = torch.stack([sum(scores[f, words[w]] for f, w in zip(frames, path)) for path in paths])
+    log_z = torch.logsumexp(totals, 0)
+    post = torch.zeros_like(scores)
+    for path, total in zip(paths, totals):
+        for f, w in zip(frames, path):
+            post[f, words[w]] += (total - log_z).exp()
+    best = torch.full((scores.shape[0],), -1)
+    for f, w in zip(frames, paths[int(totals.argmax())]):
+        best[f] = words[w]
+    return log_z, post, best
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_recursions_match_enumeration_with_padding_anywhere(seed):
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(3, 8, 5, generator=generator, dtype=torch.float64)
+    frame_mask = torch.rand(3, 8, generator=generator) > 0.3
+    word_mask = torch.rand(3, 5, generator=generator) > 0.3
+    word_mask[:, 2] = True
+    frame_mask[:, :5] |= torch.rand(3, 5, generator=generator) > 0.0  # at least 5 real frames >= words
+    log_z = monotone.log_partition(scores, frame_mask, word_mask)
+    post = monotone.posterior(scores, frame_mask, word_mask)
+    best = monotone.best_path(scores, frame_mask, word_mask)
+    for b in range(3):
+        expected_z, expected_post, expected_best = brute_force(scores[b], frame_mask[b], word_mask[b])
+        assert torch.allclose(log_z[b], expected_z)
+        assert torch.allclose(post[b], expected_post, atol=1e-10)
+        assert torch.equal(best[b], expected_best)
+
+
+def test_gradient_of_log_partition_is_the_posterior():
+    scores = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: monotone.log_partition(s), (scores,))
+    grad, = torch.autograd.grad(monotone.log_partition(scores).sum(), scores)
+    assert torch.allclose(grad, monotone.posterior(scores.detach()))
+
+
+def test_emission_scores_normalise_the_chosen_axis():
+    similarity = torch.randn(2, 7, 4)
+    frame_mask = torch.tensor([[True] * 7, [True] * 5 + [False] * 2])
+    word_mask = torch.tensor([[True] * 4, [True, True, True, False]])
+    words = monotone.emission_scores(similarity, frame_mask, word_mask, "words").exp()
+    frames = monotone.emission_scores(similarity, frame_mask, word_mask, "frames").exp()
+    assert torch.allclose((words * frame_mask[:, :, None]).sum(1)[word_mask], torch.ones(7))
+    assert torch.allclose((frames * word_mask[:, None, :]).sum(2)[frame_mask], torch.ones(12))
+    with pytest.raises(ValueError, match="normalise"):
+        monotone.emission_scores(similarity, normalise="rows")
+
+
+def test_too_few_frames_is_a_clear_error():
+    with pytest.raises(ValueError, match="as many real frames as words; batch item"):
+        monotone.posterior(torch.randn(1, 3, 4))
+
+
+def test_monotone_plan_method_sends_each_frame_its_mass_forward_in_time():
+    torch.manual_seed(0)
+    words = torch.randn(2, 5, 6)
+    truth = torch.tensor([[0, 0, 1, 1, 1, 2, 3, 3, 4, 4], [0, 1, 1, 2, 2, 3, 3, 4, 4, 4]])
+    frames = words.gather(1, truth[:, :, None].expand(-1, -1, 6)) + 0.05 * torch.randn(2, 10, 6)
+    plan = ot.plan(frames, words, method="monotone")
+    assert torch.allclose(plan.sum(2), torch.full((2, 10), 0.1), atol=1e-5)
+    assert torch.equal(plan.argmax(2), truth)
+    assert (plan.argmax(2).diff(dim=1) >= 0).all()
+
+
+def test_oracle_and_shuffled_plans_from_a_table():
+    x, y = torch.randn(2, 6, 3), torch.randn(2, 4, 3)
+    y_mask = torch.tensor([[True, True, True, True], [True, False, True, True]])  # padding inside the words
+    truth = torch.tensor([[0, 0, 1, 2, 3, -1], [0, 0, 2, 2, 3, 3]])
+    x_mask = truth >= 0
+    oracle = ot.plan(x, y, x_mask, y_mask, method="oracle", truth=truth)
+    assert torch.allclose(oracle.sum((1, 2)), torch.ones(2))
+    assert torch.equal(oracle.argmax(2)[x_mask], truth[x_mask])
+    shuffled = ot.plan(x, y, x_mask, y_mask, method="shuffled", truth=truth)
+    real_words = [[0, 1, 2, 3], [0, 2, 3]]
+    for b in range(2):  # a loop: rank r of W real words -> rank (r + W // 2) % W
+        ranks = {w: r for r, w in enumerate(real_words[b])}
+        for i in range(6):
+            if x_mask[b, i]:
+                w = real_words[b][(ranks[int(truth[b, i])] + len(real_words[b]) // 2) % len(real_words[b])]
+                assert shuffled[b, i].argmax() == w and shuffled[b, i, w] > 0
+    with pytest.raises(ValueError, match="padded word"):
+        ot.plan(x, y, x_mask, y_mask, method="oracle", truth=torch.tensor([[0, 0, 1, 2, 3, -1], [1, 1, 2, 2, 3, 3]]))
+
+
+def test_the_aligner_learns_the_words_without_the_tables():
+    """Trained by its own likelihood on the tiny sample's training clips, the aligner's plan finds
+    the true word of far more test frames than the proportional-time guess."""
+    data = load_mmsa(SAMPLE)
+    torch.manual_seed(0)
+    aligner = monotone.MonotoneAligner(data.dims["vision"], data.dims["text"])
+    optimiser = torch.optim.Adam(aligner.parameters(), lr=3e-3)
+    train = collate([MMSADataset(data.splits["train"])[i] for i in range(96)])
+    for _ in range(60):
+        _, loss = aligner(train.features["vision"], train.features["text"], train.masks["vision"], train.masks["text"])
+        optimiser.zero_grad()
+        loss.mean().backward()
+        optimiser.step()
+    test = collate([MMSADataset(data.splits["test"], alignment=True)[i] for i in range(32)])
+    with torch.no_grad():
+        plan, _ = aligner(test.features["vision"], test.features["text"], test.masks["vision"], test.masks["text"])
+    guess = {"learned": plan.argmax(2),
+             "proportional": ot.plan(test.features["vision"], test.features["vision"][:, :16], test.masks["vision"],
+                                     test.masks["text"], method="proportional").argmax(2)}  # reads no feature
+    truth, mask = test.alignment["vision"], test.masks["vision"]
+    accuracy = {k: ((g == truth) & mask).sum().item() / mask.sum().item() for k, g in guess.items()}
+    assert accuracy["learned"] > 0.7 > accuracy["proportional"] + 0.2, accuracy
