@@ -4,9 +4,13 @@
   checkpoint per epoch (each loaded by :func:`alignlib.models.checkpoint.load_model`).
 * :func:`token_states` -- the tokens a model aligns: AlignMamba-2's ``H_A, H_V, H_L`` (after the
   unimodal Mamba layers), AlignMamba-1's projected features.
+* :func:`references` -- the synthetic benchmark's reference lines: what predictors given the
+  generator's latent cues reach (``constant``, ``text_only``, ``set_level``, ``bound``).
 * :func:`correspondences` -- plans (:func:`alignlib.align.ot.plan`: proportional, entropic, exact,
-  relaxed) from audio and video onto the words of test clips, and their accuracy against the
-  synthetic ground truth (the proportional plan is the floor the others have to beat).
+  relaxed; AlignMamba-1's own plan as ``model``) from audio and video onto the words of test clips,
+  their accuracy against the synthetic ground truth (the proportional plan is the floor the others
+  have to beat); :func:`state_spread` tells alignment
+  from collapse; :func:`fit_supervised_projection` is the control that is given the tables.
 * :func:`record_expert_activity` -- each expert's share of every token's update in every
   Modality-Aware Mamba projection, and the learned routers' probabilities; :func:`share_table`,
   :func:`shares_by_position` and :func:`routing_mutual_information` (through
@@ -23,6 +27,7 @@ import torch
 from torch import nn
 
 from alignlib.align import mmd, ot
+from alignlib.common.sequences import pack, unpack
 from alignlib.data import MMSADataset, collate, synthetic
 from alignlib.data.mmsa import MODALITIES, Batch, Split
 from alignlib.models.checkpoint import load_model, read_checkpoint
@@ -30,7 +35,8 @@ from alignlib.models.sentiment import AlignMamba1, AlignMamba2, packed_concat
 from alignlib.ssm.modality_mamba import record_experts
 from alignlib.train import TrainConfig, build_run, train
 
-METHODS = ("proportional", "entropic", "exact", "relaxed")  # the plans scored
+METHODS = ("proportional", "entropic", "exact", "relaxed")  # the plans scored between token states
+REFERENCES = ("constant", "text_only", "set_level", "bound")
 # entropic plans of learned states: polished to an L1 marginal error of 1e-4 within 5000 iterations
 PLAN_SETTINGS = {"tol": 1e-4, "max_iter": 5000}
 SOURCES = ("audio", "vision")
@@ -74,15 +80,97 @@ def epoch_summaries(config: TrainConfig, kept: list[Path], split: Split, truth: 
     return [checkpoint_summary(model, split, truth, indices, blur) for model in models]
 
 
+# -- reference lines --------------------------------------------------------------------------------
+def cue_features(cues: dict[str, np.ndarray], split: str, reference: str) -> np.ndarray:
+    """``(N, k)`` per-clip features of a reference predictor from the generator's cues
+    (:func:`alignlib.data.synthetic.load_correspondence`: per word polarity ``p``, emphasis ``q``,
+    flip ``f``; per clip mood ``g``).
+
+    ``text_only``: what the words say (counts of positive and negative words, their sum, the
+    label's normalised sum); ``set_level``: also the clip's *bags* of audio and video cues (how many
+    emphasised and flipped words, the mood), all that a model that ignores which frame belongs to
+    which word can know; ``bound``: also the cues bound to their words (``sum p q``, ``sum p f``,
+    ``sum p q f`` and the label's own ``sum p (1 + q)(1 - 2 f) / sqrt(1 + #sentiment words)``)."""
+    p, q, f = (np.nan_to_num(cues[f"{split}_{c}"]) for c in synthetic.WORD_CUES)
+    mood = cues[f"{split}_mood"]
+    words = (~np.isnan(cues[f"{split}_polarity"])).sum(1)
+    scale = np.sqrt(1 + (p != 0).sum(1))
+    columns = {"constant": [],
+               "text_only": [p.sum(1), (p > 0).sum(1), (p < 0).sum(1), words, p.sum(1) / scale]}
+    columns["set_level"] = columns["text_only"] + [q.sum(1), f.sum(1), mood, q.sum(1) / words, f.sum(1) / words]
+    sentiment = p * (1 + q) * (1 - 2 * f)
+    columns["bound"] = columns["set_level"] + [(p * q).sum(1), (p * f).sum(1), (p * q * f).sum(1),
+                                               sentiment.sum(1), sentiment.sum(1) / scale]
+    if reference not in columns:
+        raise ValueError(f"reference: unknown {reference!r}; choose one of {REFERENCES}")
+    return np.stack(columns[reference], 1) if columns[reference] else np.zeros((len(mood), 0))
+
+
+def references(path: str | Path, seeds=(0, 1, 2)) -> dict[str, list[dict]]:
+    """The reference lines of a synthetic file: ``{reference: [test metrics per seed]}``.
+
+    ``constant`` predicts the training mean; the others are scikit-learn's
+    ``HistGradientBoostingRegressor`` (absolute error, early stopping on a seeded tenth of the
+    training split) on :func:`cue_features`, fitted on the training split and scored on the test
+    split with :func:`alignlib.metrics.msa_metrics`. A model that ignores alignment can at best
+    reach ``set_level``; one that binds every cue to its word can reach ``bound``."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from alignlib.data import load_mmsa
+    from alignlib.metrics import msa_metrics
+
+    data, cues = load_mmsa(path), synthetic.load_correspondence(path)
+    if "train_mood" not in cues:
+        raise ValueError(f"{path}: no latent cues beside it (made before the generator saved them); generate it again")
+    labels = {s: data.splits[s].labels for s in ("train", "test")}
+    found = {}
+    for reference in REFERENCES:
+        found[reference] = []
+        for seed in seeds:
+            if reference == "constant":
+                prediction = np.full(len(labels["test"]), labels["train"].mean())
+            else:
+                model = HistGradientBoostingRegressor(loss="absolute_error", max_iter=500, learning_rate=0.05,
+                                                      early_stopping=True, random_state=seed)
+                model.fit(cue_features(cues, "train", reference), labels["train"])
+                prediction = model.predict(cue_features(cues, "test", reference))
+            found[reference].append(msa_metrics(prediction.astype(np.float32), labels["test"]))
+    return found
+
+
 # -- token correspondences --------------------------------------------------------------------------
-def clip_batch(split: Split, indices) -> Batch:
+def clip_batch(split: Split, indices, alignment: bool = False) -> Batch:
     """The clips ``indices`` of a split as one padded :class:`Batch` (padding kept, so frame ``t``
-    stays column ``t`` of the truth tables)."""
+    stays column ``t`` of the truth tables); ``alignment`` adds the true tables (oracle controls)."""
     indices = np.atleast_1d(np.asarray(indices))
     if indices.size == 0 or indices.min() < 0 or indices.max() >= len(split):
         raise ValueError(f"clip indices must be in [0, {len(split)}), got {indices.tolist()}")
-    dataset = MMSADataset(split)
+    dataset = MMSADataset(split, alignment=alignment)
     return collate([dataset[int(i)] for i in indices])
+
+
+def state_spread(states: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean cosine distance between the real tokens of a clip and their clip's mean token, averaged
+    over clips: ``(B, T, d), (B, T) -> float``. Near 0 when the states collapse onto one direction
+    (an OT loss can then vanish with no frame on its word); about 1 for unrelated directions."""
+    unit = torch.nn.functional.normalize(states.double(), dim=-1)
+    centre = torch.nn.functional.normalize((unit * mask[..., None]).sum(1), dim=-1)
+    distance = 1 - (unit * centre[:, None]).sum(-1)
+    return ((distance * mask).sum(1) / mask.sum(1)).mean().item()
+
+
+def fit_supervised_projection(split: Split, modality: str, ridge: float = 1.0):
+    """The control that is given the tables: ridge regression, on ``split`` (the training split),
+    from each frame of ``modality`` to the text token of its true word. Returns ``project``: frames
+    ``(..., d_m)`` -> ``(..., d_l)``, in the text's space, where the OT plans can find the words."""
+    if split.alignment is None:
+        raise ValueError("fit_supervised_projection needs the split's true tables (a synthetic file)")
+    table = split.alignment[modality]
+    rows, frames = np.nonzero(table >= 0)
+    inputs = np.c_[split.features[modality][rows, frames], np.ones(len(rows))]
+    targets = split.features["text"][rows, table[rows, frames]]
+    weights = np.linalg.solve(inputs.T @ inputs + ridge * np.eye(inputs.shape[1]), inputs.T @ targets)
+    return lambda x: np.concatenate([x, np.ones(x.shape[:-1] + (1,), dtype=x.dtype)], axis=-1) @ weights
 
 
 def truth_tables(path: str | Path, split: str = "test") -> dict[str, np.ndarray]:
@@ -140,8 +228,9 @@ def correspondences(model: nn.Module, split: Split, truth: dict[str, np.ndarray]
     """Plans of ``methods`` (:func:`alignlib.align.ot.plan`) from each clip's audio and video tokens
     onto its words (see :func:`token_states`), scored against ``truth`` (``{"audio", "vision":
     (N, T_m)}``, as :func:`truth_tables`); ``blur`` is the entropic plans'."""
-    batch = clip_batch(split, indices)
+    batch = clip_batch(split, indices, alignment=bool(getattr(model, "needs_alignment", False)))
     states = token_states(model, batch)
+    own = own_plans(model, batch)
     rows = torch.as_tensor(np.atleast_1d(np.asarray(indices)))
     plans, truths, accuracy, per_clip = {}, {}, {}, {}
     for m in SOURCES:
@@ -154,9 +243,25 @@ def correspondences(model: nn.Module, split: Split, truth: dict[str, np.ndarray]
             plans[(m, method)] = ot.plan(states[m].double(), states["text"].double(), mask, batch.masks["text"],
                                          method=method, blur=blur, **PLAN_SETTINGS)
             guesses[method] = plans[(m, method)].argmax(dim=2)
+        if own:
+            plans[(m, "model")] = own[m]
+            guesses["model"] = own[m].argmax(dim=2)
         accuracy[m] = {k: frame_accuracy(g, truths[m], mask) for k, g in guesses.items()}
         per_clip[m] = {k: per_clip_accuracy(g, truths[m], mask) for k, g in guesses.items()}
     return Correspondences(plans, truths, batch.masks, accuracy, per_clip)
+
+
+@torch.no_grad()
+def own_plans(model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+    """AlignMamba-1's own plans ``{"audio", "vision": (B, T_m, T_l)}`` onto the words at their
+    positions in ``batch`` (whatever its ``plan``: relaxed, proportional, oracle, shuffled,
+    learned); empty for other models."""
+    if not isinstance(model, AlignMamba1):
+        return {}
+    model.eval()
+    plans, _ = model.plans(batch, model.project(batch))
+    order = pack(batch.masks["text"], batch.masks["text"])[2]
+    return {m: unpack(plan.transpose(1, 2), order).transpose(1, 2) for m, plan in plans.items()}  # packed words -> positions
 
 
 @torch.no_grad()

@@ -69,8 +69,8 @@ def variants(settings: dict) -> list[tuple[str, str, dict]]:
 
 
 def grid(settings: dict) -> list[dict]:
-    return [training.training_run(label, model, options, seed, settings)
-            for label, model, options in variants(settings) for seed in settings["seeds"]]
+    return [training.references_run(settings)] + [training.training_run(label, model, options, seed, settings)
+                                                  for label, model, options in variants(settings) for seed in settings["seeds"]]
 
 
 # -- notebook 08 --------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from alignlib.experiments.sweep import RUN_OVERHEAD_S, Sweep
 
 VARIANTS = {"AM2 with losses": ("alignmamba2", {}), "AM2 without losses": ("alignmamba2", {"align_loss": False}),
             "AM2 OT weight 1": ("alignmamba2", {"lambda_ot": 1.0}), "AlignMamba-1": ("alignmamba1", {}),
-            "AM2 learned routing": ("alignmamba2", {"routing": "learned"})}
+            "AM2 learned routing": ("alignmamba2", {"routing": "learned"}),
+            "AlignMamba-1 learned plan": ("alignmamba1", {"plan": "learned"})}
 # the estimate, for MOSI-sized clips (an upper bound for the tiny ones): seconds per epoch at
 # d_model 64 (benchmarks/results/training_cpu.json), and per scored clip and checkpoint
 MOSI_EPOCH_SECONDS = {"alignmamba1": 7.9, "alignmamba2": 45.5}  # with its validation and test evaluation
@@ -22,12 +23,13 @@ SECONDS_PER_CLIP = {"alignmamba1": 0.25, "alignmamba2": 1.0}
 
 
 def grid(settings: dict) -> list[dict]:
-    """The trained models of notebook 07, each with every epoch's checkpoint analysed."""
-    return [{**training.training_run(label, model, options, seed, settings), "kind": "inside",
+    """The trained models of notebook 07, each with every epoch's checkpoint analysed, and the data's reference lines."""
+    return [training.references_run(settings)] + [{**training.training_run(label, model, options, seed, settings), "kind": "inside",
              "analysis": {"clips": settings["clips"], "blur": settings["blur"]}}
             for label, (model, options) in VARIANTS.items() for seed in settings["seeds"]]
 
 
+@training.with_references
 def execute(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
     """Train with a checkpoint per epoch (:func:`alignlib.analysis.train_keeping_epochs`, resumable
     epoch by epoch), then one row per checkpoint, epoch 0 being the initial model:
@@ -54,22 +56,26 @@ def estimate(run: dict) -> float:
     """Training, a test evaluation per epoch and the plans of every checkpoint (epoch 0's too)."""
     from alignlib.data import synthetic
 
+    if run["kind"] == "references":
+        return training.estimate(run)
     data, train = run["data"], run["train"]
-    clips = (data["n_clips"] or sum(synthetic.PRESETS[data["preset"]]["splits"])) / sum(synthetic.PRESETS["mosi"]["splits"])
-    epoch = MOSI_EPOCH_SECONDS[train["model"]] * train["model_options"]["d_model"] / 64 * clips
-    plans = SECONDS_PER_CLIP[train["model"]] * run["analysis"]["clips"]
-    return RUN_OVERHEAD_S + train["epochs"] * epoch + (train["epochs"] + 1) * plans
+    preset = synthetic.PRESETS[data["preset"]]
+    length = sum(preset["lengths"].values()) / sum(synthetic.PRESETS["mosi"]["lengths"].values())
+    clips = (data["n_clips"] or sum(preset["splits"])) / sum(synthetic.PRESETS["mosi"]["splits"])
+    epoch = MOSI_EPOCH_SECONDS[train["model"]] * train["model_options"]["d_model"] / 64 * clips * length
+    plans = SECONDS_PER_CLIP[train["model"]] * run["analysis"]["clips"] * length
+    epochs = min(train["epochs"], training.EXPECTED_EPOCHS)
+    return RUN_OVERHEAD_S + epochs * epoch + (epochs + 1) * plans
 
 
-# Each variant on the first `clips` test clips. The full profile is MOSI-sized clips (660 of them,
-# as benchmarks/results/model_table_660.json) at a CPU budget: the paper's 40 epochs at width 128
-# would take days here.
+# Each variant on the first `clips` test clips. The full profile trains to convergence on the short
+# preset (MOSI's clips and widths, 16-word clips; training.SIZES) and scores 200 test clips per epoch.
 SWEEP = Sweep(
     name="inside",
     reproduces="AlignMamba-2's claim that its OT and MMD losses align each frame with its word "
                "(against the synthetic truth), and its experts' activity",
-    profiles={"default": {"data": {"preset": "tiny", "n_clips": None, "seed": 0}, "epochs": 3, "batch_size": 16,
-                          "d_model": 16, "n_layers": 2, "clips": 8, "blur": BLUR, "seeds": (0,)},
-              "full": {"data": {"preset": "mosi", "n_clips": 660, "seed": 0}, "epochs": 3, "batch_size": 32,
-                       "d_model": 64, "n_layers": 2, "clips": 12, "blur": BLUR, "seeds": (0, 1, 2)}},
+    profiles={"default": {"data": {"preset": "tiny", "n_clips": None, "seed": 0}, "epochs": 3, "patience": 3,
+                          "max_steps": 0, "batch_size": 16, "d_model": 16, "n_layers": 2, "clips": 8, "blur": BLUR,
+                          "seeds": (0,)},
+              "full": {**training.SIZES["full"], "clips": 200, "blur": BLUR, "seeds": (0, 1, 2)}},
     grid=grid, execute=execute, estimate=estimate, notebook="07_inside_trained_models")

@@ -8,7 +8,7 @@ from alignlib.experiments.sweep import Sweep, tidy
 
 def grid(settings: dict) -> list[dict]:
     values = settings["lambdas"]
-    return [training.training_run(f"ot {ot:g} mmd {mmd:g}", "alignmamba2", {"lambda_ot": ot, "lambda_mmd": mmd}, seed,
+    return [training.references_run(settings)] + [training.training_run(f"ot {ot:g} mmd {mmd:g}", "alignmamba2", {"lambda_ot": ot, "lambda_mmd": mmd}, seed,
                                   settings, lambda_ot=ot, lambda_mmd=mmd)
             for ot in values for mmd in values for seed in settings["seeds"]]
 

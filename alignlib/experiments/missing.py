@@ -18,10 +18,12 @@ PAPER_FUSION = {"concat": ("Single-stream", 82.3), "multistream": ("Multi-stream
 
 def grid(settings: dict) -> list[dict]:
     """Each model trained on complete data, then tested at every rate (one run per seed)."""
-    return [{**training.training_run(model, model, {}, seed, settings), "test_missing_rates": list(RATES)}
-            for model in MODELS for seed in settings["seeds"]]
+    return [training.references_run(settings)] + [
+        {**training.training_run(model, model, {}, seed, settings), "test_missing_rates": list(RATES)}
+        for model in MODELS for seed in settings["seeds"]]
 
 
+@training.with_references
 def execute(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
     """Train (resumable), then one row per rate: the best checkpoint's test metrics at that rate."""
     from alignlib.train import train

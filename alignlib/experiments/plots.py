@@ -1,4 +1,5 @@
-"""Plots of sweep results: curves with confidence bands, λ heatmaps, log-log scaling with fitted slopes.
+"""Plots of sweep results: curves with confidence bands, intervals with the reference lines, λ
+heatmaps, log-log scaling with fitted slopes.
 
 Each takes a matplotlib ``ax`` and a table from :func:`alignlib.experiments.stats.summary`
 (columns: the group keys, ``metric``, ``mean``, ``ci_low``, ``ci_high``) or, for scaling, the tidy
@@ -29,6 +30,22 @@ def intervals(ax, summary, group: str, metric: str) -> None:
     ax.errorbar(rows["mean"], y, xerr=[rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]], fmt="o", capsize=3)
     ax.set_yticks(y, rows[group])
     ax.set(xlabel=metric)
+
+
+REFERENCE_STYLES = {"constant": ":", "text_only": "-.", "set_level": "--", "bound": "-"}
+
+
+def reference_lines(ax, references, metric: str, vertical: bool = True) -> None:
+    """The mean of each reference line (:func:`alignlib.experiments.training.reference_summary`) as a
+    grey line across the plot: vertical for :func:`intervals`, horizontal for curves."""
+    if references is None:
+        return
+    for name, style in REFERENCE_STYLES.items():
+        found = references[(references.reference == name) & (references.metric == metric)]
+        if len(found):
+            value = found["mean"].item()
+            draw = ax.axvline if vertical else ax.axhline
+            draw(value, color="grey", linestyle=style, linewidth=1, label=f"{name} {value:.2f}")
 
 
 def heatmap(ax, summary, metric: str, rows: str = "lambda_ot", columns: str = "lambda_mmd", fmt: str = ".3f") -> None:

@@ -1,6 +1,8 @@
-"""Training runs, as the ablations, missing and lambda sweeps declare them: the synthetic data and
-sizes of each profile, a run's entry in a grid, its executor (:func:`alignlib.train.train`,
-resuming an interrupted run from its ``last.pt``) and its time estimate."""
+"""Training runs, as the training sweeps declare them: the synthetic data and sizes of each profile,
+a run's entry in a grid, its executor (:func:`alignlib.train.train`, resuming an interrupted run
+from its ``last.pt``; then, where the data has its frame-to-word tables, the correspondence the
+model found) and its time estimate; and each sweep's reference lines (a ``references`` run:
+:func:`alignlib.analysis.references` on the sweep's data), with :func:`reference_summary`."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,14 +11,20 @@ from pathlib import Path
 
 from alignlib.experiments.sweep import RUN_OVERHEAD_S, run_id
 
-# synthetic benchmark data: the tiny preset's shapes (16 words, 40 audio and 48 video frames per clip)
-SIZES = {"default": {"data": {"preset": "tiny", "n_clips": 100, "seed": 0},  # 60 / 20 / 20 clips
-                     "epochs": 1, "batch_size": 32, "d_model": 16, "n_layers": 1},
-         "full": {"data": {"preset": "tiny", "n_clips": 2000, "seed": 0},  # 1200 / 400 / 400 clips
-                  "epochs": 6, "batch_size": 32, "d_model": 32, "n_layers": 2}}
+# synthetic benchmark data with the tiny preset's shapes (16 words, 40 audio and 48 video frames per
+# clip). The full profile trains to convergence (early stopping after `patience` epochs without a
+# better validation MAE, within `max_steps` optimiser steps) on the short preset: MOSI's 2199 clips and
+# feature widths; an epoch costs about a tenth of a MOSI-length one, so sweeps of a hundred converged
+# runs fit on this 2-core CPU.
+SIZES = {"default": {"data": {"preset": "tiny", "n_clips": 600, "seed": 0},  # 360 / 120 / 120 clips
+                     "epochs": 12, "patience": 4, "max_steps": 0, "batch_size": 32, "d_model": 16, "n_layers": 1},
+         "full": {"data": {"preset": "short", "n_clips": None, "seed": 0},  # 1284 / 229 / 686 clips
+                  "epochs": 60, "patience": 8, "max_steps": 2400, "batch_size": 32, "d_model": 32, "n_layers": 2}}
 # seconds per training epoch per 1000 clips of the tiny shapes at d_model 32 (this project's 2-core
 # CPU, one epoch of alignlib.train on 1000 clips); used only for the printed estimate
-EPOCH_SECONDS_PER_1000 = {"alignmamba1": 1.0, "alignmamba2": 4.7, "concat": 1.9, "multistream": 2.1}
+EPOCH_SECONDS_PER_1000 = {"alignmamba1": 1.5, "alignmamba2": 4.7, "concat": 1.9, "multistream": 2.1,
+                          "coupled": 4.0, "mult": 1.5}
+EXPECTED_EPOCHS = 30  # a converged run's epochs, for the estimate when the profile allows more
 
 
 def training_run(label: str, model: str, options: dict, seed: int, settings: dict, **factors) -> dict:
@@ -25,7 +33,7 @@ def training_run(label: str, model: str, options: dict, seed: int, settings: dic
             "factors": {"variant": label, "model": model, **factors, "seed": seed},
             "data": settings["data"],
             "train": {"model": model, "epochs": settings["epochs"], "batch_size": settings["batch_size"],
-                      "patience": settings["epochs"], "seed": seed,
+                      "patience": settings["patience"], "max_steps": settings["max_steps"], "seed": seed,
                       "model_options": {"d_model": settings["d_model"], "n_layers": settings["n_layers"], **options}}}
 
 
@@ -53,19 +61,79 @@ def recorded(config, root: Path) -> dict:
     return {**dataclasses.asdict(config), "data": os.path.relpath(config.data, root), "out": os.path.relpath(config.out, root)}
 
 
+def references_run(settings: dict) -> dict:
+    """The grid's ``references`` run: the reference lines of the sweep's data (3 seeds)."""
+    return {"id": "references", "kind": "references", "factors": {"variant": "references", "model": "references"},
+            "data": settings["data"]}
+
+
+def with_references(execute):
+    """An executor that also runs a grid's :func:`references_run` (one row per reference and seed)."""
+    def run_or_reference(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
+        if run["kind"] != "references":
+            return execute(run, root, device)
+        from alignlib.analysis import references
+
+        path = ensure_data(run["data"], root)
+        rows = [{"reference": name, "reference_seed": seed, "metrics": metrics}
+                for name, per_seed in references(path).items() for seed, metrics in enumerate(per_seed)]
+        return {"data": os.path.relpath(path, root)}, rows
+    return run_or_reference
+
+
+def reference_summary(record: dict):
+    """The reference lines of a sweep's record: :func:`~alignlib.experiments.stats.summary` per reference."""
+    from alignlib.experiments import stats
+    from alignlib.experiments.sweep import tidy
+
+    table = tidy(record)
+    return stats.summary(table[table.variant == "references"], ["reference"]) if "reference" in table else None
+
+
+def correspondence_metrics(config) -> dict:
+    """The correspondence that the run's best model found on every test clip: the share of frames
+    whose heaviest plan entry is their true word (``correspondence_accuracy_{audio,vision}``;
+    AlignMamba-1's own plan, the exact OT plan between AlignMamba-2's unimodal states), and the
+    spread of its states (``state_spread_{modality}``, :func:`alignlib.analysis.state_spread`).
+    Empty for data without tables or for models with no per-modality tokens."""
+    from alignlib import analysis
+    from alignlib.data import load_mmsa
+    from alignlib.models.checkpoint import load_model
+    from alignlib.models.sentiment import AlignMamba1, AlignMamba2
+
+    model = load_model(Path(config.out) / "best.pt")[0]
+    test = load_mmsa(config.data).splits["test"]
+    if test.alignment is None or not isinstance(model, (AlignMamba1, AlignMamba2)):
+        return {}
+    method = "model" if isinstance(model, AlignMamba1) else "exact"
+    found = analysis.correspondences(model, test, test.alignment, range(len(test)),
+                                     methods=() if method == "model" else ("exact",))
+    batch = analysis.clip_batch(test, range(len(test)))
+    states = analysis.token_states(model, batch)
+    return {**{f"correspondence_accuracy_{m}": found.accuracy[m][method] for m in analysis.SOURCES},
+            **{f"state_spread_{m}": analysis.state_spread(states[m], batch.masks[m]) for m in states}}
+
+
+@with_references
 def execute(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
-    """Train (resuming an interrupted run from its ``last.pt``); one row, the test metrics."""
+    """Train (resuming an interrupted run from its ``last.pt``); one row, the test metrics, how the
+    run ended and :func:`correspondence_metrics`."""
     from alignlib.train import train
 
     config = train_config(run, root, device, resume=True)
-    return recorded(config, root), [{"metrics": train(config, progress=False)}]
+    metrics = train(config, progress=False)
+    return recorded(config, root), [{"metrics": {**metrics, **correspondence_metrics(config)}}]
 
 
 def estimate(run: dict) -> float:
-    """Seconds of a training run on this project's 2-core CPU, from :data:`EPOCH_SECONDS_PER_1000`."""
+    """Seconds of a training run on this project's 2-core CPU, from :data:`EPOCH_SECONDS_PER_1000`
+    (at most :data:`EXPECTED_EPOCHS` epochs: early stopping ends most runs before the cap)."""
     from alignlib.data import synthetic
 
+    if run["kind"] == "references":
+        return 10.0
     data, train = run["data"], run["train"]
     clips = data["n_clips"] or sum(synthetic.PRESETS[data["preset"]]["splits"])
     width = train["model_options"]["d_model"] / 32
-    return RUN_OVERHEAD_S + EPOCH_SECONDS_PER_1000[train["model"]] * clips / 1000 * width * train["epochs"]
+    epochs = min(train["epochs"], EXPECTED_EPOCHS)
+    return RUN_OVERHEAD_S + EPOCH_SECONDS_PER_1000[train["model"]] * clips / 1000 * width * epochs
