@@ -370,3 +370,14 @@ def test_sweeps_sharing_a_folder_keep_their_runs_apart(tmp_path):
     assert first["runs"]["a-seed0"]["config"]["out"] == "runs/lambda/a-seed0"
     assert second["runs"]["a-seed0"]["config"]["out"] == "runs/missing/a-seed0"
     assert first["runs"]["a-seed0"]["rows"] != second["runs"]["a-seed0"]["rows"]
+
+
+def test_two_sweeps_sharing_a_folder_claim_their_own_runs(tmp_path):
+    """A run id that two sweeps share (every training sweep has a "references" run) is claimed per
+    sweep: another sweep's live claim on that id does not make this one skip its run."""
+    sweep = small_sweep(execute=slow_fake_run)
+    first_id = sweep.runs("default")[0]["id"]
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / f"other.{first_id}").write_text(str(os.getppid()))  # sweep "other" holds it, alive
+    record = sweep.run(out=tmp_path, progress=False, command="test")
+    assert set(record["runs"]) == {run["id"] for run in sweep.runs("default")}

@@ -8,7 +8,7 @@ per finished run its exact configuration, seed, software versions, seconds and r
 (``{"metrics": {...}, ...}``; extra keys such as ``test_missing_rate`` or ``status`` are factors).
 It is rewritten atomically after every run, and a resumed sweep never repeats a finished run.
 Processes that run the same sweep into the same folder share it: each run is claimed by one of
-them (``OUT/claims/<id>`` holds its PID, and a claim whose process has died is taken over), and
+them (``OUT/claims/<sweep>.<id>`` holds its PID, and a claim whose process has died is taken over), and
 the JSON is re-read and merged under a lock before every write.
 """
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Sweep:
             for run in todo:
                 with locked(path):  # another worker may have finished or taken it meanwhile
                     record["runs"] = {**read_runs(path), **record["runs"]}
-                    if run["id"] in record["runs"] or not claim(out, run["id"]):
+                    if run["id"] in record["runs"] or not claim(out, f"{self.name}.{run['id']}"):
                         continue
                 bar.set_postfix_str(run["id"])
                 start = time.perf_counter()
@@ -113,7 +113,7 @@ class Sweep:
                 with locked(path):
                     record["runs"] = {**read_runs(path), **record["runs"], run["id"]: done}
                     atomic_write_json(path, record)
-                claim_path(out, run["id"]).unlink(missing_ok=True)
+                claim_path(out, f"{self.name}.{run['id']}").unlink(missing_ok=True)
                 bar.update()
         with locked(path):
             record["runs"] = {**read_runs(path), **record["runs"]}
