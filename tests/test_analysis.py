@@ -293,3 +293,70 @@ def test_a_crash_between_an_epoch_and_its_copy_is_not_trained_again(tmp_path, mo
     other = TrainConfig(model="alignmamba1", out=str(tmp_path / "cut"), seed=7, **options)
     with pytest.raises(ValueError, match="a checkpoint of another run"):
         analysis.train_keeping_epochs(other)
+
+
+def test_saved_cues_reproduce_the_generators_label():
+    """The label is round(clip(1.2 * sum p(1+q)(1-2f) / sqrt(1 + #sentiment words) + 0.5 mood + noise)):
+    a least-squares fit of the labels on the ``bound`` features' last column and the mood finds the
+    generator's coefficients 1.2 and 0.5, so the saved cues are each word's and clip's own."""
+    from alignlib.data import synthetic
+
+    cues, labels = synthetic.load_correspondence(SAMPLE), load_mmsa(SAMPLE).splits["train"].labels
+    features = analysis.cue_features(cues, "train", "bound")
+    inside = np.abs(labels) < 2.9  # away from the clip at +-3
+    design = np.c_[features[inside][:, -1], features[inside][:, 7], np.ones(inside.sum())]  # bound sum, mood
+    coefficients = np.linalg.lstsq(design, labels[inside], rcond=None)[0]
+    assert coefficients[:2] == pytest.approx([1.2, 0.5], abs=0.08)
+
+
+def test_reference_lines_are_ordered(tmp_path):
+    from alignlib.data import synthetic
+
+    path = synthetic.write(tmp_path / "t.pkl", *synthetic.generate("tiny", 1, 1000))
+    found = analysis.references(path, seeds=(0, 1))
+    mae = {name: np.mean([m["MAE"] for m in runs]) for name, runs in found.items()}
+    assert list(mae) == list(analysis.REFERENCES) and all(len(v) == 2 for v in found.values())
+    assert mae["constant"] > mae["text_only"] > mae["set_level"] > mae["bound"] + 0.3
+    with pytest.raises(ValueError, match="reference"):
+        analysis.cue_features(synthetic.load_correspondence(path), "test", "oracle")
+
+
+def test_state_spread_against_a_loop():
+    torch.manual_seed(0)
+    states, mask = torch.randn(3, 5, 4), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]).bool()
+    expected = []
+    for b in range(3):
+        real = [torch.nn.functional.normalize(states[b, t].double(), dim=0) for t in range(5) if mask[b, t]]
+        centre = torch.nn.functional.normalize(sum(real), dim=0)
+        expected.append(np.mean([1 - float(u @ centre) for u in real]))
+    assert analysis.state_spread(states, mask) == pytest.approx(np.mean(expected))
+    collapsed = torch.ones(3, 5, 4) * torch.rand(3, 1, 1)  # every token of a clip points the same way
+    assert analysis.state_spread(collapsed, mask) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_own_plans_of_alignmamba1():
+    data = load_mmsa(SAMPLE)
+    test = data.splits["test"]
+    torch.manual_seed(0)
+    oracle = build_model("alignmamba1", data.dims, ModelConfig(d_model=8, n_layers=1, plan="oracle")).eval()
+    found = analysis.correspondences(oracle, test, test.alignment, range(6), methods=("proportional",))
+    assert found.accuracy["audio"]["model"] == 1.0 and found.accuracy["vision"]["model"] == 1.0
+    relaxed = build_model("alignmamba1", data.dims, ModelConfig(d_model=8, n_layers=1)).eval()
+    batch = analysis.clip_batch(test, range(6))
+    with torch.no_grad():
+        h = relaxed.project(batch)
+        expected = analysis.ot.plan(h["audio"], h["text"], batch.masks["audio"], batch.masks["text"], method="relaxed")
+    torch.testing.assert_close(analysis.own_plans(relaxed, batch)["audio"], expected)
+    assert analysis.own_plans(build_model("concat", data.dims, ModelConfig(d_model=8)), batch) == {}
+
+
+def test_the_supervised_projection_is_given_the_tables():
+    train_split = load_mmsa(SAMPLE).splits["train"]
+    project = analysis.fit_supervised_projection(train_split, "vision")
+    table = train_split.alignment["vision"]
+    rows, frames = np.nonzero(table >= 0)
+    projected = project(train_split.features["vision"][rows, frames])
+    words = train_split.features["text"][rows, table[rows, frames]]
+    assert projected.shape == words.shape
+    residual = np.mean((projected - words) ** 2) / np.mean((words - words.mean(0)) ** 2)
+    assert residual < 0.9  # the frames explain part of their word's token
