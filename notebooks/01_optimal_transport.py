@@ -52,6 +52,7 @@ batch_source: int = 30  # source length in that experiment
 batch_target: int = 20  # target length in that experiment
 lp_sizes: list = [4, 8, 16, 32]  # sequence lengths for the timing of exact OT
 seed: int = 0  # seeds every random draw
+solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
 # %%
@@ -546,3 +547,79 @@ record_metrics(
     permutation_gap=permutation_gap,
     ot_true_pair=set_values["true pair"][0],
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# Three exercises on this notebook's ideas. Write each answer where its cell says `# your code` and
+# run the cell: the check under it runs your answer on cases of its own, compares the result with
+# an independent reference and, if they differ, names what differs (a shape, a mask, an axis, a
+# factor), never the expected values. With the parameter `solutions=True` (the regression run sets
+# it) every check runs the reference solution from `alignlib/notebooks/solutions.py` instead and
+# folds it under its verdict.
+
+# %%
+from alignlib.notebooks.exercises import Exercises  # noqa: E402
+
+exercise = Exercises(solutions)
+
+# %% [markdown]
+# ### 1 · The relaxed plan of a padded batch (§4)
+#
+# Section 4 built the relaxed plan of one unpadded pair. A batch pads its clips to one length, so
+# write it for a batch with padding masks (True = real token), as `ot.relaxed_plan` computes it: in
+# a clip with $n$ real source tokens, every real source token $i$ sends its whole mass $1/n$ to its
+# cheapest *real* target, $M_{ij} = 1/n$ for $j = \arg\min_{j' \text{ real}} C_{ij'}$; padded source tokens
+# send nothing and padded targets receive nothing.
+#
+# *The check*: your plan against `ot.relaxed_plan(x, y, x_mask, y_mask)` on two padded batches.
+
+# %%
+def relaxed_plan(cost, x_mask, y_mask):
+    """cost (B, T_m, T_n), x_mask (B, T_m), y_mask (B, T_n) bool -> the relaxed plan (B, T_m, T_n)."""
+    ...  # your code
+
+
+exercise.check("relaxed_plan", relaxed_plan)
+
+# %% [markdown]
+# ### 2 · The aligned sequence as an average (§7)
+#
+# $\tilde X = M^\top X$ puts on word $j$ the *sum* $\sum_i M_{ij} x_i$, small because the masses are. Write
+# the barycentric version: divide row $j$ by the mass $\sum_i M_{ij}$ that word $j$ received, so that it
+# is a weighted average of the source tokens sent to it; a word that received no mass (a relaxed
+# plan leaves some) keeps a zero row.
+#
+# *The check*: your result against `ot.transport(plan, x, barycentric=True)` for a relaxed 6 x 9
+# plan (three or more words receive nothing) and an entropic 7 x 5 plan.
+
+# %%
+def aligned_average(plan, source):
+    """plan (T_m, T_n), source tokens (T_m, d) -> aligned tokens (T_n, d), each a weighted average."""
+    ...  # your code
+
+
+exercise.check("aligned_average", aligned_average)
+
+# %% [markdown]
+# ### 3 · A small experiment: the blur at which the plan's entropy halves (§6)
+#
+# How uncertain is a source token about its target? Normalise each row of the plan to sum to 1 and
+# take its entropy: on average over the rows that is
+# $\bar H(M) = H(M) - H(a) = -\sum_{ij} M_{ij} \log(T_m M_{ij})$ nats. It is $\log T_n$ for the independent
+# coupling $a b^\top$ (infinite blur), falls towards 0 as the plan sharpens, and grows with the blur
+# in between. Find the blur at which it is $\tfrac12 \log T_n$: compute
+# `ot.entropic_plan(source[None], target[None], blur=...)[0]` at trial blurs and bisect on
+# $\log(\text{blur})$ between 0.05 and 10. Before you run it, guess: is that blur above or below the
+# paper's 0.05, and by how much?
+#
+# *The check*: at your blur the entropy per source token must be $\tfrac12 \log T_n$ within 1%, on this
+# notebook's pair and on a 16 x 6 pair of its own.
+
+# %%
+def entropy_halving_blur(source, target):
+    """source (T_m, d), target (T_n, d) -> the blur at which the plan's entropy per source token is log(T_n) / 2."""
+    ...  # your code
+
+
+exercise.check("entropy_halving_blur", entropy_halving_blur, source=x_source, target=x_target)

@@ -45,6 +45,7 @@ descent_steps: int = 300  # gradient steps in the alignment demo
 learning_rate: float = 0.05  # Adam step size in the alignment demo
 permutations: int = 300  # permutations in the two-sample test
 seed: int = 0  # seeds every random draw
+solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
 # %%
@@ -440,3 +441,93 @@ record_metrics(
     population_reading_b=reading_values["B: sigma = 1/d"][1],
     shrink_ratio=shrink_ratio,
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# Four exercises on this notebook's ideas. Write each answer where its cell says `# your code` and
+# run the cell: the check under it runs your answer on cases of its own, compares the result with
+# an independent reference and, if they differ, names what differs (a shape, a mask, an axis, a
+# factor), never the expected values. With the parameter `solutions=True` (the regression run sets
+# it) every check runs the reference solution from `alignlib/notebooks/solutions.py` instead and
+# folds it under its verdict.
+
+# %%
+from alignlib.notebooks.exercises import Exercises  # noqa: E402
+
+exercise = Exercises(solutions)
+
+# %% [markdown]
+# ### 1 · The Gaussian kernel matrix in one line (§1)
+#
+# Write $K_{ij} = k(x_i, y_j) = \exp(-\gamma \lVert x_i - y_j\rVert^2)$ for two token sets, with $\gamma$ the inverse
+# width (reading A of section 4).
+#
+# *The check*: your matrix against scikit-learn's `rbf_kernel(x, y, gamma=gamma)` on two pairs of
+# token sets.
+
+# %%
+def kernel_matrix(x, y, gamma):
+    """x (m, d), y (n, d), gamma > 0 -> the kernel matrix (m, n)."""
+    ...  # your code
+
+
+exercise.check("kernel_matrix", kernel_matrix)
+
+# %% [markdown]
+# ### 2 · The unbiased MMD² from three kernel sums (§2, §5)
+#
+# Eq. 6's three sums give the biased estimator: each within-set sum includes the diagonal
+# $k(x_i, x_i) = 1$. The unbiased one (a U-statistic) leaves it out:
+#
+# $$\widehat{\mathrm{MMD}}{}^2_u = \frac{1}{m(m-1)}\sum_{i \ne i'} k(x_i, x_{i'}) + \frac{1}{n(n-1)}\sum_{j \ne j'} k(y_j, y_{j'}) - \frac{2}{mn}\sum_{i,j} k(x_i, y_j).$$
+#
+# Write it from three kernel sums (your `kernel_matrix` can help, once it passes).
+#
+# *The check*: your value against `mmd.mmd2(x, y, bandwidth=gamma, estimator="unbiased")` for sets
+# of unequal sizes.
+
+# %%
+def unbiased_mmd2(x, y, gamma):
+    """x (m, d), y (n, d), gamma > 0 -> the unbiased MMD^2 estimate (a number)."""
+    ...  # your code
+
+
+exercise.check("unbiased_mmd2", unbiased_mmd2)
+
+# %% [markdown]
+# ### 3 · The shrinking shortcut as one formula (§7)
+#
+# An encoder scales its features by $\alpha$ while the loss keeps its $\gamma$. Which inverse width
+# $\gamma'$ gives the *original* features the same kernel, $k_\gamma(\alpha x, \alpha y) = k_{\gamma'}(x, y)$ for all
+# $x, y$? (Section 7 walked along the bandwidth curve this way.)
+#
+# *The check*: `mmd.gaussian_kernel` of the scaled features at $\gamma$ against that of the original
+# features at your $\gamma'$, for three $(\gamma, \alpha)$.
+
+# %%
+def equivalent_gamma(gamma, alpha):
+    """gamma > 0, alpha > 0 -> gamma' with k_gamma(alpha x, alpha y) = k_gamma'(x, y)."""
+    ...  # your code
+
+
+exercise.check("equivalent_gamma", equivalent_gamma)
+
+# %% [markdown]
+# ### 4 · A small experiment: where does MMD see a shift best? (§3, §4)
+#
+# For $P = \mathcal{N}(0, I_d)$ and $Q = \mathcal{N}(s \mathbf{1}, I_d)$ the population MMD² is
+# `mmd.gaussian_mmd2(s, gamma, d)`. Find the $\gamma$ at which it peaks (a grid over $\log \gamma$, then
+# a finer one, is enough). Before you run it, guess: does the peak move to larger or smaller $\gamma$
+# as the shift grows, and is the paper's $1/d$ near it for $s = 0.5$, $d = 8$?
+#
+# *The check*: at your $\gamma$ the population MMD² must be within 0.1% of its maximum (found by
+# SciPy), for $s = 0.5, d = 8$ and $s = 2, d = 2$.
+
+# %%
+def peak_gamma(shift, dim):
+    """shift s, dimension d -> the gamma that maximises the population MMD^2 between N(0, I) and N(s 1, I)."""
+    ...  # your code
+
+
+exercise.check("peak_gamma", peak_gamma)

@@ -43,6 +43,7 @@ batch_size: int = 64  # sequences per training step
 d_model: int = 32  # width of the toy models
 timing_lengths: list = [256, 1024]  # lengths for the live loop, chunked and fused timings
 seed: int = 0  # seeds every random draw
+solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
 # %%
@@ -551,3 +552,72 @@ record_metrics(
     accuracy_time_invariant=accuracy["time-invariant SSM"],
     delta_symbol_noise_ratio=delta_symbol_noise_ratio,
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# Three exercises on this notebook's ideas. Write each answer where its cell says `# your code` and
+# run the cell: the check under it runs your answer on cases of its own, compares the result with
+# an independent reference and, if they differ, names what differs (a shape, a mask, an axis, a
+# factor), never the expected values. With the parameter `solutions=True` (the regression run sets
+# it) every check runs the reference solution from `alignlib/notebooks/solutions.py` instead and
+# folds it under its verdict.
+
+# %%
+from alignlib.notebooks.exercises import Exercises  # noqa: E402
+
+exercise = Exercises(solutions)
+
+# %% [markdown]
+# ### 1 · One exact ZOH step (§1)
+#
+# Write one step of the zero-order hold for the diagonal SSM $h' = a \odot h + b\,u$ with the input
+# held at $u$ over a step $\Delta$: $h_t = e^{\Delta a} \odot h_{t-1} + \frac{e^{\Delta a} - 1}{a} \odot b\, u$, the exact
+# $\bar B$, not Mamba's $\Delta b$.
+#
+# *The check*: your step against SciPy's ODE solver over one step of length $\Delta$, in two cases.
+
+# %%
+def zoh_step(h, u, a, b, delta):
+    """state h (N,), input u (a number), rates a (N,) < 0, b (N,), step delta -> the next state (N,)."""
+    ...  # your code
+
+
+exercise.check("zoh_step", zoh_step)
+
+# %% [markdown]
+# ### 2 · The selective scan as a loop (§3, §4)
+#
+# Write the selective scan (no skip term, no gate) as a loop over time, for a batch of channels:
+#
+# $$h_t = e^{\Delta_t A} \odot h_{t-1} + \Delta_t B_t u_t, \qquad y_t = \langle C_t, h_t \rangle,$$
+#
+# with one state $h \in \mathbb{R}^N$ per (batch item, channel), $h_0 = 0$ before the first step,
+# `delta` already positive (after softplus), and $B_t, C_t$ shared by the channels.
+#
+# *The check*: your output against `selective_scan_reference(u, delta, A, B, C)`.
+
+# %%
+def selective_scan_loop(u, delta, A, B, C):
+    """u, delta (batch, D, L), A (D, N), B, C (batch, N, L) -> y (batch, D, L)."""
+    ...  # your code
+
+
+exercise.check("selective_scan_loop", selective_scan_loop)
+
+# %% [markdown]
+# ### 3 · The convolution kernel of a time-invariant SSM (§2)
+#
+# Write the kernel $K_k = C \bar A^k \bar B$ for lags $k = 0, \dots, L-1$, with $\bar A = e^{\Delta a}$ and Mamba's
+# $\bar B = \Delta b$ (diagonal $A$: a sum over the $N$ states).
+#
+# *The check*: your kernel against the response of `selective_scan_reference` to a unit spike,
+# lag by lag.
+
+# %%
+def impulse_response(a, b, c, delta, length):
+    """a (N,) < 0, b (N,), c (N,), step delta, number of lags -> the kernel K (length,)."""
+    ...  # your code
+
+
+exercise.check("impulse_response", impulse_response)

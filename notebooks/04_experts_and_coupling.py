@@ -44,6 +44,7 @@ batch_size: int = 64  # sequences per step
 top_k: int = 1  # experts per token for learned routing
 coupled_length: int = 20  # time steps in the Coupled Mamba demo
 seed: int = 0  # seeds every random draw
+solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
 # %%
@@ -468,3 +469,88 @@ record_metrics(
     coupled_gap=coupled_gap,
     pulse_spread=spread_to_others,
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# Four exercises on this notebook's ideas. Write each answer where its cell says `# your code` and
+# run the cell: the check under it runs your answer on cases of its own, compares the result with
+# an independent reference and, if they differ, names what differs (a shape, a mask, an axis, a
+# factor), never the expected values. With the parameter `solutions=True` (the regression run sets
+# it) every check runs the reference solution from `alignlib/notebooks/solutions.py` instead and
+# folds it under its verdict.
+
+# %%
+from alignlib.notebooks.exercises import Exercises  # noqa: E402
+
+exercise = Exercises(solutions)
+
+# %% [markdown]
+# ### 1 · Route tokens to experts by modality (§3, Eq. 9)
+#
+# Write a deterministic expert projection: token $h_i$ of modality $m_i$ becomes
+# $E_{m_i} h_i + E_{\text{shared}} h_i$, with the experts' weights stored as `nn.Linear` stores them,
+# `(d_out, d_in)` each (no biases).
+#
+# *The check*: your output against `ExpertLinear` with the same weights.
+
+# %%
+def route_by_modality(tokens, modality, experts, shared):
+    """tokens (B, L, d_in), modality ids (B, L), experts (M, d_out, d_in), shared (d_out, d_in) -> (B, L, d_out)."""
+    ...  # your code
+
+
+exercise.check("route_by_modality", route_by_modality)
+
+# %% [markdown]
+# ### 2 · The load-balancing loss (§4)
+#
+# Given a learned router's gate probabilities $p_{i,m}$ for every token, write Switch
+# Transformer's loss $M \sum_m f_m P_m$: $f_m$ is the share of tokens whose first choice
+# ($\arg\max_m p_{i,m}$) is expert $m$, $P_m$ the mean probability of $m$ over the tokens.
+#
+# *The check*: your loss against the one `Router` returns for those probabilities.
+
+# %%
+def load_balancing_loss(probabilities):
+    """gate probabilities (B, L, M) -> the load-balancing loss (a number; 1 for a uniform load)."""
+    ...  # your code
+
+
+exercise.check("load_balancing_loss", load_balancing_loss)
+
+# %% [markdown]
+# ### 3 · The coupling at which the summed state blows up (§7)
+#
+# With scalar chains of rates $a_m$ and a constant step $\Delta$, the summed state is multiplied by
+# $c \sum_m \bar A^m$ at every step. Write the largest coupling $c$ that keeps it from growing (the
+# explorer's threshold). Predict first: for the explorer's three chains at $\Delta = 0.5$ instead of
+# 0.1, is it above or below the layer's $1/M$?
+#
+# *The check*: runs `coupled_scan_reference` at your coupling after a pulse and measures the summed
+# state's factor per step: it must be 1.
+
+# %%
+def blowup_coupling(a, delta):
+    """rates a (M,) < 0, step delta -> the coupling c at which the summed state neither grows nor decays."""
+    ...  # your code
+
+
+exercise.check("blowup_coupling", blowup_coupling)
+
+# %% [markdown]
+# ### 4 · How much of the modality a router's choice carries, in bits (§6)
+#
+# Write the mutual information between two integer labels per token, the modality $m$ and the top
+# expert $e$, from their joint histogram:
+# $I = \sum_{m, e} p(m, e) \log_2 \frac{p(m, e)}{p(m)\,p(e)}$ bits (0 when the choice ignores the modality).
+#
+# *The check*: your value against scikit-learn's `mutual_info_score` (in nats) divided by $\ln 2$.
+
+# %%
+def modality_information_bits(modality, expert):
+    """modality (T,), expert (T,) integer labels -> I(modality; expert) in bits."""
+    ...  # your code
+
+
+exercise.check("modality_information_bits", modality_information_bits)

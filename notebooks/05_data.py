@@ -40,6 +40,7 @@ ridge: float = 1.0  # ridge penalty of the frame-to-word projections fitted in s
 blur: float = 0.05  # blur of the entropic plans
 missing_rate: float = 0.3  # missing rate shown in section 4
 seed: int = 0  # seeds every random draw
+solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
 # %%
@@ -295,3 +296,71 @@ record_metrics(
     missing_share=missing_share,
     noisy_predictor_acc2=table["truth + noise (sd 1)"]["Has0_acc_2"],
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# Three exercises on this notebook's ideas. Write each answer where its cell says `# your code` and
+# run the cell: the check under it runs your answer on cases of its own, compares the result with
+# an independent reference and, if they differ, names what differs (a shape, a mask, an axis, a
+# factor), never the expected values. With the parameter `solutions=True` (the regression run sets
+# it) every check runs the reference solution from `alignlib/notebooks/solutions.py` instead and
+# folds it under its verdict.
+
+# %%
+from alignlib.notebooks.exercises import Exercises  # noqa: E402
+
+exercise = Exercises(solutions)
+
+# %% [markdown]
+# ### 1 · The proportional-time guess (§2)
+#
+# Without reading a feature, guess each frame's word from its position: frame $t$ of $n$ goes to
+# word $\lfloor t W / n \rfloor$ of $W$, the frames cut into $W$ equal runs, one per word. This is the floor
+# every plan of section 2 has to beat.
+#
+# *The check*: your guess against the heaviest entry of `ot.proportional_plan` for each frame, in
+# four cases (more frames than words, as many, fewer).
+
+# %%
+def proportional_guess(n_frames, n_words):
+    """n frames, W words -> the word index of each frame (n_frames,)."""
+    ...  # your code
+
+
+exercise.check("proportional_guess", proportional_guess)
+
+# %% [markdown]
+# ### 2 · Score a plan against the true correspondence (§2)
+#
+# Write the recovery score of section 2: the share of *real* frames whose heaviest plan entry is
+# their true word, pooled over the clips of a padded batch (a frame is real where its mask is True).
+#
+# *The check*: your score against `ot.correspondence_accuracy(plan, truth, mask)` on a batch whose
+# second clip is padded.
+
+# %%
+def recovery_accuracy(plan, truth, mask):
+    """plan (B, T_m, T_n), truth (B, T_m) word indices, mask (B, T_m) bool -> the share of real frames recovered."""
+    ...  # your code
+
+
+exercise.check("recovery_accuracy", recovery_accuracy)
+
+# %% [markdown]
+# ### 3 · Predict the share of dropped modalities (§4)
+#
+# At missing rate $r$ each of the $M$ modalities of a clip is dropped with probability $r$, and a clip
+# that loses all of them gets one back, chosen at random. Section 4's right panel shows the share
+# actually dropped sitting a little below $r$. Predict it as a closed form in $r$ and $M$.
+#
+# *The check*: your share against the empirical share of `missing_modality_mask` over 200 000
+# clips (within 4 standard errors), for three $(r, M)$.
+
+# %%
+def expected_missing_share(rate, n_modalities):
+    """missing rate r, modalities M -> the expected share of modality slots dropped."""
+    ...  # your code
+
+
+exercise.check("expected_missing_share", expected_missing_share)

@@ -59,6 +59,7 @@ seeds: list = [0]  # one model per seed and variant: one seed here (single runs,
 probe_scenes: int = 1000  # training scenes whose visual states fit the linear probes
 seed: int = 0  # seeds the data
 results_dir: str = "../benchmarks/results"  # the committed full-profile sweep, experiments_emma.json
+solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
 # %%
@@ -631,3 +632,93 @@ record_metrics(
        [("baseline", "baseline"), ("pixel", "+pixel"), ("mff", "+MFF"), ("both", "+both (EMMA)")]},
     probe_r2_first_baseline=float(np.mean([probes["baseline", s][0][0] for s in seeds])),
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# Four exercises on this notebook's ideas. Write each answer where its cell says `# your code` and
+# run the cell: the check under it runs your answer on cases of its own, compares the result with
+# an independent reference and, if they differ, names what differs (a shape, a mask, an axis, a
+# factor), never the expected values. With the parameter `solutions=True` (the regression run sets
+# it) every check runs the reference solution from `alignlib/notebooks/solutions.py` instead and
+# folds it under its verdict.
+
+# %%
+from alignlib.notebooks.exercises import Exercises  # noqa: E402
+
+exercise = Exercises(solutions)
+
+# %% [markdown]
+# ### 1 · Cut a scene into patches (§2)
+#
+# Write the first stage of the model: images `(B, H, W)` into patches `(B, P, p²)`, the patches in
+# raster order (left to right along a row of patches, then the next row) and the pixels inside
+# each patch in raster order too.
+#
+# *The check*: your patches against `emma.patchify` on square and oblong images.
+
+# %%
+def patchify(images, patch_size):
+    """images (B, H, W), patch side p -> patches (B, H W / p^2, p^2)."""
+    ...  # your code
+
+
+exercise.check("patchify", patchify)
+
+# %% [markdown]
+# ### 2 · Multi-scale feature fusion by hand (§4)
+#
+# Write MFF's forward: RMS-normalise each visual-token state over its $d$ features,
+# $s / \sqrt{\mathrm{mean}(s^2)}$ (the norms' learned scales are 1 here), concatenate the $L$ normalised
+# states along the features and apply the linear layer `weight`, `bias`.
+#
+# *The check*: your output against `MultiScaleFusion` with the same projection.
+
+# %%
+def multi_scale_fusion(states, weight, bias):
+    """states: L tensors (B, P, d); weight (d, L d), bias (d,) -> fused visual states (B, P, d)."""
+    ...  # your code
+
+
+exercise.check("multi_scale_fusion", multi_scale_fusion)
+
+# %% [markdown]
+# ### 3 · One layer's linear probe (§7)
+#
+# Write the probe of section 7 for one layer: fit $\hat y = W^\top s + b$ (an intercept included) by
+# least squares on the training tokens, then score it on the test tokens by $R^2$ pooled over all
+# pixels, $1 - \sum (y - \hat y)^2 / \sum (y - \bar y)^2$ with $\bar y$ each pixel's test mean.
+#
+# *The check*: your $R^2$ against scikit-learn's `LinearRegression` scored by
+# `r2_score(..., multioutput="variance_weighted")`.
+
+# %%
+def probe_r2(train_states, train_pixels, test_states, test_pixels):
+    """states (N, d) and pixels (N, k), for training and test tokens -> the test R^2 (a number)."""
+    ...  # your code
+
+
+exercise.check("probe_r2", probe_r2)
+
+# %% [markdown]
+# ### 4 · A prediction about a trained model, then the cell that tests it (§2, §5)
+#
+# Section 2 showed that padding cannot change the answer of an *untrained* model. Training has
+# since changed every weight. Predict: does the trained baseline give exactly the same answers
+# (to float rounding, 1e-5) when every question of a batch gets five more padding tokens?
+
+# %%
+answers_unchanged_by_padding = None  # your prediction: True or False
+
+# %% [markdown]
+# The test: the trained baseline's logits for eight test questions, as they are and with five more
+# padding tokens each.
+
+# %%
+trained = models["baseline", seeds[0]]
+with torch.no_grad():
+    as_padded = trained(batch.images, batch.tokens, batch.mask).logits
+    more_padding = trained(batch.images, torch.nn.functional.pad(batch.tokens, (0, 5)),
+                           torch.nn.functional.pad(batch.mask, (0, 5))).logits
+padding_change = (more_padding - as_padded).abs().max().item()
+exercise.check("answers_unchanged_by_padding", answers_unchanged_by_padding, gap=padding_change)

@@ -1,14 +1,18 @@
 """The notebook suite: record a notebook's key numbers, execute notebooks with papermill and
-render them as HTML pages that read offline (:mod:`alignlib.notebooks.export`).
+render them as HTML pages that read offline (:mod:`alignlib.notebooks.export`); the exercises'
+checks and reference solutions are :mod:`alignlib.notebooks.exercises` and
+:mod:`alignlib.notebooks.solutions`.
 
 Command line::
 
-    python -m alignlib.notebooks run [--profile default|full] [--only PATTERN] [--out DIR]
+    python -m alignlib.notebooks run [--profile default|full] [--only PATTERN] [--out DIR] [--no-solutions]
 
 executes every notebook in ``notebooks/`` (or those whose name contains PATTERN) into DIR
 (default ``build/``), writes each one's metrics and HTML page beside it (maths, widgets and plots
 drawn with the scripts in ``DIR/static``, no network needed) and an ``index.html`` that links them,
-and exits non-zero naming the notebook, the cell and the error if one fails.
+and exits non-zero naming the notebook, the cell and the error if one fails. The exercises run
+with ``solutions=True`` (every reference solution through its check, folded on the page) unless
+``--no-solutions`` runs them as a student sees them.
 """
 from __future__ import annotations
 
@@ -89,11 +93,14 @@ def execute(
     profile: str = "default",
     cell_timeout: int = 1800,
     extra_parameters: dict | None = None,
+    solutions: bool = True,
 ) -> NotebookRun:
     """Execute one notebook with papermill (kernel ``python3``) into ``out_dir``.
 
     The executed copy goes to ``out_dir/<name>.ipynb`` and its metrics to
-    ``out_dir/<name>.metrics.json``. Raises :class:`NotebookFailed` on an error in a cell.
+    ``out_dir/<name>.metrics.json``. ``solutions`` sets the notebook's parameter of that name (if it
+    has one): its exercises then check their reference solutions. Raises :class:`NotebookFailed` on
+    an error in a cell.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -105,6 +112,8 @@ def execute(
     metrics_path.unlink(missing_ok=True)
     parameters = {**profile_parameters(notebook, profile), **(extra_parameters or {})}
     parameters["metrics_path"] = str(metrics_path)
+    if "solutions" in papermill.inspect_notebook(str(notebook)):
+        parameters.setdefault("solutions", solutions)
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -159,7 +168,7 @@ def write_index(runs: list[NotebookRun], failures: list[str], out_dir: Path, pro
     return atomic_write_bytes(out_dir / "index.html", page.encode())
 
 
-def run_suite(profile: str, only: str | None, out_dir: Path, cell_timeout: int) -> int:
+def run_suite(profile: str, only: str | None, out_dir: Path, cell_timeout: int, solutions: bool = True) -> int:
     from tqdm.auto import tqdm
 
     notebooks = discover(only)
@@ -171,7 +180,7 @@ def run_suite(profile: str, only: str | None, out_dir: Path, cell_timeout: int) 
         for notebook in bar:
             bar.set_postfix_str(notebook.stem)
             try:
-                runs.append(execute(notebook, out_dir, profile, cell_timeout))
+                runs.append(execute(notebook, out_dir, profile, cell_timeout, solutions=solutions))
             except NotebookFailed as error:
                 failures.append(str(error))
     index = write_index(runs, failures, Path(out_dir).resolve(), profile)
@@ -192,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", metavar="PATTERN", help="run only notebooks whose name contains PATTERN")
     run.add_argument("--out", type=Path, default=PROJECT_ROOT / "build", help="output folder (default: build/)")
     run.add_argument("--cell-timeout", type=int, default=1800, metavar="SECONDS", help="time limit per cell")
+    run.add_argument("--no-solutions", dest="solutions", action="store_false",
+                     help="leave the exercises unanswered, as a student sees them (default: check the reference solutions)")
     args = parser.parse_args(argv)
-    return run_suite(args.profile, args.only, args.out, args.cell_timeout)
+    return run_suite(args.profile, args.only, args.out, args.cell_timeout, args.solutions)
 

@@ -1,0 +1,154 @@
+"""Reference solutions of the notebooks' exercises, one per exercise of
+:mod:`alignlib.notebooks.exercises` and under the same name.
+
+A notebook run with ``solutions=True`` checks these instead of its answer cells (the regression run
+does); the tests check them too. Each solution does the exercise's step by hand, as a student
+would: it does not call the library function its check compares with.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+# 01 · optimal transport
+
+def relaxed_plan(cost, x_mask, y_mask):
+    cheapest = cost.masked_fill(~y_mask[:, None, :], float("inf")).argmin(dim=2)  # (B, T_m): over real targets only
+    mass = x_mask / x_mask.sum(1, keepdim=True)  # 1/n on each real source token, 0 on padding
+    return torch.zeros_like(cost).scatter(2, cheapest[..., None], mass[..., None].to(cost.dtype))
+
+
+def aligned_average(plan, source):
+    received = plan.sum(dim=0)  # (T_n,): the mass each word received
+    return (plan.T @ source) / torch.where(received > 0, received, 1.0)[:, None]
+
+
+def entropy_halving_blur(source, target):
+    from alignlib.align import ot
+
+    def entropy(blur):  # entropy per source token, -sum M log(T_m M)
+        plan = ot.entropic_plan(source[None], target[None], blur=blur)[0]
+        return -torch.special.xlogy(plan, plan * plan.shape[0]).sum().item()
+
+    goal, low, high = math.log(target.shape[0]) / 2, math.log(0.05), math.log(10.0)
+    for _ in range(30):  # bisection on log(blur): the entropy grows with the blur
+        middle = (low + high) / 2
+        low, high = (middle, high) if entropy(math.exp(middle)) < goal else (low, middle)
+    return math.exp((low + high) / 2)
+
+
+# 02 · MMD
+
+def kernel_matrix(x, y, gamma):
+    return torch.exp(-gamma * (x[:, None, :] - y[None, :, :]).pow(2).sum(-1))
+
+
+def unbiased_mmd2(x, y, gamma):
+    m, n = len(x), len(y)
+    k_xx, k_yy, k_xy = kernel_matrix(x, x, gamma), kernel_matrix(y, y, gamma), kernel_matrix(x, y, gamma)
+    within_x = (k_xx.sum() - k_xx.diagonal().sum()) / (m * (m - 1))
+    within_y = (k_yy.sum() - k_yy.diagonal().sum()) / (n * (n - 1))
+    return within_x + within_y - 2 * k_xy.sum() / (m * n)
+
+
+def equivalent_gamma(gamma, alpha):
+    return gamma * alpha**2  # exp(-gamma |alpha x - alpha y|^2) = exp(-(gamma alpha^2) |x - y|^2)
+
+
+def peak_gamma(shift, dim):
+    from alignlib.align import mmd
+
+    grid = torch.logspace(-4, 2, 2001, dtype=torch.float64)
+    coarse = max(grid.tolist(), key=lambda gamma: mmd.gaussian_mmd2(shift, gamma, dim))
+    fine = torch.linspace(coarse / 1.01, coarse * 1.01, 2001, dtype=torch.float64)
+    return max(fine.tolist(), key=lambda gamma: mmd.gaussian_mmd2(shift, gamma, dim))
+
+
+# 03 · Mamba
+
+def zoh_step(h, u, a, b, delta):
+    return torch.exp(delta * a) * h + torch.expm1(delta * a) / a * b * u
+
+
+def selective_scan_loop(u, delta, A, B, C):
+    state = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])  # (batch, D, N)
+    outputs = []
+    for t in range(u.shape[-1]):
+        decay = torch.exp(delta[:, :, t, None] * A)  # (batch, D, N)
+        drive = delta[:, :, t, None] * B[:, None, :, t] * u[:, :, t, None]
+        state = decay * state + drive
+        outputs.append((state * C[:, None, :, t]).sum(-1))  # (batch, D)
+    return torch.stack(outputs, dim=-1)
+
+
+def impulse_response(a, b, c, delta, length):
+    lags = torch.arange(length, dtype=a.dtype)[:, None]
+    return (c * torch.exp(lags * delta * a) * delta * b).sum(-1)  # K_k = C A_bar^k B_bar, B_bar = delta b
+
+
+# 04 · experts and coupling
+
+def route_by_modality(tokens, modality, experts, shared):
+    own = experts[modality]  # (B, L, d_out, d_in): each token's own expert
+    return (own @ tokens[..., None])[..., 0] + tokens @ shared.T
+
+
+def load_balancing_loss(probabilities):
+    experts = probabilities.shape[-1]
+    flat = probabilities.reshape(-1, experts)
+    first_choice = torch.bincount(flat.argmax(-1), minlength=experts) / len(flat)  # f_m
+    return experts * (first_choice * flat.mean(0)).sum()  # M sum_m f_m P_m
+
+
+def blowup_coupling(a, delta):
+    return 1 / torch.exp(delta * a).sum()  # c sum_m A_bar^m = 1
+
+
+def modality_information_bits(modality, expert):
+    experts = int(expert.max()) + 1
+    counts = torch.bincount(modality * experts + expert).double()
+    joint = torch.nn.functional.pad(counts, (0, (int(modality.max()) + 1) * experts - len(counts)))
+    joint = joint.reshape(-1, experts) / len(modality)  # p(m, e)
+    independent = joint.sum(1, keepdim=True) * joint.sum(0, keepdim=True)  # p(m) p(e)
+    return torch.special.xlogy(joint, joint / independent).nansum() / math.log(2)
+
+
+# 05 · data
+
+def proportional_guess(n_frames, n_words):
+    return torch.arange(n_frames) * n_words // n_frames
+
+
+def recovery_accuracy(plan, truth, mask):
+    hits = plan.argmax(dim=2) == truth  # (B, T_m): each frame's heaviest word
+    return hits[mask].double().mean()
+
+
+def expected_missing_share(rate, n_modalities):
+    # each slot drops with probability r; a clip that drew all M as missing (probability r^M) gets one back
+    return rate - rate**n_modalities / n_modalities
+
+
+# 09 · EMMA
+
+def patchify(images, patch_size):
+    tiles = images.unfold(1, patch_size, patch_size).unfold(2, patch_size, patch_size)  # (B, H/p, W/p, p, p)
+    return tiles.reshape(len(images), -1, patch_size * patch_size)
+
+
+def multi_scale_fusion(states, weight, bias):
+    normalised = [s / s.pow(2).mean(-1, keepdim=True).sqrt() for s in states]  # RMSNorm, scale 1
+    return torch.cat(normalised, dim=-1) @ weight.T + bias
+
+
+def probe_r2(train_states, train_pixels, test_states, test_pixels):
+    design = torch.cat([train_states, torch.ones(len(train_states), 1, dtype=train_states.dtype)], dim=1)
+    coefficients = torch.linalg.lstsq(design, train_pixels).solution  # weights and intercept
+    predicted = test_states @ coefficients[:-1] + coefficients[-1]
+    residual = (test_pixels - predicted).pow(2).sum()
+    return 1 - residual / (test_pixels - test_pixels.mean(0)).pow(2).sum()
+
+
+answers_unchanged_by_padding = True  # causality: the answer position reads no later position
