@@ -18,7 +18,6 @@
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -49,27 +48,21 @@ def initial_model(config: TrainConfig) -> nn.Module:
 
 
 def train_keeping_epochs(config: TrainConfig, progress: bool = False) -> list[Path]:
-    """Train ``config`` one epoch at a time (``resume=True``), copying ``last.pt`` to
-    ``epoch_K.pt`` after epoch ``K``; stops early where :func:`alignlib.train.train` would.
-    Returns the per-epoch checkpoints.
-    An interrupted call continues: epochs whose ``epoch_K.pt`` exists are not trained again."""
-    out, kept = Path(config.out), []
-    for epoch in range(1, config.epochs + 1):
-        path = out / f"epoch_{epoch}.pt"
-        if not path.exists():
-            train(replace(config, epochs=epoch, resume=True), progress=progress)
-            shutil.copyfile(out / "last.pt", path.with_suffix(".tmp"))
-            path.with_suffix(".tmp").replace(path)  # atomically: a present epoch_K.pt is a whole one
-        state = read_checkpoint(path)
-        recorded = state["config"]
-        if ((state["epoch"] + 1, state["model_name"], recorded.get("seed"), recorded.get("model_options"),
-             recorded.get("data")) != (epoch, config.model, config.seed, config.model_options, config.data)):
-            raise ValueError(f"{path}: a checkpoint of another run (epoch {state['epoch'] + 1}, model "
-                             f"{state['model_name']}, seed {recorded.get('seed')}, data {recorded.get('data')}); "
+    """Train ``config`` keeping every epoch's checkpoint (``keep_epochs``; ``epoch_K.pt`` after
+    epoch ``K``), resuming from ``last.pt`` when the folder has one, so an interrupted call
+    continues where it stopped. Returns the per-epoch checkpoints, up to where early stopping ended
+    the run; refuses a folder holding another run's checkpoints."""
+    out = Path(config.out)
+    test = train(replace(config, keep_epochs=True, resume=True), progress=progress)
+    kept = [out / f"epoch_{epoch}.pt" for epoch in range(1, test["epochs_run"] + 1)]
+    for epoch, path in enumerate(kept, start=1):
+        recorded = read_checkpoint(path)
+        settings = recorded["config"]
+        if ((recorded["epoch"] + 1, recorded["model_name"], settings.get("seed"), settings.get("model_options"),
+             settings.get("data")) != (epoch, config.model, config.seed, config.model_options, config.data)):
+            raise ValueError(f"{path}: a checkpoint of another run (epoch {recorded['epoch'] + 1}, model "
+                             f"{recorded['model_name']}, seed {settings.get('seed')}, data {settings.get('data')}); "
                              "choose another out folder")
-        kept.append(path)
-        if state["stale"] >= config.patience:
-            break
     return kept
 
 

@@ -67,6 +67,7 @@ class TrainConfig:
     test_missing_rate: float = 0.0  # drop test modalities at inference (AlignMamba Table 1), seeded
     length_batches: bool = True  # batch clips of similar real length (padding then costs almost nothing)
     resume: bool = False  # continue from OUT/last.pt
+    keep_epochs: bool = False  # also keep every epoch's checkpoint as OUT/epoch_K.pt
     model_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -328,6 +329,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
             state = checkpoint_state(run, epoch)
             if improved:
                 save_checkpoint(out / "best.pt", state)
+            if config.keep_epochs:  # before last.pt: a run killed in between trains this epoch again, to the same state
+                save_checkpoint(out / f"epoch_{epoch + 1}.pt", state)
             save_checkpoint(out / "last.pt", state)
             if progress:
                 print(f"epoch {epoch + 1}: train loss {totals['loss']:.4f}, valid MAE {valid['MAE']:.4f}, "

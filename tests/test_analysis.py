@@ -15,6 +15,7 @@ from alignlib import analysis
 from alignlib.data import load_mmsa
 from alignlib.models.checkpoint import load_model
 from alignlib.models.sentiment import ModelConfig, build_model
+from alignlib import train as training
 from alignlib.train import TrainConfig, evaluate, train
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples" / "synthetic_tiny.pkl"
@@ -220,22 +221,22 @@ def test_per_epoch_checkpoints_continue_where_an_interrupted_call_stopped(tmp_pa
     options = dict(data=str(SAMPLE), epochs=3, batch_size=32, model_options={"d_model": 8, "n_layers": 1})
     whole = analysis.train_keeping_epochs(TrainConfig(model="alignmamba1", out=str(tmp_path / "whole"), **options))
     cut = TrainConfig(model="alignmamba1", out=str(tmp_path / "cut"), **options)
-    real_train, trained = analysis.train, []
+    real_epoch, trained = training.train_epoch, []
 
-    def killed_in_epoch_three(config, progress=False):
-        if config.epochs == 3:
+    def killed_in_epoch_three(run, epoch, progress):
+        if epoch == 2:
             raise KeyboardInterrupt("killed")
-        trained.append(config.epochs)
-        return real_train(config, progress=progress)
+        trained.append(epoch)
+        return real_epoch(run, epoch, progress)
 
-    monkeypatch.setattr(analysis, "train", killed_in_epoch_three)
+    monkeypatch.setattr(training, "train_epoch", killed_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
         analysis.train_keeping_epochs(cut)
-    assert trained == [1, 2] and sorted(p.name for p in (tmp_path / "cut").glob("epoch_*.pt")) == ["epoch_1.pt", "epoch_2.pt"]
-    monkeypatch.setattr(analysis, "train", lambda config, progress=False: (trained.append(config.epochs),
-                                                                           real_train(config, progress=progress))[1])
+    assert trained == [0, 1] and sorted(p.name for p in (tmp_path / "cut").glob("epoch_*.pt")) == ["epoch_1.pt", "epoch_2.pt"]
+    monkeypatch.setattr(training, "train_epoch", lambda run, epoch, progress: (trained.append(epoch),
+                                                                               real_epoch(run, epoch, progress))[1])
     resumed = analysis.train_keeping_epochs(cut)
-    assert trained == [1, 2, 3]  # epochs 1 and 2 are not trained again
+    assert trained == [0, 1, 2]  # epochs 1 and 2 are not trained again
     for ours, theirs in zip(resumed, whole, strict=True):
         a, b = load_model(ours)[0].state_dict(), load_model(theirs)[0].state_dict()
         for key in b:
@@ -267,33 +268,30 @@ def test_checkpoint_summary_collects_the_analysis_functions(trained):
     assert not any(k.startswith(("shared_", "mi_")) for k in analysis.checkpoint_summary(plain, split, truth, clips))
 
 
-def test_a_crash_between_an_epoch_and_its_copy_is_not_trained_again(tmp_path, monkeypatch):
+def test_a_crash_between_an_epoch_checkpoint_and_last_trains_that_epoch_again_to_the_same_state(tmp_path, monkeypatch):
     options = dict(data=str(SAMPLE), epochs=2, batch_size=32, model_options={"d_model": 8, "n_layers": 1})
     whole = analysis.train_keeping_epochs(TrainConfig(model="alignmamba1", out=str(tmp_path / "whole"), **options))
     cut = TrainConfig(model="alignmamba1", out=str(tmp_path / "cut"), **options)
-    real_copy, copies = analysis.shutil.copyfile, []
+    real_save, saved = training.save_checkpoint, []
 
-    def copy_fails_at_epoch_two(source, target):
-        copies.append(target)
-        if len(copies) == 2:
-            raise KeyboardInterrupt("killed after training epoch 2")
-        return real_copy(source, target)
+    def killed_before_last_of_epoch_two(path, state):
+        saved.append(path.name)
+        if path.name == "last.pt" and state["epoch"] == 1:
+            raise KeyboardInterrupt("killed after writing epoch_2.pt")
+        return real_save(path, state)
 
-    monkeypatch.setattr(analysis.shutil, "copyfile", copy_fails_at_epoch_two)
+    monkeypatch.setattr(training, "save_checkpoint", killed_before_last_of_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         analysis.train_keeping_epochs(cut)
-    monkeypatch.setattr(analysis.shutil, "copyfile", real_copy)
+    assert "epoch_2.pt" in saved
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
     resumed = analysis.train_keeping_epochs(cut)
     metrics = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
-    assert [m["epoch"] for m in metrics] == [1, 2]  # epoch 2 was not trained a second time
+    assert [m["epoch"] for m in metrics] == [1, 2]
     for ours, theirs in zip(resumed, whole, strict=True):
         a, b = load_model(ours)[0].state_dict(), load_model(theirs)[0].state_dict()
         for key in b:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
-    other = TrainConfig(model="alignmamba1", out=str(tmp_path / "cut"), seed=7, **options)
-    with pytest.raises(ValueError, match="a checkpoint of another run"):
-        analysis.train_keeping_epochs(other)
-
 
 def test_saved_cues_reproduce_the_generators_label():
     """The label is round(clip(1.2 * sum p(1+q)(1-2f) / sqrt(1 + #sentiment words) + 0.5 mood + noise)):
