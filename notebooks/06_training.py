@@ -24,20 +24,28 @@
 #
 # **What you will learn**
 # 1. how AlignMamba-2 is assembled from those pieces (Algorithm 1 of the paper);
-# 2. how to train it, and a concatenation-Mamba baseline (as Cobra), with `alignlib.train`;
-# 3. what the training curves and the alignment losses do;
-# 4. how the test metrics compare, and why they are not the paper's numbers;
-# 5. where AlignMamba-2 stands on the suite's MOSI-sized benchmark (three seeds), and what its
-#    alignment losses can and cannot give the fusion layers.
+# 2. what a model *can* reach on the synthetic benchmark: four reference lines computed from the
+#    generator's latent cues, from predicting the mean to knowing every cue bound to its word;
+# 3. how to train AlignMamba-2, a concatenation-Mamba baseline (as Cobra) and AlignMamba-1 given the
+#    true frame-to-word plan (the control that shows what alignment is worth) with `alignlib.train`,
+#    until the validation curve is flat, and how to read the learning curves;
+# 4. how the test metrics compare with the reference lines and with the paper's table (and why the
+#    paper's numbers are not comparable);
+# 5. where every model stands in the committed, converged model table (three seeds), and what
+#    AlignMamba-2's alignment losses can and cannot give its fusion layers.
 
 # %% tags=["parameters"]
-data_path: str = "../data_samples/synthetic_tiny.pkl"  # an MMSA pickle; empty: generate synth_preset
-synth_preset: str = "mosi"  # preset generated when data_path is empty
-epochs: int = 40  # training epochs per model
-batch_size: int = 16  # clips per step
+data_path: str = ""  # a synthetic MMSA pickle (its tables beside it); empty: generate synth_preset
+synth_preset: str = "tiny"  # preset generated when data_path is empty
+synth_clips: int = 600  # clips generated when data_path is empty (0: the preset's own count)
+epochs: int = 30  # at most this many epochs per model
+patience: int = 5  # early stopping: epochs without a better validation MAE
+batch_size: int = 32  # clips per step
+lr: float = 0.003  # Adam's learning rate (the library's default is 1e-3; small data converges sooner at 3e-3)
 d_model: int = 32  # model width
-n_layers: int = 2  # fusion layers
-seed: int = 0  # seeds the runs
+n_layers: int = 1  # fusion layers
+seed: int = 0  # seeds the data and the runs
+results_dir: str = "../benchmarks/results"  # the committed full-profile model table, experiments_models.json
 run_dir: str = ""  # where the runs are written; empty: a temporary folder
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
@@ -47,12 +55,15 @@ import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
 import torch
-from scipy import stats
 
+from alignlib import analysis
 from alignlib.align import mmd, ot
 from alignlib.data import MMSADataset, collate, load_mmsa, synthetic
+from alignlib.experiments import model_table, stats, training
+from alignlib.experiments.sweep import load, tidy
 from alignlib.models.sentiment import ModelConfig, build_model
 from alignlib.notebooks import record_metrics
 from alignlib.train import TrainConfig, train
@@ -61,7 +72,7 @@ sns.set_theme(context="notebook", style="whitegrid")
 run_root = Path(run_dir or tempfile.mkdtemp())
 if not data_path:
     data_path = str(run_root / f"synthetic_{synth_preset}.pkl")
-    synthetic.write(data_path, *synthetic.generate(synth_preset, seed))
+    synthetic.write(data_path, *synthetic.generate(synth_preset, seed, synth_clips or None))
 data = load_mmsa(data_path)
 print(f"{Path(data_path).name}: " + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items()), "| widths", data.dims)
 
@@ -95,98 +106,156 @@ print("at evaluation:", model(batch)[1])
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
 
 # %% [markdown]
-# ## 2 · Training AlignMamba-2 and the concatenation baseline
+# ## 2 · Reference lines: what a model can reach here
 #
-# `alignlib.train.train` is what `python -m alignlib.train` runs: Adam (lr 1e-3), ReduceLROnPlateau
-# on the validation MAE, gradient clipping at 1.0, dropout 0.2, early stopping, per-epoch metrics
-# in `metrics.jsonl`, atomic `best.pt` / `last.pt`, and the test metrics of the best epoch.
+# The generator saves each word's latent cues beside the data: its polarity $p_j$ (seen in the text
+# tokens), its emphasis $q_j$ (in its audio frames) and its flip $f_j$ (in its video frames), and the
+# clip's mood $g$ (in every video frame). The label is
+# $y = \mathrm{round}\big(1.2 \sum_j p_j (1 + q_j)(1 - 2 f_j) / \sqrt{1 + \#\{p_j \ne 0\}} + 0.5 g + \text{noise}\big)$.
+# `analysis.references` fits scikit-learn's gradient boosting on four sets of per-clip features
+# of these cues (training split) and scores it on the test split, three seeds:
+#
+# * `constant`: the training mean, what a model that learned nothing predicts;
+# * `text_only`: what the words say (counts of positive and negative words and their sums);
+# * `set_level`: also the clip's *bags* of audio and video cues (how many words are emphasised or
+#   flipped, the mood): everything a model can know **without knowing which frame belongs to which
+#   word**;
+# * `bound`: also the cues bound to their words ($\sum_j p_j q_j$, $\sum_j p_j f_j$, ...): what
+#   perfect alignment gives, up to the label's noise and rounding.
+#
+# A model below `set_level` has used alignment; one at `set_level` has not, however good its
+# architecture.
+
+# %%
+references = analysis.references(data_path)
+reference_mae = {name: float(np.mean([m["MAE"] for m in runs])) for name, runs in references.items()}
+reference_corr = {name: float(np.mean([m["Corr"] for m in runs])) for name, runs in references.items()}
+print("test MAE of the references (mean of 3 seeds):", ", ".join(f"{k} {v:.3f}" for k, v in reference_mae.items()))
+print("test Corr:", ", ".join(f"{k} {v:.3f}" for k, v in reference_corr.items() if k != "constant"))
+print(f"knowing which frame belongs to which word is worth {reference_mae['set_level'] - reference_mae['bound']:.3f} "
+      f"of MAE here: from {reference_mae['set_level']:.3f} (set_level) to {reference_mae['bound']:.3f} (bound)")
+
+# %% [markdown]
+# ## 3 · Training to convergence: AlignMamba-2, the concatenation baseline, and the oracle plan
+#
+# `alignlib.train.train` is what `python -m alignlib.train` runs: Adam, ReduceLROnPlateau
+# on the validation MAE, gradient clipping at 1.0, dropout 0.2, early stopping after `patience`
+# epochs without a better validation MAE (and an optional budget of optimiser steps), per-epoch
+# learning curves in `metrics.jsonl`, atomic `best.pt` / `last.pt`, and the test metrics of the
+# best epoch with how the run ended (`optimizer_steps`, `stopped_by`, `valid_flat`).
+#
+# The third model is the control: AlignMamba-1 (notebook 01's relaxed plan, `M^T X`, then the
+# interleaved sequence) given the **true** plan from the benchmark's tables (`plan="oracle"`). It is
+# the architecture's ceiling: what fusing aligned tokens is worth when the alignment is right.
 
 # %%
 runs = {}
-for name in ("alignmamba2", "concat"):
-    config = TrainConfig(model=name, data=data_path, out=str(run_root / name), epochs=epochs, batch_size=batch_size,
-                         seed=seed, patience=epochs, model_options={"d_model": d_model, "n_layers": n_layers})
+for name, model, options in (("AlignMamba-2", "alignmamba2", {}), ("concat", "concat", {}),
+                             ("AlignMamba-1, oracle plan", "alignmamba1", {"plan": "oracle"})):
+    out = run_root / name.replace(" ", "_").replace(",", "")
+    config = TrainConfig(model=model, data=data_path, out=str(out), epochs=epochs, batch_size=batch_size, seed=seed,
+                         lr=lr, patience=patience, model_options={"d_model": d_model, "n_layers": n_layers, **options})
     test = train(config, progress=False)
-    log = [json.loads(line) for line in (run_root / name / "metrics.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     runs[name] = {"test": test, "log": log}
-    print(f"{name:>12}: test Acc-2 (Non0) {test['Non0_acc_2']:.3f}, F1 {test['Non0_F1_score']:.3f}, "
-          f"MAE {test['MAE']:.3f}, Corr {test['Corr']:.3f}")
+    print(f"{name:>26}: test MAE {test['MAE']:.3f}, Corr {test['Corr']:.3f}, Acc-2 (Non0) {test['Non0_acc_2']:.3f} | "
+          f"{test['optimizer_steps']} optimiser steps, {test['epochs_run']} epochs, stopped by {test['stopped_by']}, "
+          f"validation curve {'flat' if test['valid_flat'] else 'still falling'}")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(16, 4))
-for name, run in runs.items():
+for k, (name, run) in enumerate(runs.items()):
     epochs_seen = [r["epoch"] for r in run["log"]]
-    axes[0].plot(epochs_seen, [r["train_task"] for r in run["log"]], "o-", label=f"{name} train")
-    axes[0].plot(epochs_seen, [r["valid_MAE"] for r in run["log"]], "s--", label=f"{name} valid")
+    axes[0].plot(epochs_seen, [r["train_task"] for r in run["log"]], "o-", color=f"C{k}", label=f"{name} train")
+    axes[0].plot(epochs_seen, [r["valid_MAE"] for r in run["log"]], "s--", color=f"C{k}", label=f"{name} valid")
     axes[1].plot(epochs_seen, [r["valid_Non0_acc_2"] for r in run["log"]], "o-", label=name)
-alignment_log = runs["alignmamba2"]["log"]
+for name, style in (("set_level", "--"), ("bound", "-")):
+    axes[0].axhline(reference_mae[name], color="grey", linestyle=style, label=f"reference {name}")
+alignment_log = runs["AlignMamba-2"]["log"]
 axes[2].plot([r["epoch"] for r in alignment_log], [r["train_ot"] for r in alignment_log], "o-", label="0.001 x OT")
 axes[2].plot([r["epoch"] for r in alignment_log], [r["train_mmd"] for r in alignment_log], "s-", label="0.01 x MMD")
-axes[0].set(title="MAE", xlabel="epoch")
+axes[0].set(title="MAE (train: with dropout)", xlabel="epoch")
 axes[1].set(title="validation Acc-2 (Non0)", xlabel="epoch")
 axes[2].set(title="AlignMamba-2 alignment losses (weighted)", xlabel="epoch", yscale="log")
 for ax in axes:
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 3 · Beside the paper's table
+# Each test MAE beside the reference lines (formatted from the numbers above; one seed, so read the
+# order, not small gaps):
+
+# %%
+for name, run in runs.items():
+    mae = run["test"]["MAE"]
+    side = "below" if mae < reference_mae["set_level"] else "above"
+    print(f"{name:>26}: MAE {mae:.3f}, {side} the set_level line ({reference_mae['set_level']:.3f}) by "
+          f"{abs(reference_mae['set_level'] - mae):.3f}; the bound line is {reference_mae['bound']:.3f}")
+
+# %% [markdown]
+# ## 4 · Beside the paper's table
 #
 # The paper reports, on the real CMU-MOSI (Table 1, Acc-2 / F1 in %): AlignMamba-2 87.0 / 87.0,
 # AlignMamba-1 86.9 / 86.9, Cobra (concatenation Mamba) 82.3 / 82.1. **The numbers below are not
-# comparable**: they come from this project's synthetic benchmark (by default its 96-clip training
-# sample, a few CPU minutes), whose labels and features are generated, not annotated. What can be
-# compared is the *ordering* and the size of the gaps, and even that only at full scale: run the
-# `full` profile (MOSI-sized synthetic data, or a real MMSA file via `data_path`) on a GPU.
+# comparable**: they come from this project's synthetic benchmark, whose labels and features are
+# generated, not annotated. What can be compared is the *ordering* and the size of the gaps, and
+# that only from converged models with several seeds: section 5.
 
 # %%
-paper = {"alignmamba2": (87.0, 87.0), "concat": (82.3, 82.1)}
-print(f"{'model':>12} | {'paper MOSI Acc-2 / F1':>22} | {'here Acc-2 / F1 (synthetic)':>28}")
+paper = {"AlignMamba-2": (87.0, 87.0), "concat": (82.3, 82.1), "AlignMamba-1, oracle plan": ("-", "-")}
+print(f"{'model':>26} | {'paper MOSI Acc-2 / F1':>22} | {'here Acc-2 / F1 (synthetic)':>28}")
 for name, run in runs.items():
     acc, f1 = 100 * run["test"]["Non0_acc_2"], 100 * run["test"]["Non0_F1_score"]
-    print(f"{name:>12} | {paper[name][0]:>10.1f} / {paper[name][1]:<9.1f} | {acc:>14.1f} / {f1:<11.1f}")
+    print(f"{name:>26} | {paper[name][0]:>10} / {paper[name][1]:<9} | {acc:>14.1f} / {f1:<11.1f}")
 
 # %% [markdown]
-# ## 4 · The benchmark table: six models, three seeds
+# ## 5 · The model table: every model converged, three seeds, beside the references
 #
-# A single run on the 96-clip sample says little. `benchmarks/model_table.py` trains every model
-# with three seeds on synthetic data of MOSI's shape (sequences of up to 50 words, 375 audio and 500
-# video frames; the number of clips and epochs are printed with the table); its committed results
-# are read here, with a 95 % t-interval over the seeds.
+# One seed of small models on a few hundred clips says little. The `models` sweep of
+# `alignlib.experiments` trains every model of the suite with three seeds to convergence on the
+# `short` preset (MOSI's 2199 clips and feature widths, clips of 8-16 words) and records its test
+# metrics, optimiser steps, whether its validation curve had flattened, the correspondence its
+# model found (for AlignMamba-1 its own plan, for AlignMamba-2 the exact plan between its
+# unimodal states) and the reference lines of the same data. Besides the paper's models it has
+# AlignMamba-1's three controls: the **oracle** plan (the ceiling), a **shuffled** plan (each word's
+# true frames given to the word half a clip away: the right segments on the wrong words, the
+# negative) and the **learned** plan of notebook 10 (learned without the tables). The committed run
+# is read here; `python -m alignlib.experiments models --profile full --out build/experiments`
+# makes it again.
 
 # %%
-results_dir = Path("../benchmarks/results")
-table = json.loads((results_dir / "model_table.json").read_text())
-clips = table.get("clips") or "all 2199"
-print(f"{table['command']}\n{clips} clips, {table['epochs']} epochs, d_model {table['d_model']}, seeds {table['seeds']}")
-summary = {}
-for run in table["runs"]:
-    summary.setdefault(run["model"], []).append(run)
-rows = []
-for name, model_runs in summary.items():
-    row = {"model": name, "readout": model_runs[0]["readout_used"]}
-    for column in ("MAE", "Corr", "Non0_acc_2"):
-        values = [r[column] for r in model_runs]
-        half = stats.t.ppf(0.975, len(values) - 1) * stats.sem(values) if len(values) > 1 else float("nan")
-        row[column] = (sum(values) / len(values), half)
-    rows.append(row)
-rows.sort(key=lambda r: r["MAE"][0])
-print(f"{'model':>12} {'readout':>14} | {'test MAE':>16} | {'Corr':>16} | {'Acc-2 (Non0)':>16}")
-for row in rows:
-    print(f"{row['model']:>12} {row['readout']:>14} | " + " | ".join(f"{row[c][0]:.3f} ± {row[c][1]:.3f}"
-                                                                   for c in ("MAE", "Corr", "Non0_acc_2")))
-rank = [r["model"] for r in rows].index("alignmamba2") + 1
-best = rows[0]
-gap_overlaps = rows[rank - 1]["MAE"][0] - rows[rank - 1]["MAE"][1] <= best["MAE"][0] + best["MAE"][1]
-print(f"\nAlignMamba-2 ranks {rank} of {len(rows)} by test MAE; the best is {best['model']} "
-      f"({best['MAE'][0]:.3f}); their 95 % intervals {'overlap' if gap_overlaps else 'do not overlap'}.")
+table_path = Path(results_dir) / "experiments_models.json"
+full = load(table_path) if table_path.exists() else None
+if full is None:
+    print(f"no committed model table at {table_path}")
+else:
+    shown = model_table.show(full, "model table (full profile)")
+    display(shown)
+
+# %%
+if full is not None:
+    trained = tidy(full)
+    finals = stats.summary(trained[trained.variant != "references"], ["variant"])
+    lines = training.reference_summary(full)
+    set_level = stats.mean_of(lines, "MAE", reference="set_level")
+    bound = stats.mean_of(lines, "MAE", reference="bound")
+    print(f"set_level {set_level:.3f}, bound {bound:.3f} (test MAE)")
+    for variant in model_table.VARIANTS:
+        row = finals[(finals.variant == variant) & (finals.metric == "MAE")]
+        if row.empty:
+            continue
+        row = row.iloc[0]
+        verdict = ("below set_level: uses alignment" if row.ci_high < set_level else
+                   "above set_level" if row.ci_low > set_level else "at the set_level line")
+        print(f"{variant:>28}: MAE {row['mean']:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}] -> {verdict} "
+              f"({set_level - row['mean']:+.3f} from set_level; {(set_level - row['mean']) / (set_level - bound):.0%} "
+              "of the way to bound)")
 
 # %% [markdown]
-# ## 5 · What the alignment losses give the fusion layers
+# ## 6 · What the alignment losses give the fusion layers
 #
-# The printed ranking is the answer to "is AlignMamba-2 the best model here?". Two measurements
-# explain what its two extra losses can contribute on this benchmark.
+# Two measurements explain what AlignMamba-2's two extra losses can contribute on this benchmark.
 #
 # **Do they see token positions?** The OT and MMD losses compare the *set* of audio states with
 # the *set* of text states. The cell below takes one batch's unimodal states $H_A$, $H_L$, shuffles
@@ -237,10 +306,12 @@ print(f"alignment share of the training loss: first epoch {share[0]:.2%}, last e
 # %%
 record_metrics(
     metrics_path,
-    alignmamba2_mae=runs["alignmamba2"]["test"]["MAE"],
-    alignmamba2_acc2=runs["alignmamba2"]["test"]["Non0_acc_2"],
+    **{f"reference_{name}_mae": value for name, value in reference_mae.items()},
+    alignmamba2_mae=runs["AlignMamba-2"]["test"]["MAE"],
+    alignmamba2_acc2=runs["AlignMamba-2"]["test"]["Non0_acc_2"],
     concat_mae=runs["concat"]["test"]["MAE"],
     concat_acc2=runs["concat"]["test"]["Non0_acc_2"],
+    oracle_mae=runs["AlignMamba-1, oracle plan"]["test"]["MAE"],
     final_ot_loss=alignment_log[-1]["train_ot"],
     final_mmd_loss=alignment_log[-1]["train_mmd"],
     set_loss_change_when_shuffled=max(float((a - b).abs().max()) for a, b in losses.values()),
