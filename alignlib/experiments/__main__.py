@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from alignlib import PROFILES
+from alignlib.common import threads
 from alignlib.experiments import sweeps
 from alignlib.experiments.sweep import SweepError, read_runs
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--workers", type=int, default=1,
-                        help="processes sharing the sweep, each with cores / N threads (default 1)")
+                        help="processes sharing the sweep, each with 1/N of the threads (default 1)")
     args = parser.parse_args(argv)
     if args.name not in known:
         parser.error(f"unknown sweep {args.name!r}; choose one of {', '.join(known)}")
@@ -78,8 +79,7 @@ def run_workers(args, path: Path, base: list[str], total: int) -> int:
     if path.exists() and not args.resume:
         print(f"error: {path} exists; pass --resume to continue that sweep, or choose another --out", file=sys.stderr)
         return 2
-    threads = str(max(1, (os.cpu_count() or 1) // args.workers))
-    env = {**os.environ, "OMP_NUM_THREADS": threads}
+    env = {**os.environ, **threads.environment(threads.share(args.workers))}
     workers = [subprocess.Popen([sys.executable, "-m", "alignlib.experiments", *base, "--resume", "--quiet"], env=env)
                for _ in range(args.workers)]
     with tqdm(total=total, desc=f"{args.name} ({args.workers} workers)", unit="run", disable=args.quiet) as bar:

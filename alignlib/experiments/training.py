@@ -16,8 +16,11 @@ from alignlib.experiments.sweep import RUN_OVERHEAD_S, run_id
 # better validation MAE, within `max_steps` optimiser steps) on the short preset: MOSI's 2199 clips and
 # feature widths; an epoch costs about a tenth of a MOSI-length one, so sweeps of a hundred converged
 # runs fit on this 2-core CPU.
-SIZES = {"default": {"data": {"preset": "tiny", "n_clips": 600, "seed": 0},  # 360 / 120 / 120 clips
-                     "epochs": 12, "patience": 4, "max_steps": 0, "batch_size": 32, "d_model": 16, "n_layers": 1},
+# The default profile (CI, the notebooks) is a few seconds a run: 300 tiny clips, a higher learning
+# rate (a profile without "lr" trains at TrainConfig's).
+SIZES = {"default": {"data": {"preset": "tiny", "n_clips": 300, "seed": 0},  # 180 / 60 / 60 clips
+                     "epochs": 10, "patience": 3, "max_steps": 0, "batch_size": 32, "lr": 3e-3, "d_model": 16,
+                     "n_layers": 1},
          "full": {"data": {"preset": "short", "n_clips": None, "seed": 0},  # 1284 / 229 / 686 clips
                   "epochs": 60, "patience": 8, "max_steps": 2400, "batch_size": 32, "d_model": 32, "n_layers": 2}}
 # seconds per training epoch per 1000 clips of the tiny shapes at d_model 32 (this project's 2-core
@@ -34,6 +37,7 @@ def training_run(label: str, model: str, options: dict, seed: int, settings: dic
             "data": settings["data"],
             "train": {"model": model, "epochs": settings["epochs"], "batch_size": settings["batch_size"],
                       "patience": settings["patience"], "max_steps": settings["max_steps"], "seed": seed,
+                      **({"lr": settings["lr"]} if "lr" in settings else {}),  # else TrainConfig's
                       "model_options": {"d_model": settings["d_model"], "n_layers": settings["n_layers"], **options}}}
 
 
@@ -82,12 +86,43 @@ def with_references(execute):
 
 
 def reference_summary(record: dict):
-    """The reference lines of a sweep's record: :func:`~alignlib.experiments.stats.summary` per reference."""
+    """The reference lines of a sweep's record: :func:`~alignlib.experiments.stats.summary` per
+    reference (None for a record without them)."""
     from alignlib.experiments import stats
     from alignlib.experiments.sweep import tidy
 
     table = tidy(record)
     return stats.summary(table[table.variant == "references"], ["reference"]) if "reference" in table else None
+
+
+def trained_runs(record: dict):
+    """:func:`~alignlib.experiments.sweep.tidy` without the ``references`` run: the trained models' rows."""
+    from alignlib.experiments.sweep import tidy
+
+    table = tidy(record)
+    return table[table.variant != "references"]
+
+
+def reference_verdicts(summary, references, group: str, metric: str = "MAE") -> None:
+    """Print, per ``group`` of a :func:`~alignlib.experiments.stats.summary` table, where its
+    ``metric`` interval lies against the ``set_level`` and ``bound`` lines (lower is better)."""
+    if references is None:
+        print("  (no reference lines recorded with these runs)")
+        return
+    lines = references[references.metric == metric].set_index("reference")["mean"]
+    set_level, bound = lines["set_level"], lines["bound"]
+    print(f"  reference lines ({metric}): " + ", ".join(f"{k} {v:.3f}" for k, v in lines.items()))
+    for _, row in summary[summary.metric == metric].iterrows():
+        high = row.ci_high if row.ci_high == row.ci_high else row["mean"]
+        low = row.ci_low if row.ci_low == row.ci_low else row["mean"]
+        if high < set_level:
+            where = (f"below set_level by {set_level - row['mean']:.3f}, "
+                     f"{(set_level - row['mean']) / (set_level - bound):.0%} of the way to bound: it uses alignment")
+        elif low > set_level:
+            where = f"above set_level by {row['mean'] - set_level:.3f}"
+        else:
+            where = "on the set_level line (its interval covers it)"
+        print(f"  {row[group]:<58} {metric} {row['mean']:.3f}: {where}")
 
 
 def correspondence_metrics(config) -> dict:
