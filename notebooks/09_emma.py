@@ -224,9 +224,9 @@ assert padding_gap < 1e-5
 #
 # **Choices the paper leaves open** (stated in `alignlib.models.emma`'s docstring too): position $i$
 # reconstructs its own patch, which it has already read (the causal, "autoregressive" order);
-# the targets are raw pixels in [0, 1]; the decoder is an MLP, where the official EMMA code (by
-# this project's reading of it; it is not among the paper files here) uses a larger decoder over
-# a vision encoder's features.
+# the targets are raw pixels in [0, 1]; the decoder is a small MLP. The paper's summary does not
+# describe its decoder; a pretrained model would reconstruct a vision encoder's features rather
+# than raw pixels.
 
 # %%
 pixel_model = emma.EmmaLM(emma.EmmaConfig(patch_size=patch_size, d_model=d_model, n_layers=n_layers,
@@ -249,12 +249,11 @@ assert pixel_loss_gap < 1e-6
 # linear layer. The result is added to the visual positions of the residual stream that the last
 # block reads: the question tokens in that block see early-layer detail directly.
 #
-# **Choice.** The paper summary says only that MFF "combines multi-scale visual features from
-# intermediate layers". The official EMMA code (by this project's reading of it; not among the
-# paper files here) fuses normalised intermediate states in a similar way but feeds them to its
-# **pixel decoder**; here, following the issue that asked for this notebook, they feed the
-# **LM**, so that MFF acts even without the reconstruction loss and the four variants separate
-# the two ideas.
+# **Our variant, not the paper's module.** The paper's summary says only that MFF "combines
+# multi-scale visual features from intermediate layers"; where the fused features go is not
+# specified, and no code for EMMA is among this project's sources. Here they feed the **LM**, so
+# that MFF acts even without the reconstruction loss and the four variants separate the two
+# ideas. Every "+MFF" below is this design, so a result about it is a result about our variant.
 # The fusion's linear layer starts at zero, so an MFF model starts as the baseline:
 
 # %%
@@ -539,6 +538,8 @@ else:
     print(f"{full['command']}\n{len(full['runs'])} of {len(full['grid'])} runs, "
           f"{sum(r['seconds'] for r in full['runs'].values()) / 60:.0f} min of run time; "
           + ", ".join(f"{k} {v}" for k, v in spec.items() if k not in ("options", "seed")))
+    commits = pd.Series({run_id: run["software"]["git"] for run_id, run in full["runs"].items()})
+    print("runs per commit:", commits.value_counts().to_dict())
     full_results = (tidy(full).pivot_table(index=["variant", "seed"], columns="metric", values="value")
                     .reset_index().rename_axis(columns=None))
     full_variants = [name for name in variants if name in set(full_results.variant)]  # section 5's order
@@ -591,8 +592,10 @@ if full is not None:
         print(f"{name} vs baseline, paired by seed: " + "; ".join(parts))
 
 # %% [markdown]
-# **What the committed full profile says** (12 runs, 300 minutes of run time at one thread; the
-# first six runs were made at commit 611e290, the last six at 5d58363, with the same EMMA code):
+# **What the committed full profile says** (12 runs, 300 minutes of run time at one thread). The
+# runs come from two commits (printed by the next cell); `alignlib/models/emma.py` and the digit
+# scenes did not change between them, but a record that mixes commits is weaker evidence than one
+# run from a single commit, and rerunning it (five CPU hours) would make it one.
 #
 # * **The image fades in the baseline, and the pixel-wise loss stops it.** The baseline's probe
 #   R² falls layer by layer, from 0.70 at the visual tokens entering the LM to 0.51 at the last
@@ -610,8 +613,9 @@ if full is not None:
 # * **MFF does not help at this depth.** +MFF alone changes neither the answers (+0.01
 #   [−0.27, +0.30]) nor the last-layer probe (+0.01 [−0.08, +0.10]), and +both matches +pixel
 #   (accuracy 0.976, last-layer R² 0.81 against 0.85). With four layers there is little hierarchy
-#   to recover; the paper's claim for MFF concerns a 64-layer pretrained model and is not tested
-#   by this scale.
+#   to recover; the paper's claim for MFF concerns a much deeper pretrained model (and its own
+#   MFF design, which the summary does not specify) and is not tested by this scale or by our
+#   variant.
 # * More seeds would decide the accuracy claim: the baseline's spread, not the pixel-loss runs',
 #   is what keeps the interval wide.
 
