@@ -53,6 +53,7 @@ import numpy as np
 import seaborn as sns
 import torch
 
+from alignlib import analysis
 from alignlib.align import ot
 from alignlib.data import MODALITIES, load_mmsa, missing_modality_mask, synthetic
 from alignlib.metrics import msa_metrics
@@ -128,23 +129,15 @@ plt.show()
 # between projected frames and words on the **test** split, and score how many frames land on their
 # word. The baseline `proportional` (a method of the same dispatcher, `ot.plan`) maps frame $i$ of
 # $n$ to word $\lfloor i\, W / n \rfloor$: right only when the speaking rate is constant.
-
+#
+# The ridge fit is `analysis.fit_supervised_projection`: with a frame $x$ and its true word's text
+# token $l$ over all training frames, $W = (X^\top X + \lambda I)^{-1} X^\top L$ (with a bias
+# column), the control that is *given* the tables (notebooks 07 and 10 compare learned plans with it).
 
 # %%
-def fit_projection(modality):
-    """Ridge regression from a modality's frames to the text token of their word (training split)."""
-    table = correspondence[f"train_{modality}"]
-    rows, words = np.nonzero(table >= 0)
-    inputs = train.features[modality][rows, words]
-    targets = train.features["text"][rows, table[rows, words]]
-    inputs = np.c_[inputs, np.ones(len(inputs))]
-    weights = np.linalg.solve(inputs.T @ inputs + ridge * np.eye(inputs.shape[1]), inputs.T @ targets)
-    return lambda x: np.concatenate([x, np.ones(x.shape[:-1] + (1,), dtype=x.dtype)], axis=-1) @ weights
-
-
 recovery = {}
 for modality in ("audio", "vision"):
-    project = fit_projection(modality)
+    project = analysis.fit_supervised_projection(train, modality, ridge)
     source = torch.from_numpy(project(test.features[modality]).astype(np.float64))
     target = torch.from_numpy(test.features["text"].astype(np.float64))
     masks = (torch.from_numpy(test.masks[modality]), torch.from_numpy(test.masks["text"]))
@@ -268,7 +261,7 @@ plt.show()
 from alignlib.widgets.plans import DataClipSource, TransportPlanExplorer  # noqa: E402
 
 clip_source = DataClipSource(test, {m: correspondence[f"test_{m}"] for m in ("audio", "vision")},
-                             {m: fit_projection(m) for m in ("audio", "vision")})
+                             {m: analysis.fit_supervised_projection(train, m, ridge) for m in ("audio", "vision")})
 clip_explorer = TransportPlanExplorer(method="exact", blur=0.1, source=clip_source)
 clip_explorer
 
