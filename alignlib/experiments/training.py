@@ -128,7 +128,8 @@ def reference_verdicts(summary, references, group: str, metric: str = "MAE") -> 
 def correspondence_metrics(config) -> dict:
     """The correspondence that the run's best model found on every test clip: the share of frames
     whose heaviest plan entry is their true word (``correspondence_accuracy_{audio,vision}``;
-    AlignMamba-1's own plan, the exact OT plan between AlignMamba-2's unimodal states), and the
+    AlignMamba-1's own plan, the exact OT plan between AlignMamba-2's unimodal states), the mean of
+    the per-clip shares with its 95 % t-interval over the clips (``..._clip_mean|low|high``), and the
     spread of its states (``state_spread_{modality}``, :func:`alignlib.analysis.state_spread`).
     Empty for data without tables or for models with no per-modality tokens."""
     from alignlib import analysis
@@ -145,7 +146,12 @@ def correspondence_metrics(config) -> dict:
                                      methods=() if method == "model" else ("exact",))
     batch = analysis.clip_batch(test, range(len(test)))
     states = analysis.token_states(model, batch)
+    from alignlib.experiments.stats import mean_ci
+
+    per_clip = {m: mean_ci(found.clip_accuracy[m][method]) for m in analysis.SOURCES}
     return {**{f"correspondence_accuracy_{m}": found.accuracy[m][method] for m in analysis.SOURCES},
+            **{f"correspondence_accuracy_{m}_clip_{k}": per_clip[m][i]
+               for m in analysis.SOURCES for i, k in enumerate(("mean", "low", "high"))},
             **{f"state_spread_{m}": analysis.state_spread(states[m], batch.masks[m]) for m in states}}
 
 
