@@ -18,17 +18,18 @@ from scipy import stats as sps
 
 from alignlib import PROFILES, PROJECT_ROOT, analysis, notebooks
 from alignlib.data import digit_scenes, load_mmsa, synthetic
-from alignlib.experiments import ablations, efficiency, inside, lambda_grid, missing, sweeps, training
+from alignlib.experiments import ablations, efficiency, inside, lambda_grid, learned, missing, model_table, sweeps, training
 from alignlib.experiments import emma as emma_sweep
 from alignlib.experiments.stats import loglog_slope, mean_ci, summary
 from alignlib.experiments.sweep import Sweep, SweepError, claim, claim_path, load, tidy
 from alignlib.models import emma
 from alignlib.models.checkpoint import load_model
+from alignlib.models.sentiment import MODELS
 from alignlib.train import TrainConfig
 
 
 def test_every_sweep_declares_unique_runs_in_both_profiles():
-    assert sorted(sweeps()) == ["ablations", "efficiency", "emma", "inside", "lambda", "missing"]
+    assert sorted(sweeps()) == ["ablations", "efficiency", "emma", "inside", "lambda", "learned", "missing", "models"]
     for name, sweep in sweeps().items():
         for profile in PROFILES:
             runs = sweep.runs(profile)
@@ -47,7 +48,7 @@ def test_each_committed_result_is_its_sweeps_full_profile(name):
 
 
 def test_ablation_grid_has_the_papers_rows_and_three_seeds_at_full_scale():
-    runs = ablations.SWEEP.runs("full")
+    runs = [run for run in ablations.SWEEP.runs("full") if run["kind"] == "train"]
     options = {r["factors"]["variant"]: r["train"]["model_options"] for r in runs}
     assert options["w/o OT loss"]["lambda_ot"] == 0 and options["w/o MMD loss"]["lambda_mmd"] == 0
     assert options["w/o dual alignment loss"]["align_loss"] is False
@@ -75,7 +76,8 @@ def test_lambda_grid_is_logarithmic_with_zero_and_missing_rates_follow_table_1()
         assert values[0] == 0
         ratios = np.diff(np.log10(values[1:]))
         assert np.allclose(ratios, ratios[0]) and ratios[0] > 0
-        cells = {(r["factors"]["lambda_ot"], r["factors"]["lambda_mmd"]) for r in lambda_grid.SWEEP.runs(profile)}
+        cells = {(r["factors"]["lambda_ot"], r["factors"]["lambda_mmd"]) for r in lambda_grid.SWEEP.runs(profile)
+                 if r["kind"] == "train"}
         assert cells == {(a, b) for a in values for b in values}
     assert np.allclose(missing.RATES, np.arange(0, 0.75, 0.1))
     lengths = efficiency.SWEEP.profiles["full"]["lengths"]
@@ -381,3 +383,43 @@ def test_two_sweeps_sharing_a_folder_claim_their_own_runs(tmp_path):
     (tmp_path / "claims" / f"other.{first_id}").write_text(str(os.getppid()))  # sweep "other" holds it, alive
     record = sweep.run(out=tmp_path, progress=False, command="test")
     assert set(record["runs"]) == {run["id"] for run in sweep.runs("default")}
+
+
+def test_the_references_run_records_analysis_references(tmp_path):
+    settings = training.SIZES["default"]
+    run = training.references_run(settings)
+    config, rows = training.execute(run, tmp_path, "cpu")
+    expected = analysis.references(tmp_path / config["data"])
+    assert len(rows) == 3 * len(analysis.REFERENCES)
+    for row in rows:  # (a constant's Corr is NaN)
+        assert row["metrics"] == pytest.approx(expected[row["reference"]][row["reference_seed"]], nan_ok=True)
+    record = {"sweep": "models", "grid": [run], "runs": {"references": {"factors": run["factors"], "rows": rows}}}
+    lines = training.reference_summary(record)
+    assert set(lines.reference) == set(analysis.REFERENCES) and training.trained_runs(record).empty
+
+
+def test_learned_sweep_rows_score_each_checkpoints_own_plan(tmp_path):
+    settings = {**learned.SWEEP.profiles["default"], "epochs": 2, "clips": 5, "d_model": 8}
+    grid = [run for run in learned.grid(settings) if run["factors"]["variant"] in ("learned plan", "oracle plan")]
+    record = dataclasses.replace(learned.SWEEP, grid=lambda settings: grid).run(out=tmp_path, progress=False)
+    for run_id, done in record["runs"].items():
+        assert [row["epoch"] for row in done["rows"]] == [0, 1, 2]
+        recorded = {k: v for k, v in done["config"].items() if k != "analysis"}
+        config = TrainConfig(**{**recorded, "data": str(tmp_path / recorded["data"]), "out": str(tmp_path / recorded["out"])})
+        test = load_mmsa(config.data).splits["test"]
+        model = load_model(tmp_path / "runs" / "learned" / run_id / "epoch_2.pt")[0]
+        found = analysis.correspondences(model, test, test.alignment, range(5), methods=("proportional",))
+        last = done["rows"][-1]["metrics"]
+        assert last["audio_model"] == found.accuracy["audio"]["model"]
+        assert last["vision_proportional"] == found.accuracy["vision"]["proportional"]
+        assert last["test_optimizer_steps"] > 0 and "correspondence_accuracy_vision" in last
+        if done["factors"]["variant"] == "oracle plan":  # the true plan finds every word
+            assert last["correspondence_accuracy_audio"] == last["correspondence_accuracy_vision_clip_low"] == 1.0
+
+
+def test_models_sweep_has_the_controls_and_the_references():
+    runs = model_table.SWEEP.runs("full")
+    assert runs[0]["kind"] == "references"
+    plans = {r["factors"]["variant"]: r["train"]["model_options"].get("plan") for r in runs[1:]}
+    assert {plans[v] for v in plans if v.startswith("AlignMamba-1,")} == {"oracle", "shuffled", "learned"}
+    assert {r["train"]["model"] for r in runs[1:]} == set(MODELS)
