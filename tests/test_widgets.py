@@ -21,6 +21,7 @@ from alignlib.data import MMSADataset, collate, load_mmsa, synthetic
 from alignlib.data.warped_pairs import warped_pair
 from alignlib.models.sentiment import ModelConfig, build_model
 from alignlib.ssm.modality_mamba import record_experts
+from alignlib.widgets.learned import LearnedPlanExplorer
 from alignlib.widgets.mmd import MMDExplorer
 from alignlib.widgets.plans import DataClipSource, TransportPlanExplorer
 from alignlib.widgets.ssm import CoupledPulseExplorer, ImpulseResponseExplorer
@@ -101,7 +102,7 @@ def test_unknown_method_is_rejected():
         TransportPlanExplorer(method="greedy")
 
 
-@pytest.mark.parametrize("module", ["plans", "mmd", "ssm"])
+@pytest.mark.parametrize("module", ["plans", "mmd", "ssm", "learned"])
 def test_an_explorer_module_does_not_import_the_trainer_or_the_analysis(module):
     code = f"import sys, alignlib.widgets.{module}; print(sorted(m for m in sys.modules if m.startswith('alignlib')))"
     loaded = ast.literal_eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -308,3 +309,77 @@ def test_the_starting_blur_is_the_nearest_slider_point():
     for blur in (0.05, 0.2, 0.0031, 1e-4, 3.0):
         nearest = grid[np.argmin(np.abs(np.log10(grid) - np.log10(blur)))]
         assert on_log_grid(blur, BLUR_LOG_RANGE, BLUR_LOG_STEP) == pytest.approx(nearest, rel=1e-12)
+
+
+# -- learned plans over clips and epochs ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def learned_epochs():
+    """Two AlignMamba-1 models with the learned plan (standing in for two epochs of one run), each
+    one's plans on six test clips as ``analysis.correspondences`` gives them."""
+    from alignlib import analysis
+
+    split = load_mmsa(SAMPLE).splits["test"]
+    dims = {m: split.features[m].shape[2] for m in split.features}
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        models.append(build_model("alignmamba1", dims, ModelConfig(d_model=8, n_layers=1, plan="learned")).eval())
+    epochs = [analysis.correspondences(model, split, split.alignment, range(6), methods=("proportional",))
+              for model in models]
+    return models, split, epochs
+
+
+def aligner_plan(model, split, clip, modality):
+    """The learned plan of one clip by hand: the model's aligner on the clip's real frames and words,
+    each frame's row scaled to sum to 1."""
+    frames, words = split.masks[modality][clip], split.masks["text"][clip]
+    x = torch.from_numpy(split.features[modality][clip][frames])[None]
+    y = torch.from_numpy(split.features["text"][clip][words])[None]
+    with torch.no_grad():
+        plan, _ = model.aligners[modality](x, y, torch.ones(x.shape[:2], dtype=torch.bool),
+                                            torch.ones(y.shape[:2], dtype=torch.bool))
+    plan = plan[0].double().numpy()
+    return plan / plan.sum(1, keepdims=True)
+
+
+def test_learned_plan_explorer_follows_clip_epoch_and_modality(learned_epochs):
+    models, split, epochs = learned_epochs
+    explorer = LearnedPlanExplorer(epochs, clip_ids=split.ids[:6])
+    assert explorer.run not in explorer.controls, "one run: no run selector"
+    np.testing.assert_allclose(np.asarray(explorer.figure.data[0].z), aligner_plan(models[0], split, 0, "audio").T,
+                               atol=1e-5)
+    explorer.clip.value = 3
+    explorer.epoch.value = 1
+    explorer.modality.value = "vision"
+    expected = aligner_plan(models[1], split, 3, "vision")
+    np.testing.assert_allclose(np.asarray(explorer.figure.data[0].z), expected.T, atol=1e-5)
+    table = split.alignment["vision"][3][split.masks["vision"][3]]
+    assert list(explorer.figure.data[1].y) == table.tolist()
+    guess = expected.argmax(1)
+    right = guess == table
+    assert list(explorer.figure.data[2].x) == np.flatnonzero(right).tolist()
+    assert list(explorer.figure.data[3].y) == guess[~right].tolist()
+    curve = [(aligner_plan(model, split, 3, "vision").argmax(1) == table).mean() for model in models]
+    np.testing.assert_allclose(np.asarray(explorer.figure.data[4].y), curve)
+    np.testing.assert_allclose(np.asarray(explorer.figure.data[5].y), [e.accuracy["vision"]["model"] for e in epochs])
+    assert list(explorer.figure.data[6].x) == [1] and explorer.figure.data[6].y[0] == pytest.approx(right.mean())
+    assert f"clip {split.ids[3]}, vision, epoch 1: {right.mean():.0%} of its {len(table)} frames" in explorer.title
+
+
+def test_learned_plan_explorer_switches_runs_and_shows_other_plans(learned_epochs):
+    models, split, epochs = learned_epochs
+    explorer = LearnedPlanExplorer({"long": epochs, "short": epochs[:1]}, method="proportional", run="long")
+    assert explorer.run in explorer.controls
+    explorer.epoch.value = 1
+    explorer.run.value = "short"
+    assert explorer.epoch.value == 0 and explorer.epoch.max == 0, "the epoch slider follows the run's length"
+    assert len(explorer.figure.data[4].y) == 1 and explorer.title.startswith("short, clip 0, audio, epoch 0")
+    frames, words = split.masks["audio"][0], split.masks["text"][0]
+    plan = ot.proportional_plan(torch.zeros(1, int(frames.sum()), 1), torch.zeros(1, int(words.sum()), 1))[0].numpy()
+    np.testing.assert_allclose(np.asarray(explorer.figure.data[0].z), (plan / plan.sum(1, keepdims=True)).T)
+    with pytest.raises(ValueError, match="runs: give at least one run"):
+        LearnedPlanExplorer({"empty": []})
+    with pytest.raises(ValueError, match="no 'exact' plan for 'audio'"):
+        LearnedPlanExplorer(epochs, method="exact")
+    with pytest.raises(ValueError, match="clip_ids: expected 6 names"):
+        LearnedPlanExplorer(epochs, clip_ids=["a"])

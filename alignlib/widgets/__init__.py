@@ -10,5 +10,7 @@ shows (the plan explorer does not import the trainer).
   model's ``Delta_t`` (notebook 03); ``CoupledPulseExplorer``: a pulse through coupled state chains
   (notebook 04);
 * :mod:`~alignlib.widgets.trained` -- ``TrainedModelSource`` (the plan explorer on trained models) and
-  ``ExpertActivationBrowser``: a trained AlignMamba-2's expert shares (notebook 07).
+  ``ExpertActivationBrowser``: a trained AlignMamba-2's expert shares (notebook 07);
+* :mod:`~alignlib.widgets.learned` -- ``LearnedPlanExplorer``: a model's own frame-to-word plan over
+  clips and epochs of training, against the true words (notebook 10).
 """
