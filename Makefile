@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lab bench notebooks clean
 
 # torch==2.13.0 first (the CPU build); the project's own range admits it, so pip keeps it.
-$(STAMP): pyproject.toml
+# The kernel's idle OpenMP threads sleep rather than spin on a core a neighbour needs (README: Threads).
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (alignlib)" >/dev/null
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (alignlib)" \
+		--env OMP_WAIT_POLICY passive >/dev/null
 	$(BIN)/python -m alignlib.ssm.kernels  # the C++ scan into ~/.cache/alignlib; without a compiler, a warning and the PyTorch fallback
 	touch $(STAMP)
 
