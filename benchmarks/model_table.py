@@ -1,5 +1,7 @@
-"""The results table: every model trained on MOSI-sized synthetic data with three seeds; test
-Acc-2 (Non0), F1 (Non0), MAE and Corr as mean and spread (sample standard deviation).
+"""A quick table at a fixed epoch budget (not trained to convergence: the converged model table,
+with reference lines and controls, is the ``models`` sweep of ``alignlib.experiments``): every
+model on MOSI-sized synthetic data with three seeds; test Acc-2 (Non0), F1 (Non0), MAE and Corr as
+mean and spread (sample standard deviation).
 JSON to benchmarks/results/NAME.json (rewritten after every run, so an interrupted table keeps its
 finished runs; ``--resume`` skips them), a markdown table to stdout.
 

@@ -48,6 +48,7 @@ seed: int = 0  # seeds the data and the runs
 results_dir: str = "../benchmarks/results"  # the committed full-profile model table, experiments_models.json
 run_dir: str = ""  # where the runs are written; empty: a temporary folder
 metrics_path: str = ""  # where the runner records this notebook's key numbers
+solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 
 # %%
 import json
@@ -317,3 +318,82 @@ record_metrics(
     set_loss_change_when_shuffled=max(float((a - b).abs().max()) for a, b in losses.values()),
     alignment_share_last_epoch=share[-1],
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# Three exercises on this notebook's ideas. Write each answer where its cell says `# your code` (or
+# `# your prediction`) and run the cell: the check under it runs your answer on cases of its own,
+# compares the result with an independent reference and, if they differ, names what differs, never
+# the expected values. With the parameter `solutions=True` (the regression run sets it) every check
+# runs the reference solution from `alignlib/notebooks/solutions.py` instead and folds it under its
+# verdict.
+
+# %%
+from alignlib.notebooks.exercises import Exercises  # noqa: E402
+
+exercise = Exercises(solutions)
+
+# %% [markdown]
+# ### 1 · MMSA's seven-class accuracy (§4)
+#
+# The paper's Acc-7 is MMSA's `Mult_acc_7`: clip predictions and truths to $[-3, 3]$, round each to
+# the nearest integer (numpy's rounding: a half goes to the even neighbour, so 2.5 is class 2), and
+# count the clips whose two classes agree.
+#
+# *The check*: your accuracy against `alignlib.metrics.msa_metrics` on clips with predictions
+# beyond the range and on halves.
+
+# %%
+def mult_acc_7(pred, truth):
+    """pred (N,), truth (N,) sentiment scores -> the share of clips in the right class of seven."""
+    ...  # your code
+
+
+exercise.check("mult_acc_7", mult_acc_7)
+
+# %% [markdown]
+# ### 2 · When is a validation curve flat? (§3)
+#
+# Each run above reports whether its validation curve had flattened. Write the rule: a curve (one
+# validation MAE per epoch) is flat when the best of its last `window` epochs improves on the best
+# before them by less than `tolerance`, as a share of that earlier best. A curve of `window` epochs
+# or fewer has nothing before its window and is not flat yet.
+#
+# *The check*: your rule against `alignlib.train.validation_flat` on six curves.
+
+# %%
+def validation_flat(history, window, tolerance):
+    """history: validation MAE per epoch (list), window: epochs, tolerance: relative -> True or False."""
+    ...  # your code
+
+
+exercise.check("validation_flat", validation_flat)
+
+# %% [markdown]
+# ### 3 · A prediction about the oracle model, then the cell that tests it (§3)
+#
+# AlignMamba-1 with the oracle plan was trained with every frame transported onto its true word.
+# Give the trained model, at test time, the **shuffled** plan instead: each clip's word segments stay
+# whole and in order but each lands on the word half a clip away (`plan="shuffled"`, the negative
+# control). Predict: does its test MAE stay below the `set_level` reference line (the best a model
+# can do without knowing which frame belongs to which word)?
+
+# %%
+oracle_survives_shuffled_plan = None  # your prediction: True or False
+
+# %% [markdown]
+# The test: the trained oracle model's best checkpoint, evaluated on the test clips with its plan
+# switched to `shuffled` (nothing retrained).
+
+# %%
+from alignlib.models.checkpoint import load_model  # noqa: E402
+from alignlib.train import evaluate  # noqa: E402
+
+oracle_model, _ = load_model(run_root / "AlignMamba-1_oracle_plan")
+oracle_model.config.plan = "shuffled"
+shuffled_test, _ = evaluate(oracle_model, data.splits["test"], batch_size, torch.device("cpu"))
+print(f"oracle model, test MAE: true plan {runs['AlignMamba-1, oracle plan']['test']['MAE']:.3f}, "
+      f"shuffled plan {shuffled_test['MAE']:.3f}; set_level {reference_mae['set_level']:.3f}")
+exercise.check("oracle_survives_shuffled_plan", oracle_survives_shuffled_plan, shuffled_mae=shuffled_test["MAE"],
+               oracle_mae=runs["AlignMamba-1, oracle plan"]["test"]["MAE"], set_level_mae=reference_mae["set_level"])

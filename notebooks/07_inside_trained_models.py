@@ -54,6 +54,7 @@ blur: float = 0.05  # entropic plans' blur (the OT loss's)
 run_dir: str = ""  # where the runs are written; empty: a temporary folder
 results_dir: str = "../benchmarks/results"  # the committed full-profile sweep, experiments_inside.json
 metrics_path: str = ""  # where the runner records this notebook's key numbers
+solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 
 # %%
 import json
@@ -550,3 +551,81 @@ record_metrics(
     ot_loss_end_without=losses[(losses.epoch == end) & (losses.model == "AM2 without losses")].ot.mean(),
     ot_loss_end_ot1=losses[(losses.epoch == end) & (losses.model == "AM2 OT weight 1")].ot.mean(),
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# Three exercises on this notebook's ideas. Write each answer where its cell says `# your code` (or
+# `# your prediction`) and run the cell: the check under it runs your answer on cases of its own,
+# compares the result with an independent reference and, if they differ, names what differs, never
+# the expected values. With the parameter `solutions=True` (the regression run sets it) every check
+# runs the reference solution from `alignlib/notebooks/solutions.py` instead and folds it under its
+# verdict.
+
+# %%
+from dataclasses import replace  # noqa: E402
+
+from alignlib.notebooks.exercises import Exercises  # noqa: E402
+from alignlib.train import evaluate  # noqa: E402
+
+exercise = Exercises(solutions)
+
+# %% [markdown]
+# ### 1 · The spread of a clip's states (§2)
+#
+# Section 2 measured whether the states collapse onto one direction. Write the measure: for each
+# clip, the unit vectors of its real tokens, their mean direction (the normalised mean of the unit
+# vectors), and the mean cosine distance $1 - \cos$ of the real tokens to that direction; then the
+# mean over clips.
+#
+# *The check*: your spread against `analysis.state_spread` on a batch with padding in odd places.
+
+# %%
+def state_spread(states, mask):
+    """states (B, T, d), mask (B, T) bool -> the mean over clips of the tokens' cosine distance to their clip's direction."""
+    ...  # your code
+
+
+exercise.check("state_spread", state_spread)
+
+# %% [markdown]
+# ### 2 · A correspondence score with its interval (§2, §7)
+#
+# The full profile reports how many frames sit on their word as the mean of **per-clip** accuracies
+# with a 95 % Student-t interval over the clips (each clip counts once, however long). Write it.
+#
+# *The check*: your `(mean, low, high)` against `analysis.per_clip_accuracy` and
+# `stats.mean_ci` on six clips of different lengths.
+
+# %%
+def clip_accuracy_interval(guess, truth, mask):
+    """guess, truth (B, T) word indices, mask (B, T) bool -> (mean, low, high) of the per-clip accuracies."""
+    ...  # your code
+
+
+exercise.check("clip_accuracy_interval", clip_accuracy_interval)
+
+# %% [markdown]
+# ### 3 · A prediction about the trained AlignMamba-2, then the cell that tests it (§2)
+#
+# The OT and MMD losses of AlignMamba-2 compare *sets* of tokens, blind to their order, and section 2
+# found no frame on its word. Reverse every test clip's audio and video frames in time (the text
+# stays) and give them to the trained AlignMamba-2 with its losses. Predict: does its test MAE change
+# by more than 0.01?
+
+# %%
+order_matters_to_alignmamba2 = None  # your prediction: True or False
+
+# %% [markdown]
+# The test: the best checkpoint of the first seed, on the test clips as they are and with their
+# audio and video reversed (the masks reversed with them: padding may sit anywhere).
+
+# %%
+am2, _ = load_model(configs["AM2 with losses", 0].out)
+reversed_test = replace(test, features={m: x[:, ::-1].copy() if m != "text" else x for m, x in test.features.items()},
+                        masks={m: x[:, ::-1].copy() if m != "text" else x for m, x in test.masks.items()})
+as_recorded, _ = evaluate(am2, test, batch_size, torch.device("cpu"))
+reversed_metrics, _ = evaluate(am2, reversed_test, batch_size, torch.device("cpu"))
+reversal_change = reversed_metrics["MAE"] - as_recorded["MAE"]
+print(f"AM2 with losses, test MAE: in order {as_recorded['MAE']:.4f}, reversed {reversed_metrics['MAE']:.4f}")
+exercise.check("order_matters_to_alignmamba2", order_matters_to_alignmamba2, change=reversal_change)

@@ -60,6 +60,7 @@ out_dir: str = ""  # folder for the sweeps' runs and JSON; empty: a temporary fo
 results_dir: str = "../benchmarks/results"  # committed full-profile results, experiments_<sweep>.json
 device: str = "cpu"  # cpu or cuda
 metrics_path: str = ""  # where the runner records this notebook's key numbers
+solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 
 # %%
 import json
@@ -387,3 +388,67 @@ record_metrics(
     lambda_mae_without_alignment=stats.mean_of(lambda_stats, "MAE", lambda_ot=0.0, lambda_mmd=0.0),
     efficiency_points_ok=int((efficiency_table.drop_duplicates("run").status == "ok").sum()),
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# Three exercises on how the sweeps are read. Write each answer where its cell says `# your code`
+# and run the cell: the check under it runs your answer on cases of its own, compares the result
+# with an independent reference and, if they differ, names what differs, never the expected
+# values. With the parameter `solutions=True` (the regression run sets it) every check runs the
+# reference solution from `alignlib/notebooks/solutions.py` instead and folds it under its verdict.
+
+# %%
+import torch  # noqa: E402
+
+from alignlib.notebooks.exercises import Exercises  # noqa: E402
+
+exercise = Exercises(solutions)
+
+# %% [markdown]
+# ### 1 · The interval of a mean over seeds (§2)
+#
+# Every table above gives a mean over seeds with its 95 % interval, $\bar x \pm t_{n-1}\, s / \sqrt n$,
+# where $s$ is the sample standard deviation (divided by $n - 1$) and $t_{n-1}$ the 97.5 % quantile
+# of Student's t with $n - 1$ degrees of freedom (`scipy.stats.t.ppf`). With three seeds
+# $t_2 \approx 4.30$, not 1.96: why few seeds give wide intervals.
+#
+# *The check*: your interval against `stats.mean_ci` and SciPy's `t.interval` for three and five seeds.
+
+# %%
+def mean_interval(values):
+    """values (n,) one metric over n seeds -> (mean, low, high) of the 95 % t-interval."""
+    ...  # your code
+
+
+exercise.check("mean_interval", mean_interval)
+
+# %% [markdown]
+# ### 2 · A paired interval (§2)
+#
+# Two variants trained on the same seeds share each seed's data order and initial draws, so their
+# differences vary less than the variants do. Write the paired interval of the mean difference
+# $a - b$: the interval of exercise 1 applied to the per-seed differences.
+#
+# *The check*: your interval against SciPy's `ttest_rel(a, b).confidence_interval()` on four seeds
+# where the unpaired interval includes 0 and the paired one does not.
+
+# %%
+def paired_interval(a, b):
+    """a (n,), b (n,) one metric of two variants over the same n seeds -> (mean, low, high) of a - b."""
+    ...  # your code
+
+
+exercise.check("paired_interval", paired_interval)
+
+# %% [markdown]
+# ### 3 · A small experiment: the λ grid under another seed (§4)
+#
+# The committed λ grid is flat within its seed spread. Run the `lambda` sweep of this notebook's
+# profile again with `seeds` set to `(1,)` in a copy of its profile (`SWEEPS["lambda"].profiles`),
+# into a new `out` folder, and use your `paired_interval` on the per-cell test MAE of the two seeds
+# against the cell $\lambda_{OT} = \lambda_{MMD} = 0$. Before you run it, write down which cells you
+# expect to beat the cell without alignment, and by how much; then compare.
+
+# %%
+# your experiment: a copy of the profile with seeds (1,), SWEEPS["lambda"].run(...), then paired_interval

@@ -810,3 +810,98 @@ record_metrics(
     missing_audio_accuracy=missing_accuracy,
     shuffled_boundaries=segment_rows["shuffled"]["word boundaries in place"],
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# Four exercises on this notebook's ideas. Write each answer where its cell says `# your code` (or
+# `# your prediction`) and run the cell: the check under it runs your answer on cases of its own,
+# compares the result with an independent reference and, if they differ, names what differs, never
+# the expected values. With the parameter `solutions=True` (the regression run sets it) every check
+# runs the reference solution from `alignlib/notebooks/solutions.py` instead and folds it under its
+# verdict.
+
+# %%
+from dataclasses import replace  # noqa: E402
+
+from alignlib.notebooks.exercises import Exercises  # noqa: E402
+
+exercise = Exercises(solutions)
+
+# %% [markdown]
+# ### 1 · The forward recursion by hand (§2)
+#
+# For one clip of $T$ frames and $W$ words with scores $e_{ij}$, write
+# $\log Z = \log \sum_{\text{paths}} \exp \sum_i e_{i,\,\text{path}_i}$ by the forward recursion
+# $\alpha_{i j} = e_{i j} + \log\left(e^{\alpha_{i-1, j}} + e^{\alpha_{i-1, j-1}}\right)$: every path starts
+# on the first word at the first frame and ends on the last word at the last frame.
+#
+# *The check*: your $\log Z$ against `monotone.log_partition` and the sum over every path, in four clips.
+
+# %%
+def log_partition_loop(scores):
+    """scores (T, W) of one clip -> log Z, a number."""
+    ...  # your code
+
+
+exercise.check("log_partition_loop", log_partition_loop)
+
+# %% [markdown]
+# ### 2 · The best path, by Viterbi (§2)
+#
+# Replace the log-sum of exercise 1 by a max, remember at each frame and word whether the best way in
+# came from the previous word, and trace back from the last word at the last frame.
+#
+# *The check*: your path against `monotone.best_path` and the best of every path, in four clips.
+
+# %%
+def best_path_loop(scores):
+    """scores (T, W) of one clip -> (T,) the word of each frame on the highest-scoring monotone path."""
+    ...  # your code
+
+
+exercise.check("best_path_loop", best_path_loop)
+
+# %% [markdown]
+# ### 3 · The emissions that do not collapse (§4)
+#
+# Section 4 normalised the similarities over each word's frames, $\log p(\text{frame} \mid \text{word})$,
+# rather than over each frame's words. Write it for a padded batch: padded frames and words take no
+# part in any softmax (what a padded entry holds is up to you: it is not compared).
+#
+# *The check*: your scores against `monotone.emission_scores(..., normalise="words")` on every real entry.
+
+# %%
+def word_normalised_scores(similarity, frame_mask, word_mask):
+    """similarity (B, T, W), frame_mask (B, T), word_mask (B, W) -> log p(frame | word) (B, T, W)."""
+    ...  # your code
+
+
+exercise.check("word_normalised_scores", word_normalised_scores)
+
+# %% [markdown]
+# ### 4 · A prediction about the trained learned plan, then the cell that tests it (§5)
+#
+# Reverse every test clip's frames in time (the masks and the true tables with them; the words stay
+# in order) and give them to the trained AlignMamba-1 with the learned plan. Its aligners were trained
+# on clips that run forward. Predict: does its plan still put more than half of the audio frames on
+# their true word?
+
+# %%
+learned_plan_survives_reversal = None  # your prediction: True or False
+
+# %% [markdown]
+# The test: the learned plan of the last checkpoint on the scored test clips, reversed.
+
+# %%
+flip = {m: (lambda x: x[:, ::-1].copy()) if m != "text" else (lambda x: x) for m in MODALITIES}
+reversed_test = replace(test, features={m: flip[m](x) for m, x in test.features.items()},
+                        masks={m: flip[m](x) for m, x in test.masks.items()})
+reversed_found = analysis.correspondences(learned_model, reversed_test, {m: t[:, ::-1].copy() for m, t in truth.items()},
+                                          clips, methods=())
+forward_found = analysis.correspondences(learned_model, test, truth, clips, methods=())
+print(f"the learned plan's audio frames on their word: in order {forward_found.accuracy['audio']['model']:.3f}, "
+      f"reversed {reversed_found.accuracy['audio']['model']:.3f}")
+exercise.check("learned_plan_survives_reversal", learned_plan_survives_reversal,
+               reversed_accuracy=reversed_found.accuracy["audio"]["model"],
+               accuracy=forward_found.accuracy["audio"]["model"])

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from scipy import stats as scipy_stats
 
 from alignlib.data.warped_pairs import warped_pair
 from alignlib.notebooks import exercises, solutions
@@ -11,7 +12,10 @@ from alignlib.notebooks.exercises import CHECKS, ExerciseFailed, Exercises
 
 PAIR = warped_pair(12, 8, dim=16, noise=0.4, warp=1.0, seed=0)  # notebook 01's pair
 CONTEXT = {"entropy_halving_blur": {"source": PAIR.source[0], "target": PAIR.target[0]},
-           "answers_unchanged_by_padding": {"gap": 0.0}}
+           "answers_unchanged_by_padding": {"gap": 0.0},
+           "oracle_survives_shuffled_plan": {"shuffled_mae": 1.2, "oracle_mae": 0.6, "set_level_mae": 0.9},
+           "order_matters_to_alignmamba2": {"change": 0.0007},
+           "learned_plan_survives_reversal": {"reversed_accuracy": 0.1, "accuracy": 0.95}}
 
 
 def other_cheap_column(cost, x_mask, y_mask):
@@ -41,6 +45,44 @@ def probe_without_intercept(train_states, train_pixels, test_states, test_pixels
     weights = torch.linalg.lstsq(train_states, train_pixels).solution
     residual = (test_pixels - test_states @ weights).pow(2).sum()
     return 1 - residual / (test_pixels - test_pixels.mean(0)).pow(2).sum()
+
+
+def frame_normalised(similarity, frame_mask, word_mask):
+    real = frame_mask[:, :, None] & word_mask[:, None, :]
+    return similarity.masked_fill(~real, -math.inf).log_softmax(dim=2)
+
+
+def viterbi_free_end(scores):
+    return scores.argmax(1)  # each frame on its own best word
+
+
+def path_that_skips(scores):
+    path = solutions.best_path_loop(scores)
+    path[-1] = scores.shape[1] + 1 if scores.shape[1] > 1 else path[-1]
+    return path
+
+
+def log_z_free_end(scores):
+    alpha = torch.full((scores.shape[1],), -math.inf, dtype=scores.dtype)
+    alpha[0] = scores[0, 0]
+    for i in range(1, len(scores)):
+        alpha = scores[i] + torch.logaddexp(alpha, torch.cat([alpha.new_full((1,), -math.inf), alpha[:-1]]))
+    return torch.logsumexp(alpha, 0)
+
+
+def ci_normal(values):
+    return values.mean(), values.mean() - 1.96 * values.std() / len(values) ** 0.5, \
+        values.mean() + 1.96 * values.std() / len(values) ** 0.5
+
+
+def interval_of_one_value(values):
+    half = scipy_stats.t.ppf(0.975, len(values) - 1) * values.std()  # s, not s / sqrt(n)
+    return values.mean(), values.mean() - half, values.mean() + half
+
+
+def unpaired_interval(a, b):
+    interval = scipy_stats.ttest_ind(a.numpy(), b.numpy(), equal_var=False).confidence_interval(0.95)
+    return (a - b).mean(), interval.low, interval.high
 
 
 # exercise -> [(a typical wrong answer, a phrase of the hint it must get), ...]
@@ -171,6 +213,59 @@ WRONG = {
          "scored on the training tokens"),
     ],
     "answers_unchanged_by_padding": [(False, "the measurement disagrees"), ("yes", "True or False")],
+    "mult_acc_7": [
+        (lambda pred, truth: (pred.round() == truth.round()).double().mean(), "not clipped"),
+        (lambda pred, truth: (pred.clamp(-3, 3).trunc() == truth.clamp(-3, 3).trunc()).double().mean(), "truncated"),
+        (lambda pred, truth: ((pred.clamp(-3, 3).abs() + 0.5).floor() * pred.sign()
+                              == (truth.clamp(-3, 3).abs() + 0.5).floor() * truth.sign()).double().mean(),
+         "half to even"),
+    ],
+    "validation_flat": [
+        (lambda history, window, tolerance: history[-1] >= min(history[:-window]) * (1 - tolerance), "not the last value"),
+        (lambda history, window, tolerance: len(history) > window and min(history[-window:])
+         >= min(history[:-window]) - tolerance, "relative"),
+        (lambda history, window, tolerance: len(history) < window or solutions.validation_flat(history, window, tolerance),
+         "not flat yet"),
+        (lambda history, window, tolerance: "yes", "True or False"),
+    ],
+    "oracle_survives_shuffled_plan": [(True, "the measurement disagrees"), (1, "True or False")],
+    "state_spread": [
+        (lambda states, mask: solutions.state_spread(states, torch.ones_like(mask)), "padded tokens count"),
+        (lambda states, mask: (1 - (torch.nn.functional.normalize(states, dim=-1) * torch.nn.functional.normalize(
+            (torch.nn.functional.normalize(states, dim=-1) * mask[..., None]).sum(1), dim=-1)[:, None]).sum(-1))
+         [mask].mean(), "pooled over all real tokens"),
+    ],
+    "clip_accuracy_interval": [
+        (lambda guess, truth, mask: solutions.clip_accuracy_interval(guess, truth, torch.ones_like(mask)),
+         "padded frames count"),
+        (lambda guess, truth, mask: ci_normal((((guess == truth) & mask).sum(1) / mask.sum(1)).double()), "1.96"),
+        (lambda guess, truth, mask: [((guess == truth) & mask).sum() / mask.sum()] * 3, "pools every real frame"),
+        (lambda guess, truth, mask: 0.5, "three numbers"),
+    ],
+    "order_matters_to_alignmamba2": [(True, "hardly depends on it")],
+    "mean_interval": [
+        (ci_normal, "Student's t"),
+        (lambda values: solutions.mean_interval(values)[:2], "three numbers"),
+        (interval_of_one_value, "not of the mean"),
+    ],
+    "paired_interval": [
+        (lambda a, b: solutions.paired_interval(b, a), "the sign"),
+        (unpaired_interval, "unpaired"),
+    ],
+    "log_partition_loop": [
+        (lambda scores: scores[torch.arange(len(scores)), solutions.best_path_loop(scores)].sum(), "the best path's score"),
+        (log_z_free_end, "may end on any word"),
+    ],
+    "best_path_loop": [
+        (viterbi_free_end, "each frame's best word on its own"),
+        (lambda scores: solutions.best_path_loop(scores).flip(0), "goes back to an earlier word"),
+    ],
+    "word_normalised_scores": [
+        (frame_normalised, "wrong axis"),
+        (lambda similarity, frame_mask, word_mask: similarity.log_softmax(1), "padded frames count"),
+        (lambda similarity, frame_mask, word_mask: similarity, "not normalised"),
+    ],
+    "learned_plan_survives_reversal": [(True, "the measurement disagrees")],
 }
 
 

@@ -20,8 +20,6 @@ from alignlib.notebooks.exercises import CHECKS
 from baseline_compare import BASELINE_DIR, compare_with_baseline, updated_baseline
 
 NOTEBOOKS = notebooks.discover()
-# Being rewritten (issue 26 adds their exercises after that); the test below fails once one has its section.
-EXERCISES_PENDING = {"06_training", "07_inside_trained_models", "08_paper_experiments", "10_learned_alignment"}
 
 
 def test_the_suite_has_notebooks():
@@ -70,8 +68,7 @@ def test_parameters_cell_and_full_profile(notebook):
     assert len(tagged) == 1, f"{notebook.name}: expected one cell tagged 'parameters', found {len(tagged)}"
     source = tagged[0].source
     assert 'metrics_path: str = ""' in source
-    if notebook.stem not in EXERCISES_PENDING:
-        assert "\nsolutions: bool = False  #" in source, f"{notebook.name}: no annotated `solutions: bool = False`"
+    assert "\nsolutions: bool = False  #" in source, f"{notebook.name}: no annotated `solutions: bool = False`"
     names = [line.split(":")[0] for line in source.splitlines() if line and not line.startswith("#")]
     for line in source.splitlines():
         if line and not line.startswith("#"):
@@ -93,9 +90,6 @@ def exercise_checks(notebook) -> list[str]:
 def test_the_notebook_ends_with_exercises_whose_answers_are_empty(notebook):
     cells = nbformat.read(notebook, as_version=4).cells
     headings = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
-    if notebook.stem in EXERCISES_PENDING:
-        assert not headings, f"{notebook.name} has its exercises now: take it out of EXERCISES_PENDING"
-        return
     assert len(headings) == 1, f"{notebook.name}: expected one '## Exercises' section"
     section = cells[headings[0]:]
     assert not any(c.cell_type == "markdown" and re.match(r"## (?!#)", c.source) for c in section[1:]), \

@@ -746,6 +746,223 @@ def check_expected_missing_share(answer) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Predictions about trained models: True or False, tested by a measurement the notebook makes.
+
+def _prediction(prediction, holds: bool, measured: str, why: str = "") -> str:
+    """Compare a True/False prediction with what the measurement says (``holds``)."""
+    if prediction is None:
+        raise Unanswered
+    if not isinstance(prediction, (bool, np.bool_)):
+        raise Mismatch(f"a prediction is True or False, got {prediction!r}")
+    if bool(prediction) != holds:
+        raise Mismatch(f"the measurement disagrees: {measured}" + (f". {why}" if why else ""))
+    return f"the measurement agrees: {measured}"
+
+
+# ---------------------------------------------------------------------------------------------
+# 06 · training
+
+@_exercise
+def check_mult_acc_7(answer) -> str:
+    """``mult_acc_7(pred (N,), truth (N,)) -> float`` against ``Mult_acc_7`` of
+    :func:`alignlib.metrics.msa_metrics` (MMSA: clip to [-3, 3], round half to even, compare)."""
+    from alignlib.metrics import msa_metrics
+
+    truth = torch.tensor([-3.0, -2.6, -0.4, 0.0, 0.5, 1.5, 2.4, 3.0, 2.5, -1.2, 1.8, 0.6], dtype=torch.float64)
+    pred = torch.tensor([-4.2, -2.4, -0.6, 0.4, 0.6, 2.5, 3.6, 2.7, 2.5, -0.5, 1.2, 0.9], dtype=torch.float64)
+    case = "12 clips, some predictions beyond [-3, 3] and some on a half"
+    got = _number(_call(answer, case, pred, truth), case)
+    p, t = pred.numpy(), truth.numpy()
+    mistakes = {
+        "not clipped: a prediction beyond 3 (or below -3) belongs to the outer class 3 (-3)":
+            float(np.mean(np.round(p) == np.round(t))),
+        "halves rounded away from zero: MMSA rounds with numpy, half to even (2.5 -> 2)":
+            float(np.mean(np.floor(np.abs(np.clip(p, -3, 3)) + 0.5) * np.sign(p)
+                          == np.floor(np.abs(np.clip(t, -3, 3)) + 0.5) * np.sign(t))),
+        "truncated towards zero: the classes come from rounding, not from int()":
+            float(np.mean(np.trunc(np.clip(p, -3, 3)) == np.trunc(np.clip(t, -3, 3)))),
+    }
+    _compare_number(got, msa_metrics(p, t)["Mult_acc_7"], case, mistakes)
+    return "matches alignlib.metrics (MMSA's Mult_acc_7)"
+
+
+@_exercise
+def check_validation_flat(answer) -> str:
+    """``validation_flat(history, window, tolerance) -> bool`` against
+    :func:`alignlib.train.validation_flat` on five curves."""
+    from alignlib.train import validation_flat
+
+    curves = {"a curve still falling": ([1.0, 0.9, 0.8, 0.7, 0.6, 0.5], 3),
+              "a curve that flattened": ([1.0, 0.7, 0.6, 0.6, 0.601, 0.6005], 3),
+              "a curve whose last value rose after a new best": ([1.0, 0.8, 0.7, 0.6, 0.9], 2),
+              "a curve near 10 improving by 0.5 %": ([12.0, 10.0, 10.0, 9.95, 9.96, 9.97], 3),
+              "a curve of window + 1 epochs, flat": ([1.0, 1.0, 1.0, 1.0], 3),
+              "a curve shorter than its window": ([1.0, 1.0], 3)}
+    for case, (history, window) in curves.items():
+        got = _call(answer, case, list(history), window, 0.01)
+        if not isinstance(got, (bool, np.bool_)):
+            raise Mismatch(f"{case}: expected True or False, got {got!r}")
+        expected = validation_flat(history, window, 0.01)
+        if bool(got) != expected:
+            hint = {"a curve whose last value rose after a new best": "compare the best of the last window with the "
+                    "best before it, not the last value",
+                    "a curve near 10 improving by 0.5 %": "the tolerance is relative (a share of the best before the window)",
+                    "a curve shorter than its window": "a curve of window epochs or fewer has nothing before its "
+                    "window: not flat yet"}.get(case, f"expected {expected}")
+            raise Mismatch(f"{case} (window {window}): {hint}")
+    return "matches alignlib.train.validation_flat on six curves"
+
+
+@_exercise
+def check_oracle_survives_shuffled_plan(prediction, shuffled_mae: float, oracle_mae: float,
+                                        set_level_mae: float) -> str:
+    """A prediction (True or False): the model trained with the true plan, given the shuffled plan
+    at test time, stays below the set_level reference line. Tested by the notebook's measurement."""
+    holds = shuffled_mae < set_level_mae
+    measured = (f"with the shuffled plan its test MAE is {shuffled_mae:.3f} (with the true plan {oracle_mae:.3f}; "
+                f"set_level {set_level_mae:.3f})")
+    why = ("" if holds else "It learned to read each word's aligned frames; with the frames scattered, "
+           "the cues it reads sit on the wrong words")
+    return _prediction(prediction, holds, measured, why)
+
+
+# ---------------------------------------------------------------------------------------------
+# 07 · inside trained models
+
+@_exercise
+def check_state_spread(answer) -> str:
+    """``state_spread(states (B, T, d), mask (B, T)) -> float`` against
+    :func:`alignlib.analysis.state_spread` on a padded batch."""
+    from alignlib.analysis import state_spread
+
+    generator = _generator(21)
+    states = torch.randn(3, 7, 5, generator=generator, dtype=torch.float64) + 0.5
+    mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3, [False, True, True, False, True, True, False]])
+    states[~mask] = 50 * torch.randn(int((~mask).sum()), 5, generator=generator, dtype=torch.float64)
+    case = "3 clips of 7, 4 and 4 real tokens (padding anywhere), width 5"
+    got = _number(_call(answer, case, states, mask), case)
+    unit = torch.nn.functional.normalize(states, dim=-1)
+    everywhere = torch.ones_like(mask)
+    centre = torch.nn.functional.normalize((unit * mask[..., None]).sum(1), dim=-1)
+    distance = 1 - (unit * centre[:, None]).sum(-1)
+    mistakes = {
+        "the padded tokens count: the centre and the mean are over each clip's real tokens (mask)":
+            state_spread(states, everywhere),
+        "pooled over all real tokens: average each clip's spread, then the clips":
+            ((distance * mask).sum() / mask.sum()).item(),
+        "the centre is the mean of the unit vectors, normalised: cosine distances need unit vectors on both sides":
+            ((1 - (unit * (unit * mask[..., None]).sum(1)[:, None] / mask.sum(1)[:, None, None]).sum(-1))
+             * mask).sum(1).div(mask.sum(1)).mean().item(),
+    }
+    _compare_number(got, state_spread(states, mask), case, mistakes, rtol=1e-6)
+    return "matches alignlib.analysis.state_spread on a padded batch"
+
+
+@_exercise
+def check_clip_accuracy_interval(answer) -> str:
+    """``clip_accuracy_interval(guess (B, T), truth (B, T), mask (B, T)) -> (mean, low, high)``:
+    the mean of per-clip accuracies with its 95 % Student-t interval, against
+    :func:`alignlib.analysis.per_clip_accuracy` and :func:`alignlib.experiments.stats.mean_ci`."""
+    from scipy import stats as scipy_stats
+
+    from alignlib.analysis import per_clip_accuracy
+    from alignlib.experiments.stats import mean_ci
+
+    generator = _generator(22)
+    truth = torch.randint(0, 5, (6, 9), generator=generator)
+    lengths = torch.tensor([9, 7, 5, 9, 6, 8])
+    mask = torch.arange(9)[None] < lengths[:, None]
+    guess = torch.where(torch.rand(6, 9, generator=generator) < torch.linspace(0.2, 0.9, 6)[:, None], truth, 5)
+    guess[~mask] = truth[~mask]  # padding "right": only an answer that ignores the mask counts it
+    case = "6 clips of 5 to 9 real frames"
+    got = _tensor(_call(answer, case, guess, truth, mask), case).flatten()
+    if got.numel() != 3:
+        raise Mismatch(f"{case}: expected three numbers (mean, low, high), got {got.numel()}")
+    per_clip = per_clip_accuracy(guess, truth, mask)
+    mean, low, high = mean_ci(per_clip)
+    half = (high - low) / 2
+    mistakes = {
+        "the padded frames count: score each clip over its real frames (mask)":
+            torch.tensor(mean_ci(((guess == truth).double().mean(1)).numpy())),
+        "a normal interval (1.96): with 6 clips the interval uses Student's t with 5 degrees of freedom":
+            torch.tensor([mean, mean - 1.96 * half / scipy_stats.t.ppf(0.975, 5),
+                          mean + 1.96 * half / scipy_stats.t.ppf(0.975, 5)]),
+        "the standard deviation divides by n: the sample standard deviation divides by n - 1 (ddof=1)":
+            torch.tensor([mean, mean - half * math.sqrt(5 / 6), mean + half * math.sqrt(5 / 6)]),
+    }
+    pooled = ((guess == truth) & mask).sum().item() / mask.sum().item()
+    if math.isclose(got[0].item(), pooled, rel_tol=1e-6):
+        raise Mismatch(f"{case}: your mean pools every real frame: average the per-clip accuracies (each clip counts once)")
+    _compare(got, torch.tensor([mean, low, high]), case, mistakes, axes=" (mean, low, high)")
+    return "matches per_clip_accuracy with stats.mean_ci (Student's t)"
+
+
+@_exercise
+def check_order_matters_to_alignmamba2(prediction, change: float) -> str:
+    """A prediction (True or False): the trained AlignMamba-2's test MAE changes by more than 0.01
+    when every clip's audio and video frames are reversed in time. Tested by the notebook's ``change``."""
+    holds = abs(change) > 0.01
+    why = ("" if holds else "The scan reads its tokens in order, but what the model learned hardly depends on it: "
+           "its losses compare sets, and its answer rests on cues that a bag of frames holds (section 2 found no "
+           "frame on its word)")
+    return _prediction(prediction, holds, f"reversing the frames changes the test MAE by {change:+.4f}", why)
+
+
+# ---------------------------------------------------------------------------------------------
+# 08 · the papers' experiments
+
+@_exercise
+def check_mean_interval(answer) -> str:
+    """``mean_interval(values (n,)) -> (mean, low, high)``: the 95 % Student-t interval, against
+    :func:`alignlib.experiments.stats.mean_ci` and SciPy's ``t.interval``."""
+    from scipy import stats as scipy_stats
+
+    for case, values in {"3 seeds": [0.91, 0.88, 0.95], "5 seeds": [1.02, 0.97, 1.10, 0.99, 1.04]}.items():
+        x = np.asarray(values)
+        got = _tensor(_call(answer, case, torch.tensor(values, dtype=torch.float64)), case).flatten()
+        if got.numel() != 3:
+            raise Mismatch(f"{case}: expected three numbers (mean, low, high), got {got.numel()}")
+        scale = x.std(ddof=1) / math.sqrt(x.size)
+        low, high = scipy_stats.t.interval(0.95, x.size - 1, loc=x.mean(), scale=scale)
+        mean = x.mean()
+        mistakes = {
+            f"a normal interval (1.96): with {x.size} values the interval uses Student's t with {x.size - 1} "
+            "degrees of freedom": torch.tensor([mean, mean - 1.96 * scale, mean + 1.96 * scale]),
+            "the standard deviation divides by n: the sample standard deviation divides by n - 1 (ddof=1)":
+                torch.tensor([mean, *scipy_stats.t.interval(0.95, x.size - 1, loc=mean, scale=x.std() / math.sqrt(x.size))]),
+            f"t with n = {x.size} degrees of freedom: an interval for a mean has n - 1":
+                torch.tensor([mean, *scipy_stats.t.interval(0.95, x.size, loc=mean, scale=scale)]),
+            "the interval of one value (mean ± t s), not of the mean: divide s by sqrt(n)":
+                torch.tensor([mean, *scipy_stats.t.interval(0.95, x.size - 1, loc=mean, scale=x.std(ddof=1))]),
+        }
+        _compare(got, torch.tensor([mean, low, high]), case, mistakes, axes=" (mean, low, high)")
+    return "matches stats.mean_ci and scipy.stats.t.interval"
+
+
+@_exercise
+def check_paired_interval(answer) -> str:
+    """``paired_interval(a (n,), b (n,)) -> (mean, low, high)``: the 95 % interval of the mean
+    difference ``a - b`` over paired seeds, against SciPy's ``ttest_rel(a, b).confidence_interval()``."""
+    from scipy import stats as scipy_stats
+
+    a = np.array([0.912, 0.934, 0.905, 0.921])  # one variant, seeds 0-3
+    b = np.array([0.930, 0.951, 0.917, 0.940])  # another, the same seeds (the seed moves both)
+    case = "4 paired seeds"
+    got = _tensor(_call(answer, case, torch.tensor(a), torch.tensor(b)), case).flatten()
+    if got.numel() != 3:
+        raise Mismatch(f"{case}: expected three numbers (mean, low, high), got {got.numel()}")
+    interval = scipy_stats.ttest_rel(a, b).confidence_interval(0.95)
+    unpaired = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    mistakes = {
+        "unpaired (two independent samples): pair each seed's two runs and take the interval of the differences":
+            torch.tensor([(a - b).mean(), unpaired.low, unpaired.high]),
+        "the sign: the difference is a - b": -torch.tensor([(a - b).mean(), interval.high, interval.low]),
+    }
+    _compare(got, torch.tensor([(a - b).mean(), interval.low, interval.high]), case, mistakes, axes=" (mean, low, high)")
+    return "matches scipy.stats.ttest_rel(a, b).confidence_interval()"
+
+
+# ---------------------------------------------------------------------------------------------
 # 09 · EMMA
 
 @_exercise
@@ -851,13 +1068,124 @@ def check_answers_unchanged_by_padding(prediction, gap: float) -> str:
     """A prediction (True or False): the trained model's answers do not change when every question
     gets more padding. Tested by the notebook's measurement ``gap``, the largest change of a logit
     (unchanged below 1e-5)."""
-    if prediction is None:
-        raise Unanswered
-    if not isinstance(prediction, (bool, np.bool_)):
-        raise Mismatch(f"a prediction is True or False, got {prediction!r}")
     unchanged = gap < 1e-5
-    if bool(prediction) != unchanged:
-        raise Mismatch(f"the measurement disagrees: the largest change of a logit is {gap:.2e}"
-                       + (". Causality is a property of the architecture, not of the weights: the answer position "
-                          "reads only earlier positions, and the padding comes after it" if unchanged else ""))
-    return f"the measurement agrees: the largest change of a logit is {gap:.2e}"
+    why = ("Causality is a property of the architecture, not of the weights: the answer position reads only "
+           "earlier positions, and the padding comes after it" if unchanged else "")
+    return _prediction(prediction, unchanged, f"the largest change of a logit is {gap:.2e}", why)
+
+
+# ---------------------------------------------------------------------------------------------
+# 10 · learned alignment
+
+def _monotone_cases():
+    generator = _generator(31)
+    return {f"{frames} frames, {words} words": torch.randn(frames, words, generator=generator, dtype=torch.float64)
+            for frames, words in ((6, 3), (5, 5), (8, 1), (9, 4))}
+
+
+def _paths(frames: int, words: int):
+    """Every monotone path of ``frames`` frames through ``words`` words (brute force)."""
+    from itertools import combinations
+
+    for cuts in combinations(range(1, frames), words - 1):  # the frames where the next word starts
+        bounds = (0, *cuts, frames)
+        yield [w for w in range(words) for _ in range(bounds[w], bounds[w + 1])]
+
+
+@_exercise
+def check_log_partition_loop(answer) -> str:
+    """``log_partition_loop(scores (T, W)) -> float``: the forward recursion's ``log Z`` of one clip,
+    against :func:`alignlib.align.monotone.log_partition` and a sum over every path."""
+    from alignlib.align import monotone
+
+    for case, scores in _monotone_cases().items():
+        got = _number(_call(answer, case, scores), case)
+        frames, words = scores.shape
+        paths = torch.tensor(list(_paths(frames, words)))
+        totals = scores[torch.arange(frames), paths].sum(1)
+        mistakes = {
+            "the best path's score (a max): log Z sums exp(score) over every path (logsumexp)": totals.max().item(),
+        }
+        if words > 1:
+            alpha = scores[0].clone()
+            alpha[1:] = -math.inf
+            for i in range(1, frames):
+                alpha = scores[i] + torch.logaddexp(alpha, torch.cat([alpha.new_full((1,), -math.inf), alpha[:-1]]))
+            mistakes["the path may end on any word: every path ends on the last word (take alpha[T-1, W-1])"] = \
+                torch.logsumexp(alpha, 0).item()
+            mistakes["the path starts anywhere: every path starts on the first word"] = _any_start(scores)
+        _compare_number(got, torch.logsumexp(totals, 0).item(), case, mistakes, rtol=1e-9, atol=1e-9)
+        assert math.isclose(monotone.log_partition(scores[None]).item(), torch.logsumexp(totals, 0).item(), rel_tol=1e-9)
+    return "matches monotone.log_partition and the sum over every path, in four clips"
+
+
+def _any_start(scores):
+    alpha = scores[0].clone()
+    for i in range(1, len(scores)):
+        alpha = scores[i] + torch.logaddexp(alpha, torch.cat([alpha.new_full((1,), -math.inf), alpha[:-1]]))
+    return alpha[-1].item()
+
+
+@_exercise
+def check_best_path_loop(answer) -> str:
+    """``best_path_loop(scores (T, W)) -> (T,)`` word indices of the highest-scoring monotone path
+    (Viterbi), against :func:`alignlib.align.monotone.best_path` and the best of every path."""
+    from alignlib.align import monotone
+
+    for case, scores in _monotone_cases().items():
+        got = _call(answer, case, scores)
+        expected = monotone.best_path(scores[None])[0]
+        frames, words = scores.shape
+        paths = torch.tensor(list(_paths(frames, words)))
+        assert torch.equal(paths[scores[torch.arange(frames), paths].sum(1).argmax()], expected)
+        path = _tensor(got, case)
+        if torch.equal(path, scores.argmax(1).double()) and not torch.equal(path, expected.double()):
+            raise Mismatch(f"{case}: each frame's best word on its own: the path must run forward through every "
+                           "word in order")
+        if path.shape == expected.shape and (path.diff() < 0).any():
+            raise Mismatch(f"{case}: your path goes back to an earlier word: a monotone path never does")
+        if path.shape == expected.shape and (path.diff() > 1).any():
+            raise Mismatch(f"{case}: your path skips a word: each next frame stays on its word or moves to the next")
+        _compare(got, expected.double(), case, axes=" (T,)")
+    return "matches monotone.best_path and the best of every path, in four clips"
+
+
+@_exercise
+def check_word_normalised_scores(answer) -> str:
+    """``word_normalised_scores(similarity (B, T, W), frame_mask (B, T), word_mask (B, W)) -> (B, T, W)``:
+    ``log p(frame | word)``, against :func:`alignlib.align.monotone.emission_scores` on the real entries."""
+    from alignlib.align import monotone
+
+    generator = _generator(32)
+    similarity = torch.randn(2, 6, 4, generator=generator, dtype=torch.float64)
+    frame_mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    word_mask = torch.tensor([[True] * 4, [True] * 3 + [False]])
+    case = "2 clips, the second with 4 of 6 frames and 3 of 4 words real"
+    got = _tensor(_call(answer, case, similarity, frame_mask, word_mask), case)
+    real = frame_mask[:, :, None] & word_mask[:, None, :]
+    expected = monotone.emission_scores(similarity, frame_mask, word_mask, normalise="words")
+    if got.shape == expected.shape:  # padded entries are free: only the real ones are compared
+        got = torch.where(real, got, expected)
+    mistakes = {
+        "wrong axis: that is log p(word | frame), normalised over each frame's words (the hub word's choice); "
+        "normalise over each word's frames": torch.where(real, monotone.emission_scores(
+            similarity, frame_mask, word_mask, normalise="frames"), expected),
+        "the padded frames count: the softmax runs over each word's real frames (mask)":
+            torch.where(real, similarity.log_softmax(1), expected),
+        "not normalised: log p(frame | word) is the similarity minus each word's logsumexp over its frames":
+            torch.where(real, similarity, expected),
+    }
+    _compare(got, expected, case, mistakes, axes=" (B, T, W)")
+    return "matches monotone.emission_scores(normalise='words') on every real entry"
+
+
+@_exercise
+def check_learned_plan_survives_reversal(prediction, reversed_accuracy: float, accuracy: float) -> str:
+    """A prediction (True or False): the trained learned plan still puts more than half of the audio
+    frames on their true word when every clip's frames are reversed in time. Tested by the notebook."""
+    holds = reversed_accuracy > 0.5
+    measured = (f"with the frames reversed the learned plan finds {reversed_accuracy:.2f} of the frames' words "
+                f"(in order: {accuracy:.2f})")
+    why = ("" if holds else "The monotone plan assumes the first frame sits on the first word: reversed, the "
+           "words are met last to first, and only the middle of a clip can still land on its word")
+    return _prediction(prediction, holds, measured, why)

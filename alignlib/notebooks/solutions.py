@@ -152,3 +152,92 @@ def probe_r2(train_states, train_pixels, test_states, test_pixels):
 
 
 answers_unchanged_by_padding = True  # causality: the answer position reads no later position
+
+
+# 06 · training
+
+def mult_acc_7(pred, truth):
+    classes = [torch.round(x.clamp(-3, 3)) for x in (pred, truth)]  # torch.round: half to even, as numpy
+    return (classes[0] == classes[1]).double().mean()
+
+
+def validation_flat(history, window, tolerance):
+    if len(history) <= window:
+        return False
+    return min(history[-window:]) >= min(history[:-window]) * (1 - tolerance)
+
+
+oracle_survives_shuffled_plan = False  # it learned to read the words' own frames; shuffled, they carry other cues
+
+
+# 07 · inside trained models
+
+def state_spread(states, mask):
+    unit = states / states.norm(dim=-1, keepdim=True)
+    centre = (unit * mask[..., None]).sum(1)
+    centre = centre / centre.norm(dim=-1, keepdim=True)  # (B, d): each clip's mean direction
+    distance = 1 - (unit * centre[:, None]).sum(-1)  # (B, T) cosine distances
+    return ((distance * mask).sum(1) / mask.sum(1)).mean()
+
+
+def clip_accuracy_interval(guess, truth, mask):
+    from scipy import stats
+
+    per_clip = (((guess == truth) & mask).sum(1) / mask.sum(1)).double()
+    n = len(per_clip)
+    half = stats.t.ppf(0.975, n - 1) * per_clip.std() / math.sqrt(n)  # torch's std divides by n - 1
+    return per_clip.mean(), per_clip.mean() - half, per_clip.mean() + half
+
+
+order_matters_to_alignmamba2 = False  # trained with set-level losses, it reads the audio and video as bags
+
+
+# 08 · the papers' experiments
+
+def mean_interval(values):
+    from scipy import stats
+
+    n = len(values)
+    half = stats.t.ppf(0.975, n - 1) * values.std() / math.sqrt(n)
+    return values.mean(), values.mean() - half, values.mean() + half
+
+
+def paired_interval(a, b):
+    return mean_interval(a - b)  # the seed moves both runs: the interval of the per-seed differences
+
+
+# 10 · learned alignment
+
+def log_partition_loop(scores):
+    frames, words = scores.shape
+    alpha = torch.full((words,), -math.inf, dtype=scores.dtype)
+    alpha[0] = scores[0, 0]  # the first frame sits on the first word
+    for i in range(1, frames):
+        stay = alpha
+        advance = torch.cat([alpha.new_full((1,), -math.inf), alpha[:-1]])
+        alpha = scores[i] + torch.logaddexp(stay, advance)
+    return alpha[-1]  # the last frame sits on the last word
+
+
+def best_path_loop(scores):
+    frames, words = scores.shape
+    value = torch.full((words,), -math.inf, dtype=scores.dtype)
+    value[0] = scores[0, 0]
+    moved = torch.zeros(frames, words, dtype=torch.bool)
+    for i in range(1, frames):
+        advance = torch.cat([value.new_full((1,), -math.inf), value[:-1]])
+        moved[i] = advance > value
+        value = scores[i] + torch.maximum(value, advance)
+    path, word = [], words - 1
+    for i in reversed(range(frames)):  # back from the last word at the last frame
+        path.append(word)
+        word -= int(moved[i, word])
+    return torch.tensor(path[::-1])
+
+
+def word_normalised_scores(similarity, frame_mask, word_mask):
+    real = frame_mask[:, :, None] & word_mask[:, None, :]
+    return similarity.masked_fill(~real, -math.inf).log_softmax(dim=1)  # over each word's frames
+
+
+learned_plan_survives_reversal = False  # the plan runs forward from the first word: reversed, the order is wrong
