@@ -380,7 +380,8 @@ print(f"OT loss of the test clips (unweighted): {ot_at['AM2 OT weight 1', 0]:.2f
 #
 # The same study as a resumable sweep of `alignlib.experiments` (every model of section 1, three
 # seeds, a checkpoint per epoch, `analysis.checkpoint_summary` on each, 200 scored test clips),
-# run once on this project's 2-core CPU and committed as `benchmarks/results/experiments_inside.json`.
+# run on this project's 2-core CPU and committed as `benchmarks/results/experiments_inside.json` (the cell
+# below says how to make it where it is not committed yet).
 # Its data is the `short` preset: MOSI's 2199 clips and feature widths, clips of 8-16 words with
 # about three frames a word (MOSI-length clips cost ten times more per epoch on this CPU). Every
 # model trains until its validation MAE stops improving for 8 epochs (or 2400 optimiser steps);
