@@ -444,8 +444,9 @@ exercise.check("paired_interval", paired_interval)
 # %% [markdown]
 # ### 3 · A small experiment: the λ grid under another seed (§4)
 #
-# The committed λ grid is flat within its seed spread. Run the `lambda` sweep of this notebook's
-# profile again with `seeds` set to `(1,)` in a copy of its profile (`SWEEPS["lambda"].profiles`),
+# Section 4's grid has one seed, so it cannot say whether a difference between its cells is real.
+# Run the `lambda` sweep of this notebook's profile again with `seeds` set to `(1,)` in a copy of
+# its profile (`SWEEPS["lambda"].profiles`),
 # into a new `out` folder, and use your `paired_interval` on the per-cell test MAE of the two seeds
 # against the cell $\lambda_{OT} = \lambda_{MMD} = 0$. Before you run it, write down which cells you
 # expect to beat the cell without alignment, and by how much; then compare.
