@@ -187,6 +187,23 @@ def test_resuming_with_another_grid_is_refused(tmp_path):
         small_sweep(grid=lambda settings: small_grid(settings)[1:2]).run(out=tmp_path, resume=True, progress=False)
 
 
+def test_a_grown_grid_resumes_with_only_its_new_runs(tmp_path):
+    small_sweep(grid=lambda settings: small_grid(settings)[:1]).run(out=tmp_path, progress=False)
+    calls = []
+    counted = small_sweep(grid=lambda settings: small_grid(settings)[:2],
+                          execute=lambda run, root, device: (calls.append(run["id"]), training.execute(run, root, device))[1])
+    grown = counted.run(out=tmp_path, resume=True, progress=False)
+    assert calls == ["a-seed1"] and sorted(grown["runs"]) == ["a-seed0", "a-seed1"]
+    assert grown["grid"] == small_sweep().runs("default")[:2]
+    assert grown["estimated_seconds"] == pytest.approx(sum(map(training.estimate, grown["grid"])))
+
+    def changed(settings):
+        first, second = small_grid(settings)[:2]
+        return [{**first, "train": {**first["train"], "epochs": 3}}, second]
+    with pytest.raises(SweepError, match="another sweep, profile or grid"):  # a finished run declared otherwise
+        small_sweep(grid=changed).run(out=tmp_path, resume=True, progress=False)
+
+
 def test_missing_rate_zero_reproduces_the_trainers_test_metrics(tmp_path):
     def grid(settings):
         return [{**small_grid(settings)[0], "test_missing_rates": [0.0, 0.5]}]
@@ -424,6 +441,14 @@ def test_learned_sweep_rows_score_each_checkpoints_own_plan(tmp_path):
         assert last["test_optimizer_steps"] > 0 and "correspondence_accuracy_vision" in last
         if done["factors"]["variant"] == "oracle plan":  # the true plan finds every word
             assert last["correspondence_accuracy_audio"] == last["correspondence_accuracy_vision_clip_low"] == 1.0
+
+
+def test_learned_sweep_tunes_the_oracle_wider_at_a_higher_learning_rate():
+    runs = {r["factors"]["variant"]: r for r in learned.SWEEP.runs("full") if r["kind"] != "references"}
+    plain, tuned = runs["oracle plan"]["train"], runs[learned.TUNED_ORACLE]["train"]
+    assert tuned["model_options"] == {**plain["model_options"], "d_model": 2 * plain["model_options"]["d_model"]}
+    assert tuned["lr"] == 3e-3 and "lr" not in plain  # the others train at TrainConfig's lr
+    assert learned.SWEEP.estimate(runs[learned.TUNED_ORACLE]) == 2 * learned.SWEEP.estimate(runs["oracle plan"])
 
 
 def test_models_sweep_has_the_controls_and_the_references():

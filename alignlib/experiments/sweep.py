@@ -6,7 +6,8 @@ of a run, its time estimate and the notebook's view of its results. :meth:`Sweep
 The JSON (``OUT/experiments_<name>.json``) holds the sweep, profile, command and declared grid, and
 per finished run its exact configuration, seed, software versions, seconds and result rows
 (``{"metrics": {...}, ...}``; extra keys such as ``test_missing_rate`` or ``status`` are factors).
-It is rewritten atomically after every run, and a resumed sweep never repeats a finished run.
+It is rewritten atomically after every run, and a resumed sweep never repeats a finished run; a
+sweep whose grid has grown (new runs declared, every finished run declared as it was) resumes too.
 Processes that run the same sweep into the same folder share it: each run is claimed by one of
 them (``OUT/claims/<sweep>.<id>`` holds its PID, and a claim whose process has died is taken over), and
 the JSON is re-read and merged under a lock before every write.
@@ -90,7 +91,7 @@ class Sweep:
             if not resume:
                 raise SweepError(f"{path} exists; pass --resume to continue that sweep, or choose another --out")
             old = json.loads(path.read_text())
-            if (old.get("sweep"), old.get("profile"), old.get("grid")) != (self.name, profile, grid):
+            if not grows(old, self.name, profile, grid):
                 raise SweepError(f"{path} holds another sweep, profile or grid; choose another --out")
             record["runs"] = old["runs"]
         out.mkdir(parents=True, exist_ok=True)
@@ -119,6 +120,15 @@ class Sweep:
             record["runs"] = {**read_runs(path), **record["runs"]}
             atomic_write_json(path, record)
         return record
+
+
+def grows(old: dict, name: str, profile: str, grid: list[dict]) -> bool:
+    """Whether the results record ``old`` can continue as sweep ``name``'s ``profile`` with ``grid``:
+    the same sweep and profile, and each of its finished runs declared in ``grid`` as it was."""
+    declared = {run["id"]: run for run in grid}
+    before = {run["id"]: run for run in old.get("grid", [])}
+    return ((old.get("sweep"), old.get("profile")) == (name, profile)
+            and all(declared.get(run_id, "absent") == before.get(run_id) for run_id in old.get("runs", {})))
 
 
 def run_id(label: str, seed: int) -> str:
