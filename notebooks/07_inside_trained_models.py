@@ -68,6 +68,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import Markdown, display
 
 from alignlib import analysis
 from alignlib.data import load_mmsa, synthetic
@@ -404,13 +405,18 @@ else:
     full_references = full_table[full_table.variant == "references"]
     full_table = full_table[full_table.variant != "references"]
     full_stats = interval_summary(full_table, ["variant", "epoch"])
-    full_end = int(full_table.epoch.max())
+    # early stopping ends each run at its own epoch: "end" is each run's last checkpoint
+    full_ends = full_table[full_table.groupby(["variant", "seed"]).epoch.transform("max") == full_table.epoch]
+    end_stats = interval_summary(full_ends, ["variant"]).assign(epoch="end")
+    print("epochs run: " + ", ".join(f"{v} {int(e.min())}-{int(e.max())}" for v, e in
+                                     full_ends.groupby("variant", sort=False).epoch.agg(["min", "max"]).iterrows()))
     full_variants = [v for v in VARIANTS if v in set(full_table.variant)]
     plan_variants = [v for v in full_variants if v != "AM2 learned routing"]
 
     def full_cell(variant, metric, epoch):
-        row = full_stats[(full_stats.variant == variant) & (full_stats.metric == metric) & (full_stats.epoch == epoch)]
-        return row.iloc[0]
+        """The summary row of ``metric`` at ``epoch`` (a number, or "end": each run's last checkpoint)."""
+        table = end_stats if epoch == "end" else full_stats
+        return table[(table.variant == variant) & (table.metric == metric) & (table.epoch == epoch)].iloc[0]
 
     def interval(row):
         if not np.isfinite(row.ci_low):
@@ -421,8 +427,8 @@ else:
     for variant in plan_variants:
         for modality in analysis.SOURCES:
             cells.append({"model": variant, "modality": modality,
-                          **{f"exact, epoch {e}": interval(full_cell(variant, f"{modality}_exact", e)) for e in (0, full_end)},
-                          **{f"{m}, end": interval(full_cell(variant, f"{modality}_{m}", full_end)) for m in ("entropic", "relaxed")},
+                          **{f"exact, epoch {e}": interval(full_cell(variant, f"{modality}_exact", e)) for e in (0, "end")},
+                          **{f"{m}, end": interval(full_cell(variant, f"{modality}_{m}", "end")) for m in ("entropic", "relaxed")},
                           "floor": f"{full_cell(variant, f'{modality}_proportional', 0)['mean']:.3f}",
                           "chance": f"{full_cell(variant, f'{modality}_chance', 0)['mean']:.3f}"})
     display(pd.DataFrame(cells).set_index(["model", "modality"]))
@@ -456,43 +462,46 @@ if full is not None:
 
 # %%
 if full is not None:
-    ends_full = full_table[full_table.epoch == full_end].pivot_table(index=["variant", "seed"], columns="metric",
-                                                                       values="value")
+    finals = full_ends.pivot_table(index=["variant", "seed"], columns="metric", values="value")
     for variant in [v for v in ("AM2 with losses", "AM2 OT weight 1") if v in plan_variants]:
         if "AM2 without losses" not in plan_variants:
             break
         for modality in analysis.SOURCES:
             metric = f"{modality}_exact"
-            paired = (ends_full.loc[variant][metric] - ends_full.loc["AM2 without losses"][metric]).dropna()
+            paired = (finals.loc[variant][metric] - finals.loc["AM2 without losses"][metric]).dropna()
             if paired.empty:
                 continue
             mean, low, high = stats_mean_ci(paired.to_numpy())
             verdict = ("higher" if low > 0 else "lower" if high < 0 else "not distinguishable") if np.isfinite(low) else "one seed"
             print(f"{variant:>16} - AM2 without losses, {modality:>6} exact-plan accuracy at the end: "
-                  f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] ({verdict}; seeds {paired.index.tolist()})")
-    for variant in plan_variants:
+                  f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] ({verdict}; seeds {paired.index.astype(int).tolist()})")
+    own_plans = [v for v in plan_variants if ((end_stats.variant == v) & (end_stats.metric == "audio_model")).any()
+                 and v.startswith("AlignMamba-1")]  # AlignMamba-1's own plan: relaxed, or the learned one
+    placements, test_mae = {}, {}  # for the summary below
+    for variant, method in [(v, "exact") for v in plan_variants] + [(v, "model") for v in own_plans]:
         for modality in analysis.SOURCES:
-            end_row, floor_row = full_cell(variant, f"{modality}_exact", full_end), full_cell(variant, f"{modality}_proportional", 0)
+            end_row, floor_row = full_cell(variant, f"{modality}_{method}", "end"), full_cell(variant, f"{modality}_proportional", 0)
             chance_row = full_cell(variant, f"{modality}_chance", 0)
             place = ("one seed: no interval to place" if not np.isfinite(end_row.ci_low) else
                      "above the floor" if end_row.ci_low > floor_row["mean"] else
                      "below the floor, above chance" if end_row.ci_low > chance_row["mean"] else
                      "not above chance")
-            print(f"{variant:>20} {modality:>6}: end {interval(end_row)}: {place} "
-                  f"(floor {floor_row['mean']:.3f}, chance {chance_row['mean']:.3f})")
-    last_rows = full_table.groupby(["variant", "seed"]).epoch.transform("max") == full_table.epoch
-    finals = full_table[last_rows].pivot_table(index=["variant", "seed"], columns="metric", values="value")
+            placements[variant, method, modality] = (end_row["mean"], floor_row["mean"], place)
+            print(f"{variant:>25} {modality:>6} {'own plan' if method == 'model' else 'exact plan'}: end "
+                  f"{interval(end_row)}: {place} (floor {floor_row['mean']:.3f}, chance {chance_row['mean']:.3f})")
     references_mae = (full_references[full_references.metric == "MAE"].groupby("reference").value.mean()
                       if len(full_references) else pd.Series(dtype=float))
     print("references (test MAE): " + ", ".join(f"{k} {v:.3f}" for k, v in references_mae.items()))
     for variant in full_variants:
         mae = finals.loc[variant]["test_MAE"]
         mean, low, high = stats_mean_ci(mae.to_numpy())
+        test_mae[variant] = (mean, low, high)
         place = ""
         if "set_level" in references_mae:
             gap = references_mae["set_level"] - mean
-            place = (f"{gap:.3f} below the set_level line (it uses alignment)" if low == low and high < references_mae["set_level"]
-                     else "not below the set_level line")
+            place = (f"{gap:.3f} below the set_level line (it uses alignment)" if high < references_mae["set_level"] else
+                     f"{-gap:.3f} above the set_level line" if low > references_mae["set_level"] else
+                     "on the set_level line (its interval covers it)")
         steps = finals.loc[variant].get("test_optimizer_steps")
         steps = f"{int(steps.min())}-{int(steps.max())}" if steps is not None else "not recorded"
         print(f"{variant:>26}: test MAE {mean:.3f} [{low:.3f}, {high:.3f}], {place}; optimiser steps {steps}")
@@ -503,8 +512,7 @@ if full is not None:
 
 # %%
 if full is not None:
-    share_rows = full_stats[(full_stats.variant == "AM2 with losses") & (full_stats.epoch == full_end)
-                            & full_stats.metric.str.startswith("shared_")]
+    share_rows = end_stats[(end_stats.variant == "AM2 with losses") & end_stats.metric.str.startswith("shared_")]
     share_rows = share_rows.assign(projection=share_rows.metric.str.extract(r"shared_(.*)_[a-z]+$")[0],
                                    modality=share_rows.metric.str.extract(r"_([a-z]+)$")[0])
     print("shared expert's share of each modality's update at the end (AM2 with losses):")
@@ -521,7 +529,7 @@ if full is not None and len(mi_full):
     ax.set(xlabel="epoch", ylabel="bits", title="full profile: I(modality; chosen expert), 95 % intervals")
     ax.legend(fontsize=8)
     plt.show()
-    mi_end = mi_full[mi_full.epoch == full_end].set_index("metric")
+    mi_end = end_stats[(end_stats.variant == "AM2 learned routing") & end_stats.metric.str.startswith("mi_")].set_index("metric")
     print("routing MI at the end: " + ", ".join(f"{r[3:]} {interval(row)}" for r, row in mi_end.iterrows()))
 
 # %% [markdown]
@@ -531,6 +539,23 @@ if full is not None and len(mi_full):
 # reference, which is all a model ignoring which frame belongs to which word can reach)? And does
 # any plan find the words (the learned plan's own accuracy, against the same floor)? The shared
 # expert's share is read against its value at initialisation (section 3).
+
+# %%
+if full is not None and "set_level" in references_mae:
+    line = references_mae["set_level"]
+    above = {v: m - line for v, (m, low, high) in test_mae.items() if low > line}
+    below = {v: line - m for v, (m, low, high) in test_mae.items() if high < line}
+    chance_only = [key for key, (_, _, place) in placements.items() if key[1] == "exact" and place == "not above chance"]
+    exact_pairs = [key for key in placements if key[1] == "exact"]
+    own = [f"{v}'s own plan puts {placements[v, 'model', 'audio'][0]:.2f} of the audio and "
+           f"{placements[v, 'model', 'vision'][0]:.2f} of the video frames on their word (proportional floor "
+           f"{placements[v, 'model', 'audio'][1]:.2f} and {placements[v, 'model', 'vision'][1]:.2f})" for v in own_plans]
+    display(Markdown(
+        f"**What the converged models say.** {len(above)} of the {len(test_mae)} models sit above the `set_level` line "
+        f"({line:.3f})" + (f", by {min(above.values()):.3f} to {max(above.values()):.3f}" if above else "")
+        + (f"; below it: " + ", ".join(f"{v} by {gap:.3f}" for v, gap in below.items()) if below else "")
+        + f". {len(chance_only)} of the {len(exact_pairs)} exact plans between trained states (model and modality) "
+        "are not above chance at the end, with or without the losses. " + "; ".join(own) + "."))
 
 # %%
 recorded = {f"learned_plan_{m}_end": learned[m][learned[m].epoch == end].accuracy.mean() for m in analysis.SOURCES}

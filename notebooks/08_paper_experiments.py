@@ -71,6 +71,7 @@ from pathlib import Path
 
 import pandas as pd
 import seaborn as sns
+from IPython.display import Markdown, display
 
 from alignlib.data import synthetic
 from alignlib.experiments import ablations, stats, sweeps, training
@@ -181,8 +182,17 @@ else:
 # **Reading the committed ablations.** The printed verdicts place every row against the reference
 # lines and, paired by seed, against its reference model. Where the paper's rows and ours disagree,
 # the reason to look for is the reference line: a loss or a layer can only change what a model
-# learns about alignment if the model learns alignment at all. Notebook 05 measured what plans can
-# recover on this benchmark from fitted projections: the exact OT plan finds 0.41 of the audio
+# learns about alignment if the model learns alignment at all. The cell below puts the committed
+# record into words (`ablations.conclusion`: every figure in it comes from the JSON).
+
+# %%
+if "ablations" in committed:
+    display(Markdown(ablations.conclusion(committed["ablations"])))
+
+# %% [markdown]
+# A row above the line whose paired interval excludes 0 differs from its reference model for some
+# reason other than binding cues to words, since neither model has bound any. Notebook 05 measured
+# what plans can recover on this benchmark from fitted projections: the exact OT plan finds 0.41 of the audio
 # frames' words and 0.73 of the video frames' words, against 0.46 and 0.41 for the
 # proportional-time guess, and notebook 07 measures the plans between trained states.
 

@@ -457,3 +457,28 @@ def test_models_sweep_has_the_controls_and_the_references():
     plans = {r["factors"]["variant"]: r["train"]["model_options"].get("plan") for r in runs[1:]}
     assert {plans[v] for v in plans if v.startswith("AlignMamba-1,")} == {"oracle", "shuffled", "learned"}
     assert {r["train"]["model"] for r in runs[1:]} == set(MODELS)
+
+
+def test_ablations_conclusion_is_formatted_from_the_committed_record():
+    """Recounted from the raw JSON with SciPy: the rows above ``set_level``, the controls' MAE, the
+    paired difference of AlignMamba-1 without local OT."""
+    record = load(PROJECT_ROOT / "benchmarks" / "results" / "experiments_ablations.json")
+    text = ablations.conclusion(record)
+    set_level = np.mean([row["metrics"]["MAE"] for row in record["runs"]["references"]["rows"]
+                         if row["reference"] == "set_level"])
+    mae = {}
+    for run_id, run in record["runs"].items():
+        if run_id != "references":
+            mae.setdefault(run["factors"]["variant"], {})[run["seed"]] = run["rows"][-1]["metrics"]["MAE"]
+    low = {v: sps.t.interval(0.95, len(m) - 1, loc=np.mean(list(m.values())), scale=sps.sem(list(m.values())))[0]
+           for v, m in mae.items()}
+    papers = [v for v in mae if not v.startswith("AlignMamba-1, ")]
+    assert f"{sum(low[v] > set_level for v in papers)} of the {len(papers)} rows" in text
+    assert f"({set_level:.3f})" in text
+    oracle = "AlignMamba-1, oracle plan (control)"
+    assert f"{oracle}: MAE {np.mean(list(mae[oracle].values())):.3f}" in text
+    without, base = mae["AlignMamba-1 w/o local OT"], mae["AlignMamba-1"]
+    paired = [without[s] - base[s] for s in base]
+    interval = sps.ttest_1samp(paired, 0).confidence_interval()
+    if interval.high < 0 or interval.low > 0:
+        assert f"MAE {np.mean(paired):+.3f} [{interval.low:+.3f}, {interval.high:+.3f}]" in text

@@ -148,28 +148,90 @@ def show(record: dict, title: str):
     return summary
 
 
-def paired_differences(record: dict, reference: str, variants, metrics=("MAE", "Non0_acc_2")):
-    """Per variant and metric, the mean over seeds of (variant - reference) with a paired 95 % t-interval."""
-    import pandas as pd
-
+def paired_rows(record: dict, reference: str, variants, metrics=("MAE", "Non0_acc_2")) -> list[dict]:
+    """Per variant and metric, the mean over seeds of (variant - reference) and its paired 95 %
+    t-interval: ``{"variant", "metric", "mean", "low", "high", "per seed"}``."""
     results = training.trained_runs(record)
     by_seed = results[results.metric.isin(metrics)].pivot_table(index=["variant", "seed"], columns="metric",
                                                                 values="value")
-    rows = []
     present = set(by_seed.index.get_level_values("variant"))
-    variants = [v for v in variants if v in present and v != reference] if reference in present else []
-    for variant in variants:
+    rows = []
+    for variant in [v for v in variants if v in present and v != reference] if reference in present else []:
         difference = (by_seed.loc[variant] - by_seed.loc[reference]).dropna()
         for metric in metrics:
             mean, low, high = stats.mean_ci(difference[metric].to_numpy())
-            verdict = ("one seed: no interval" if not math.isfinite(low) else
-                       "interval excludes 0" if low > 0 or high < 0 else "interval includes 0")
-            rows.append({"variant": variant, "metric": metric, "difference": f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]",
-                         "seeds": len(difference), "verdict": verdict, "per seed": np.round(difference[metric], 3).tolist()})
+            rows.append({"variant": variant, "metric": metric, "mean": mean, "low": low, "high": high,
+                         "per seed": np.round(difference[metric], 3).tolist()})
+    return rows
+
+
+def paired_differences(record: dict, reference: str, variants, metrics=("MAE", "Non0_acc_2")):
+    """:func:`paired_rows` as notebook 08's table: the difference, its verdict and the per-seed values."""
+    import pandas as pd
+
+    rows = paired_rows(record, reference, variants, metrics)
     if not rows:
         return pd.DataFrame()
+    for row in rows:
+        row["difference"] = f"{row['mean']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
+        row["seeds"] = len(row["per seed"])
+        row["verdict"] = ("one seed: no interval" if not math.isfinite(row["low"]) else
+                          "interval excludes 0" if row["low"] > 0 or row["high"] < 0 else "interval includes 0")
+    order = list(dict.fromkeys(row["variant"] for row in rows))
     return pd.DataFrame(rows).pivot(index="variant", columns="metric",
-                                    values=["difference", "verdict", "per seed"]).reindex(variants)
+                                    values=["difference", "verdict", "per seed"]).reindex(order)
+
+
+def is_control(variant: str) -> bool:
+    """Whether a row is one of the controls beyond the papers (AlignMamba-1 given the true or the learned plan)."""
+    return variant.startswith("AlignMamba-1, ")
+
+
+def conclusion(record: dict) -> str:
+    """The committed ablations in words, every figure formatted from ``record`` (MAE; Acc-2 is
+    ``Non0_acc_2``): where the rows of the papers lie against the reference lines, what the controls
+    reach, and each paired difference to its reference model whose 95 % interval excludes 0."""
+    references = training.reference_summary(record)
+    if references is None:
+        return "No reference lines were recorded with these runs: they cannot be placed."
+    lines = references[references.metric == "MAE"].set_index("reference")["mean"]
+    summary = stats.summary(training.trained_runs(record), ["variant"]).set_index(["variant", "metric"])
+    variants = list(dict.fromkeys(summary.index.get_level_values("variant")))
+    rows = [v for v in variants if not is_control(v)]
+    mae = summary.xs("MAE", level="metric")
+    above = [v for v in rows if mae.loc[v, "ci_low"] > lines["set_level"]]
+    on_line = [v for v in rows if v not in above and mae.loc[v, "ci_high"] >= lines["set_level"]]
+    audio = summary.xs("correspondence_accuracy_audio", level="metric")["mean"]
+    text = [f"**What the committed ablations say** ({int(summary['n'].max())} seeds). {len(above)} of the "
+            f"{len(rows)} rows of the papers (ours included) sit above the `set_level` line ({lines['set_level']:.3f}) "
+            f"and {len(on_line)} on it (its interval covers the line): MAE {mae.loc[rows, 'mean'].min():.3f} to "
+            f"{mae.loc[rows, 'mean'].max():.3f}, and their own plans put {audio[rows].min():.2f} to "
+            f"{audio[rows].max():.2f} of the audio frames on their word."
+            + (" None of them gets below the line: none has bound a cue to its word." if len(above) + len(on_line) == len(rows)
+               else "")]
+    for control in [v for v in variants if is_control(v)]:
+        share = (lines["set_level"] - mae.loc[control, "mean"]) / (lines["set_level"] - lines["bound"])
+        text.append(f"{control}: MAE {mae.loc[control, 'mean']:.3f} [{mae.loc[control, 'ci_low']:.3f}, "
+                    f"{mae.loc[control, 'ci_high']:.3f}], {share:.0%} of the way from `set_level` to `bound` "
+                    f"({lines['bound']:.3f}), audio frames on their word {audio[control]:.2f}.")
+    paired = (paired_rows(record, "AlignMamba-2", [v for v in rows if not v.startswith("AlignMamba")])
+              + paired_rows(record, "AlignMamba-1", [v for v in rows if v.startswith("AlignMamba-1 ")]))
+    apart = [row for row in paired if row["low"] > 0 or row["high"] < 0]
+    for row in apart:
+        reference = "AlignMamba-1" if row["variant"].startswith("AlignMamba-1") else "AlignMamba-2"
+        better = (row["mean"] < 0) == (row["metric"] == "MAE")
+        name = "MAE" if row["metric"] == "MAE" else "Acc-2"
+        text.append(f"Paired by seed, {row['variant']} against {reference}: {name} {row['mean']:+.3f} "
+                    f"[{row['low']:+.3f}, {row['high']:+.3f}], {'better' if better else 'worse'} without the part"
+                    + (", the opposite of the paper's row." if better and row["variant"] in PAPER_ABLATIONS else "."))
+    if not apart:
+        text.append("No paired difference to its reference model has an interval that excludes 0.")
+    if "AlignMamba-1 w/o local OT" in rows and "AlignMamba-1" in rows:
+        text.append(f"AlignMamba-1's relaxed plan puts {audio['AlignMamba-1']:.2f} of the audio frames on their word, "
+                    f"the proportional windows of the row without local OT {audio['AlignMamba-1 w/o local OT']:.2f}"
+                    + (": removing the local OT gives this model more position, not less." if
+                       audio["AlignMamba-1 w/o local OT"] > audio["AlignMamba-1"] else "."))
+    return "\n\n".join(text)
 
 
 SWEEP = Sweep(
