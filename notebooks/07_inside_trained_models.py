@@ -142,7 +142,7 @@ print("optimiser steps per run:", ", ".join(f"{m} {s}" for m, s in steps.items()
 # For every checkpoint, the plans from each test clip's audio and video states onto its word states
 # (cosine cost, as the OT loss), all from `alignlib.align.ot.plan`: exact OT (POT), entropic OT
 # (blur as the loss) and AlignMamba-1's relaxed plan. A frame counts as recovered when its heaviest
-# plan entry is its true word. The floor is the `proportional` plan, which reads no state: frame $t$
+# plan entry is its true word. The proportional guess is the `proportional` plan, which reads no state: frame $t$
 # of $n$ goes to word $\lfloor t W / n \rfloor$. Beside the accuracy, the unweighted OT and MMD
 # losses of the same test clips.
 #
@@ -165,7 +165,7 @@ for (name, seed), kept in checkpoints.items():
 accuracy = pd.DataFrame(rows)
 losses = pd.DataFrame(losses)
 floor = accuracy[accuracy.method == "proportional"].groupby("modality").accuracy.first()
-print("proportional-time floor:", ", ".join(f"{m} {v:.3f}" for m, v in floor.items()))
+print("proportional guess:", ", ".join(f"{m} {v:.3f}" for m, v in floor.items()))
 learned = {}  # the learned plan's own accuracy per epoch (AlignMamba-1, plan="learned")
 for seed in range(n_seeds):
     config = configs["AlignMamba-1 learned plan", seed]
@@ -181,7 +181,7 @@ ends = accuracy[accuracy.epoch.isin([0, accuracy.epoch.max()]) & (accuracy.metho
 table = ends.groupby(["model", "modality", "method", "epoch"]).accuracy.agg(["mean", "std"]).unstack("epoch")
 table.columns = [f"{stat} epoch {epoch}" for stat, epoch in table.columns]
 table = table[[c for c in table.columns if not (n_seeds == 1 and c.startswith("std"))]]
-table["floor"] = [floor[m] for m in table.index.get_level_values("modality")]
+table["proportional guess"] = [floor[m] for m in table.index.get_level_values("modality")]
 print(table.round(3).to_string())
 
 # %%
@@ -189,7 +189,7 @@ fig, axes = plt.subplots(1, 4, figsize=(18, 4))
 exact = accuracy[accuracy.method == "exact"]
 for ax, modality in zip(axes[:2], ("audio", "vision")):
     sns.lineplot(data=exact[exact.modality == modality], x="epoch", y="accuracy", hue="model", marker="o", ax=ax)
-    ax.axhline(floor[modality], color="black", linestyle="--", label="proportional floor")
+    ax.axhline(floor[modality], color="black", linestyle="--", label="proportional guess")
     ax.plot(learned[modality].groupby("epoch").accuracy.mean(), "k^-", label="AM1 learned plan (its own plan)")
     ax.set_title(f"{modality} -> text: exact-plan accuracy")
     ax.legend(fontsize=8)
@@ -324,7 +324,7 @@ browser
 # %% [markdown]
 # ## 6 · What the numbers say
 #
-# The exact-plan accuracy at the end against initialisation, against the floor and against chance
+# The exact-plan accuracy at the end against initialisation, against the proportional guess and against chance
 # (a word drawn uniformly: the mean of $1/W$ over the scored clips), per model and modality.
 
 # %%
@@ -335,7 +335,7 @@ chance = {m: (1 / batch.masks["text"].sum(1).double())[:, None].expand_as(batch.
           for m in ("audio", "vision")}
 summary = pd.DataFrame({"init": initial_exact, "end": final_exact})
 summary["end - init"] = summary.end - summary.init
-summary["floor"] = [floor[m] for _, m in summary.index]
+summary["proportional guess"] = [floor[m] for _, m in summary.index]
 summary["chance"] = [chance[m] for _, m in summary.index]
 gain = (final_exact["AM2 with losses"] - final_exact["AM2 without losses"])
 print(summary.round(3).to_string())
@@ -367,13 +367,15 @@ ot_at = losses.groupby(["model", "epoch"]).ot.mean()
 print(f"OT loss of the test clips (unweighted): {ot_at['AM2 OT weight 1', 0]:.2f} at initialisation, "
       f"{ot_at['AM2 OT weight 1', end]:.2f} at the end with OT weight 1, {ot_at['AM2 with losses', end]:.2f} "
       f"with the paper's weight, {ot_at['AM2 without losses', end]:.2f} without the losses; the states' spread "
-      f"with OT weight 1: {spread.loc['AM2 OT weight 1', 'audio']:.3f} (audio) against "
-      f"{spread.loc['AM2 without losses', 'audio']:.3f} without the losses.")
+      "with OT weight 1 against without the losses: " + ", ".join(
+          f"{m} {spread.loc['AM2 OT weight 1', m]:.3f} / {spread.loc['AM2 without losses', m]:.3f}" for m in spread.columns)
+      + ".")
 
 # %% [markdown]
 # A small transport cost is not a correct transport: the OT loss is lowest when every frame state
 # lies close to *some* word state, and nothing in it says which word; if the states also lose their
-# spread, a low loss can even mean collapse rather than alignment. The learned plan is the control
+# spread, a low loss can even mean collapse rather than alignment: compare the spread of each
+# modality with OT weight 1 and without the losses, printed above. The learned plan is the control
 # that shows what finding the words looks like on the same clips.
 
 # %% [markdown]
@@ -386,8 +388,13 @@ print(f"OT loss of the test clips (unweighted): {ot_at['AM2 OT weight 1', 0]:.2f
 # Its data is the `short` preset: MOSI's 2199 clips and feature widths, clips of 8-16 words with
 # about three frames a word (MOSI-length clips cost ten times more per epoch on this CPU). Every
 # model trains until its validation MAE stops improving for 8 epochs (or 2400 optimiser steps);
-# each run's steps and whether its validation curve had flattened are printed. Every number below
-# is a mean over the seeds with a 95 % Student-t interval.
+# each model's steps and how many of its runs ended with a flat validation curve are printed.
+# "End" is each run's last checkpoint (8 epochs after its best one when patience stopped it); the
+# test MAE is that of the best checkpoint. Every trained model's number below is a mean over the
+# seeds with a 95 % Student-t interval; the proportional guess, chance and the reference lines are
+# means. The grid's one extra run, `references`, computes the four reference lines of notebook 06
+# on the same data: `constant` (the training mean), `text_only`, `set_level` (the text and each
+# clip's bags of audio and video cues) and `bound` (the cues bound to their words).
 
 # %%
 inside_path = Path(results_dir) / "experiments_inside.json"
@@ -429,7 +436,7 @@ else:
             cells.append({"model": variant, "modality": modality,
                           **{f"exact, epoch {e}": interval(full_cell(variant, f"{modality}_exact", e)) for e in (0, "end")},
                           **{f"{m}, end": interval(full_cell(variant, f"{modality}_{m}", "end")) for m in ("entropic", "relaxed")},
-                          "floor": f"{full_cell(variant, f'{modality}_proportional', 0)['mean']:.3f}",
+                          "proportional guess": f"{full_cell(variant, f'{modality}_proportional', 0)['mean']:.3f}",
                           "chance": f"{full_cell(variant, f'{modality}_chance', 0)['mean']:.3f}"})
     display(pd.DataFrame(cells).set_index(["model", "modality"]))
 
@@ -444,7 +451,7 @@ if full is not None:
             ax.fill_between(part.epoch, part.ci_low, part.ci_high, color=f"C{k}", alpha=0.2)
         if metric.endswith("exact"):
             modality = metric.split("_")[0]
-            ax.axhline(full_cell(shown[0], f"{modality}_proportional", 0)["mean"], color="black", ls="--", label="proportional floor")
+            ax.axhline(full_cell(shown[0], f"{modality}_proportional", 0)["mean"], color="black", ls="--", label="proportional guess")
             ax.axhline(full_cell(shown[0], f"{modality}_chance", 0)["mean"], color="grey", ls=":", label="chance")
             ax.set(title=f"{modality} -> text: exact-plan accuracy", ylabel="accuracy")
         else:
@@ -483,12 +490,12 @@ if full is not None:
             end_row, floor_row = full_cell(variant, f"{modality}_{method}", "end"), full_cell(variant, f"{modality}_proportional", 0)
             chance_row = full_cell(variant, f"{modality}_chance", 0)
             place = ("one seed: no interval to place" if not np.isfinite(end_row.ci_low) else
-                     "above the floor" if end_row.ci_low > floor_row["mean"] else
-                     "below the floor, above chance" if end_row.ci_low > chance_row["mean"] else
+                     "above the proportional guess" if end_row.ci_low > floor_row["mean"] else
+                     "below the proportional guess, above chance" if end_row.ci_low > chance_row["mean"] else
                      "not above chance")
             placements[variant, method, modality] = (end_row["mean"], floor_row["mean"], place)
             print(f"{variant:>25} {modality:>6} {'own plan' if method == 'model' else 'exact plan'}: end "
-                  f"{interval(end_row)}: {place} (floor {floor_row['mean']:.3f}, chance {chance_row['mean']:.3f})")
+                  f"{interval(end_row)}: {place} (proportional guess {floor_row['mean']:.3f}, chance {chance_row['mean']:.3f})")
     references_mae = (full_references[full_references.metric == "MAE"].groupby("reference").value.mean()
                       if len(full_references) else pd.Series(dtype=float))
     print("references (test MAE): " + ", ".join(f"{k} {v:.3f}" for k, v in references_mae.items()))
@@ -504,19 +511,27 @@ if full is not None:
                      "on the set_level line (its interval covers it)")
         steps = finals.loc[variant].get("test_optimizer_steps")
         steps = f"{int(steps.min())}-{int(steps.max())}" if steps is not None else "not recorded"
-        print(f"{variant:>26}: test MAE {mean:.3f} [{low:.3f}, {high:.3f}], {place}; optimiser steps {steps}")
+        flat = [run["rows"][-1]["metrics"].get("test_valid_flat") for run in full["runs"].values()
+                if run["factors"]["variant"] == variant]  # a flag: tidy keeps numbers only
+        flat = (f"validation flat in {sum(map(bool, flat))} of {len(flat)} runs" if None not in flat
+                else "flatness not recorded")
+        print(f"{variant:>26}: test MAE {mean:.3f} [{low:.3f}, {high:.3f}], {place}; optimiser steps {steps}, {flat}")
 
 # %% [markdown]
-# The experts of the trained AlignMamba-2 (paper weights) at the end, and the learned router's
-# mutual information with the modality across epochs, both over the seeds:
+# The experts of the trained AlignMamba-2 (paper weights) at initialisation and at the end, and the
+# learned router's mutual information with the modality across epochs, both over the seeds. The MI
+# of balanced modalities is at most log2 3 bits (here the modalities differ in length, so the ceiling
+# is a little lower, as section 4 printed); a t-interval over three seeds can reach below 0, where
+# an MI cannot go.
 
 # %%
 if full is not None:
     share_rows = end_stats[(end_stats.variant == "AM2 with losses") & end_stats.metric.str.startswith("shared_")]
     share_rows = share_rows.assign(projection=share_rows.metric.str.extract(r"shared_(.*)_[a-z]+$")[0],
                                    modality=share_rows.metric.str.extract(r"_([a-z]+)$")[0])
-    print("shared expert's share of each modality's update at the end (AM2 with losses):")
-    display(share_rows.assign(cell=[interval(r) for _, r in share_rows.iterrows()])
+    share_init = full_stats[(full_stats.variant == "AM2 with losses") & (full_stats.epoch == 0)].set_index("metric")["mean"]
+    print("shared expert's share of each modality's update at the end (AM2 with losses), and at initialisation:")
+    display(share_rows.assign(cell=[f"{interval(r)}; init {share_init[r.metric]:.3f}" for _, r in share_rows.iterrows()])
             .pivot(index="projection", columns="modality", values="cell"))
     mi_full = full_stats[(full_stats.variant == "AM2 learned routing") & full_stats.metric.str.startswith("mi_")]
 if full is not None and len(mi_full):
@@ -530,15 +545,18 @@ if full is not None and len(mi_full):
     ax.legend(fontsize=8)
     plt.show()
     mi_end = end_stats[(end_stats.variant == "AM2 learned routing") & end_stats.metric.str.startswith("mi_")].set_index("metric")
-    print("routing MI at the end: " + ", ".join(f"{r[3:]} {interval(row)}" for r, row in mi_end.iterrows()))
+    mi_init = mi_full[mi_full.epoch == 0].set_index("metric")["mean"]
+    print("routing MI (bits) at the end, and at initialisation: "
+          + ", ".join(f"{r[3:]} {interval(row)}; init {mi_init[r]:.3f}" for r, row in mi_end.iterrows()))
 
 # %% [markdown]
 # **Reading the full profile.** The printed lines answer three questions, each against its control:
 # do the losses move the frames onto their words (paired difference with and without them, against
-# the proportional floor and chance)? Does any model use alignment (test MAE below the `set_level`
+# the proportional guess and chance)? Does any model use alignment (test MAE below the `set_level`
 # reference, which is all a model ignoring which frame belongs to which word can reach)? And does
-# any plan find the words (the learned plan's own accuracy, against the same floor)? The shared
-# expert's share is read against its value at initialisation (section 3).
+# any plan find the words (the learned plan's own accuracy, against the same guess)? The shared
+# expert's share and the router's MI are read against their values at initialisation, printed
+# beside them (section 3 says why).
 
 # %%
 if full is not None and "set_level" in references_mae:
@@ -548,14 +566,20 @@ if full is not None and "set_level" in references_mae:
     chance_only = [key for key, (_, _, place) in placements.items() if key[1] == "exact" and place == "not above chance"]
     exact_pairs = [key for key in placements if key[1] == "exact"]
     own = [f"{v}'s own plan puts {placements[v, 'model', 'audio'][0]:.2f} of the audio and "
-           f"{placements[v, 'model', 'vision'][0]:.2f} of the video frames on their word (proportional floor "
+           f"{placements[v, 'model', 'vision'][0]:.2f} of the video frames on their word (proportional guess "
            f"{placements[v, 'model', 'audio'][1]:.2f} and {placements[v, 'model', 'vision'][1]:.2f})" for v in own_plans]
     display(Markdown(
         f"**What the converged models say.** {len(above)} of the {len(test_mae)} models sit above the `set_level` line "
         f"({line:.3f})" + (f", by {min(above.values()):.3f} to {max(above.values()):.3f}" if above else "")
         + (f"; below it: " + ", ".join(f"{v} by {gap:.3f}" for v, gap in below.items()) if below else "")
         + f". {len(chance_only)} of the {len(exact_pairs)} exact plans between trained states (model and modality) "
-        "are not above chance at the end, with or without the losses. " + "; ".join(own) + "."))
+        "are not above chance at the end, with or without the losses. " + "; ".join(own) + "."
+        + " The shared expert's share of the update, averaged over the projections, goes from "
+        + ", ".join(f"{m} {share_init[share_rows.metric[share_rows.modality == m]].mean():.2f}" for m in ("audio", "text", "vision"))
+        + " at initialisation to " + ", ".join(f"{m} {share_rows['mean'][share_rows.modality == m].mean():.2f}"
+                                              for m in ("audio", "text", "vision"))
+        + " at the end" + (f"; the learned routers' MI with the modality from {mi_init.mean():.2f} to "
+                           f"{mi_end['mean'].mean():.2f} bits on average." if len(mi_full) else ".")))
 
 # %%
 recorded = {f"learned_plan_{m}_end": learned[m][learned[m].epoch == end].accuracy.mean() for m in analysis.SOURCES}
@@ -599,7 +623,7 @@ exercise = Exercises(solutions)
 # %% [markdown]
 # ### 1 · The spread of a clip's states (§2)
 #
-# Section 2 measured whether the states collapse onto one direction. Write the measure: for each
+# Section 6 measured whether the states collapse onto one direction. Write the measure: for each
 # clip, the unit vectors of its real tokens, their mean direction (the normalised mean of the unit
 # vectors), and the mean cosine distance $1 - \cos$ of the real tokens to that direction; then the
 # mean over clips.
@@ -635,7 +659,7 @@ exercise.check("clip_accuracy_interval", clip_accuracy_interval)
 # ### 3 · A prediction about the trained AlignMamba-2, then the cell that tests it (§2)
 #
 # The OT and MMD losses of AlignMamba-2 compare *sets* of tokens, blind to their order, and section 2
-# found no frame on its word. Reverse every test clip's audio and video frames in time (the text
+# found the frames' words about as often as chance. Reverse every test clip's audio and video frames in time (the text
 # stays) and give them to the trained AlignMamba-2 with its losses. Predict: does its test MAE change
 # by more than 0.01?
 

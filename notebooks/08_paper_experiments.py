@@ -139,30 +139,34 @@ print(json.dumps({k: first[k] for k in ("factors", "seed", "software")}, indent=
 #
 # The t-interval of a bounded metric can reach past its range (Acc-2 and F1 in [0, 1], Corr in
 # [-1, 1]) when the seeds disagree and there are few of them; the table and plots **clip the
-# intervals to the metric's range for display**. A clipped interval is still only as wide as two
+# intervals to the metric's range for display**. A clipped interval is still only as narrow as its
 # seeds allow.
+#
+# Acc-2 and F1 are MMSA's `Non0_acc_2` and `Non0_F1_score`: the sign of the prediction against the
+# sign of the label, over the test clips whose label is not 0 (the convention of the papers' tables).
 
 # %%
 ablation_stats = SWEEPS["ablations"].show(records["ablations"], f"this run ({profile} profile)")
 mae_by_variant = ablation_stats[ablation_stats.metric == "MAE"].set_index("variant")["mean"]
 ot_gap = abs(mae_by_variant["w/o OT loss"] - mae_by_variant["AlignMamba-2"])
-print(f"  |MAE(w/o OT loss) - MAE(AlignMamba-2)| = {ot_gap:.1e}: AlignMamba-2's OT weight is "
-      f"λ_OT = {ModelConfig().lambda_ot:g}, so removing it changes the gradients by very little")
+print(f"  |MAE(w/o OT loss) - MAE(AlignMamba-2)| = {ot_gap:.1e} (AlignMamba-2's OT weight is "
+      f"λ_OT = {ModelConfig().lambda_ot:g})")
 
 # %% [markdown]
 # **Reading this run.** Start with the reference lines: a variant on the `set_level` line knows no
 # more than a predictor given each clip's *bags* of cues, whatever its architecture; the oracle
-# control shows how far below it the same architecture goes when it is handed the true plan, so a
-# comparison among variants on the line is a comparison of noise. When the line under the plots
+# control asks how far below it the same architecture can go when it is handed the true plan (at
+# this profile's budget of a few dozen optimiser steps, the line above says whether it gets there at
+# all), and a comparison among variants on the line is a comparison of noise. When the line under the plots
 # says that every model predicts one sign for every test clip, the classification columns say
 # nothing about the variants. With one seed there are no intervals: the default profile shows the
 # method and the controls, not verdicts.
 
 # %% [markdown]
 # Intervals that overlap can still hide a difference that every seed agrees on. The variants of one
-# seed share that seed's data order, so the differences to the reference can also be paired by seed:
-# the mean difference with its own 95 % t-interval (negative MAE differences and positive Acc-2
-# differences are improvements over the reference).
+# seed share that seed's data order, so the differences to the reference model can also be paired
+# by seed: the mean difference with its own 95 % t-interval (negative MAE differences and positive
+# Acc-2 differences are improvements over the reference model).
 
 # %%
 if "ablations" in committed:
@@ -191,10 +195,11 @@ if "ablations" in committed:
 
 # %% [markdown]
 # A row above the line whose paired interval excludes 0 differs from its reference model for some
-# reason other than binding cues to words, since neither model has bound any. Notebook 05 measured
-# what plans can recover on this benchmark from fitted projections: the exact OT plan finds 0.41 of the audio
-# frames' words and 0.73 of the video frames' words, against 0.46 and 0.41 for the
-# proportional-time guess, and notebook 07 measures the plans between trained states.
+# reason other than binding cues to words, since neither model has bound any. What a plan can
+# recover at all: notebook 05, on its tiny sample, fits projections *given* the true tables, and the
+# exact OT plan between them finds 0.41 of the audio frames' words and 0.73 of the video frames'
+# words (the proportional guess there: 0.46 and 0.41); notebook 07 measures the plans between
+# trained states.
 
 # %% [markdown]
 # ## 3 · Missing modalities at test time (AlignMamba-1 Table 1)
@@ -259,7 +264,7 @@ if "missing" in committed:
 
 # %% [markdown]
 # Reading the curves: how much of the label the text alone carries is a reference line of its own,
-# `text_only` against `constant` (printed below from the committed run), as the real MOSI's
+# `text_only` against `constant` (printed above from the committed run), as the real MOSI's
 # language carries much of its label (AlignMamba-1 w/o language: 65.3 % Acc-2). A model that has
 # learned the text cues loses most when the text is dropped, while one that still predicts near
 # the mean label barely moves with the rate: a flat curve is a model that has not learned the cues,
@@ -273,7 +278,8 @@ if "missing" in committed:
 # The paper varies one weight with the other at its optimum and finds the best MOSI accuracy at
 # λ_MMD = 0.01 and λ_OT = 0.001, worse at 0 and slowly worse above. Here the whole grid is run
 # (log-spaced, with 0; the default grid is coarser than the paper's), and the heatmaps show the
-# test MAE and Corr averaged over the seeds printed in section 1.
+# test MAE and Corr averaged over the seeds (the default profile's are printed in section 1, the
+# committed grid's with it).
 
 # %%
 lambda_stats = SWEEPS["lambda"].show(records["lambda"], f"this run ({profile} profile)")
@@ -288,6 +294,7 @@ lambda_stats = SWEEPS["lambda"].show(records["lambda"], f"this run ({profile} pr
 # %%
 if "lambda" in committed:
     SWEEPS["lambda"].show(committed["lambda"], "committed full profile")
+    print(f"  seeds: {sorted({run['seed'] for run in committed['lambda']['runs'].values() if run['seed'] is not None})}")
 else:
     print("No committed full-profile λ grid yet (python -m alignlib.experiments lambda --profile full ...)")
 
@@ -295,8 +302,8 @@ else:
 # **Reading the committed grid.** The lines above print the spread of the cell means against the
 # interval half-widths, and where the cells lie against the reference lines. The weights span
 # λ = 0 and two decades, 1e-3 to 1e-1 (the paper's optimum is λ_OT = 0.001, λ_MMD = 0.01); a grid
-# whose spread is smaller than its half-widths is flat at this many seeds, and one whose every cell
-# sits on the `set_level` line cannot show an effect of alignment, whatever its colours.
+# whose spread is smaller than its half-widths is flat at this many seeds, and one with no cell
+# below the `set_level` line cannot show an effect of alignment, whatever its colours.
 
 # %%
 if "lambda" in committed:
@@ -377,7 +384,7 @@ else:
 # one cross-modal block),
 # AlignMamba-1 next (its explicit 32768 × 32768 plan is 4 GiB, the allocation that failed), and
 # AlignMamba-2 runs every length up to 100000 tokens, 1.6 GiB and about 21 s a pass. Its memory
-# grows linearly (slope 0.91 over the whole range, 0.97 over the last three points); its latency
+# grows linearly (slope 0.91 over the whole range); its latency
 # slope of 1.14 is a little above 1, most likely the cache: the working set leaves the CPU's caches
 # as the sequence grows, a cost a GPU would show differently. The two explicit-interaction models
 # grow close to quadratically (memory slopes 1.78 and 1.90, latency 1.76 and 1.99, the lower
@@ -463,7 +470,8 @@ exercise.check("paired_interval", paired_interval)
 # %% [markdown]
 # ### 3 · A small experiment: the λ grid under another seed (§4)
 #
-# Section 4's grid has one seed, so it cannot say whether a difference between its cells is real.
+# The default profile's grid in section 4 has one seed, so it cannot say whether a difference between
+# its cells is real.
 # Run the `lambda` sweep of this notebook's profile again with `seeds` set to `(1,)` in a copy of
 # its profile (`SWEEPS["lambda"].profiles`),
 # into a new `out` folder, and use your `paired_interval` on the per-cell test MAE of the two seeds
