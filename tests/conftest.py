@@ -1,3 +1,5 @@
+import pytest
+
 from alignlib.common import threads
 
 
@@ -15,3 +17,13 @@ def pytest_configure(config):
     passes on to every notebook kernel and Voila server it starts."""
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist), before workers start
         threads.configure(threads.share(len(config.getoption("tx", None) or ()) or 1))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under ``--dist loadgroup`` (``make test``) each file's tests stay on one worker, as with
+    ``loadfile`` (module fixtures are built once), except the notebook regression runs: each
+    notebook is a group of its own, so the notebooks share both workers."""
+    for item in items:
+        notebook = item.callspec.params.get("notebook") if item.get_closest_marker("notebook") else None
+        item.add_marker(pytest.mark.xdist_group(notebook.stem if notebook else item.path.name))
