@@ -487,15 +487,15 @@ if full is not None:
     placements, test_mae = {}, {}  # for the summary below
     for variant, method in [(v, "exact") for v in plan_variants] + [(v, "model") for v in own_plans]:
         for modality in analysis.SOURCES:
-            end_row, floor_row = full_cell(variant, f"{modality}_{method}", "end"), full_cell(variant, f"{modality}_proportional", 0)
+            end_row, guess_row = full_cell(variant, f"{modality}_{method}", "end"), full_cell(variant, f"{modality}_proportional", 0)
             chance_row = full_cell(variant, f"{modality}_chance", 0)
             place = ("one seed: no interval to place" if not np.isfinite(end_row.ci_low) else
-                     "above the proportional guess" if end_row.ci_low > floor_row["mean"] else
+                     "above the proportional guess" if end_row.ci_low > guess_row["mean"] else
                      "below the proportional guess, above chance" if end_row.ci_low > chance_row["mean"] else
                      "not above chance")
-            placements[variant, method, modality] = (end_row["mean"], floor_row["mean"], place)
+            placements[variant, method, modality] = (end_row["mean"], guess_row["mean"], place)
             print(f"{variant:>25} {modality:>6} {'own plan' if method == 'model' else 'exact plan'}: end "
-                  f"{interval(end_row)}: {place} (proportional guess {floor_row['mean']:.3f}, chance {chance_row['mean']:.3f})")
+                  f"{interval(end_row)}: {place} (proportional guess {guess_row['mean']:.3f}, chance {chance_row['mean']:.3f})")
     references_mae = (full_references[full_references.metric == "MAE"].groupby("reference").value.mean()
                       if len(full_references) else pd.Series(dtype=float))
     print("references (test MAE): " + ", ".join(f"{k} {v:.3f}" for k, v in references_mae.items()))
@@ -506,7 +506,8 @@ if full is not None:
         place = ""
         if "set_level" in references_mae:
             gap = references_mae["set_level"] - mean
-            place = (f"{gap:.3f} below the set_level line (it uses alignment)" if high < references_mae["set_level"] else
+            place = ("one seed: no interval to place" if not np.isfinite(high) else
+                     f"{gap:.3f} below the set_level line (it uses alignment)" if high < references_mae["set_level"] else
                      f"{-gap:.3f} above the set_level line" if low > references_mae["set_level"] else
                      "on the set_level line (its interval covers it)")
         steps = finals.loc[variant].get("test_optimizer_steps")
@@ -521,7 +522,7 @@ if full is not None:
 # The experts of the trained AlignMamba-2 (paper weights) at initialisation and at the end, and the
 # learned router's mutual information with the modality across epochs, both over the seeds. The MI
 # of balanced modalities is at most log2 3 bits (here the modalities differ in length, so the ceiling
-# is a little lower, as section 4 printed); a t-interval over three seeds can reach below 0, where
+# is a little lower: section 4 printed it for the default profile's clips); a t-interval over three seeds can reach below 0, where
 # an MI cannot go.
 
 # %%
@@ -621,7 +622,7 @@ from alignlib.train import evaluate  # noqa: E402
 exercise = Exercises(solutions)
 
 # %% [markdown]
-# ### 1 · The spread of a clip's states (§2)
+# ### 1 · The spread of a clip's states (§6)
 #
 # Section 6 measured whether the states collapse onto one direction. Write the measure: for each
 # clip, the unit vectors of its real tokens, their mean direction (the normalised mean of the unit

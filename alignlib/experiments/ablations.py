@@ -199,6 +199,8 @@ def conclusion(record: dict) -> str:
         return "No reference lines were recorded with these runs: they cannot be placed."
     lines = references[references.metric == "MAE"].set_index("reference")["mean"]
     summary = stats.summary(training.trained_runs(record), ["variant"]).set_index(["variant", "metric"])
+    if summary["n"].max() < 2:
+        return "One seed: no intervals, so nothing here can be placed against the lines or compared."
     variants = list(dict.fromkeys(summary.index.get_level_values("variant")))
     rows = [v for v in variants if not is_control(v)]
     mae = summary.xs("MAE", level="metric")
@@ -225,9 +227,11 @@ def conclusion(record: dict) -> str:
         reference = "AlignMamba-1" if row["variant"].startswith("AlignMamba-1") else "AlignMamba-2"
         better = (row["mean"] < 0) == (row["metric"] == "MAE")
         name = "MAE" if row["metric"] == "MAE" else "Acc-2"
+        paper = PAPER_ABLATIONS.get(row["variant"])
+        opposite = paper is not None and better != (paper[0] > PAPER_ABLATIONS[reference][0])
         text.append(f"Paired by seed, {row['variant']} against {reference}: {name} {row['mean']:+.3f} "
-                    f"[{row['low']:+.3f}, {row['high']:+.3f}], {'better' if better else 'worse'} without the part"
-                    + (", the opposite of the paper's row." if better and row["variant"] in PAPER_ABLATIONS else "."))
+                    f"[{row['low']:+.3f}, {row['high']:+.3f}], {'better' if better else 'worse'} than {reference}"
+                    + ("; the paper's row goes the other way." if opposite else "."))
     if not apart:
         text.append("No paired difference to its reference model has an interval that excludes 0.")
     if "AlignMamba-1 w/o local OT" in rows and "AlignMamba-1" in rows:

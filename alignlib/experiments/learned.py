@@ -1,8 +1,9 @@
 """The learned-alignment sweep (notebook 10): AlignMamba-1 on MOSI-length clips with the paper's
 relaxed plan, the plan it learns without the tables (:class:`alignlib.align.monotone.MonotoneAligner`),
-and the oracle and shuffled controls; the oracle plan again with a wider model trained at a higher
-learning rate (the architecture's ceiling, tuned); the learned plan again on a second data seed. Each run keeps a
-checkpoint per epoch; every checkpoint's own plan (epoch 0 being the initial model) is scored
+and the oracle and shuffled controls; the oracle plan again in a model twice as wide trained at lr
+3e-3 (in the full profile three times TrainConfig's lr, at which the others train; the default profile
+trains every run at 3e-3); the learned plan again on a second data seed. Each run keeps a checkpoint
+per epoch; every checkpoint's own plan (epoch 0 being the initial model) is scored
 against the true frame-to-word tables on the first test clips, and the last row adds the test
 metrics of the checkpoint best on validation and its correspondence on every test clip."""
 from __future__ import annotations
