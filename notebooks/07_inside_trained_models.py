@@ -521,9 +521,9 @@ if full is not None:
 # %% [markdown]
 # The experts of the trained AlignMamba-2 (paper weights) at initialisation and at the end, and the
 # learned router's mutual information with the modality across epochs, both over the seeds. The MI
-# of balanced modalities is at most log2 3 bits (here the modalities differ in length, so the ceiling
-# is a little lower: section 4 printed it for the default profile's clips); a t-interval over three seeds can reach below 0, where
-# an MI cannot go.
+# of balanced modalities is at most log2 3 bits (here the modalities differ in length, so the
+# ceiling is a little lower: section 4 printed it for the default profile's clips); a t-interval
+# over three seeds can reach below 0, where an MI cannot go.
 
 # %%
 if full is not None:

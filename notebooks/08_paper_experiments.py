@@ -172,12 +172,9 @@ print(f"  |MAE(w/o OT loss) - MAE(AlignMamba-2)| = {ot_gap:.1e} (AlignMamba-2's 
 if "ablations" in committed:
     SWEEPS["ablations"].show(committed["ablations"], "committed full profile")
     variants = list(dict.fromkeys(tidy(committed["ablations"]).variant))
-    print("paired by seed, against AlignMamba-2:")
-    display(ablations.paired_differences(committed["ablations"], "AlignMamba-2",
-                                         [v for v in variants if not v.startswith("AlignMamba")]))
-    print("paired by seed, against AlignMamba-1:")
-    display(ablations.paired_differences(committed["ablations"], "AlignMamba-1",
-                                         [v for v in variants if v.startswith("AlignMamba-1 ")]))
+    for reference, group in ablations.paired_groups(variants).items():
+        print(f"paired by seed, against {reference}:")
+        display(ablations.paired_differences(committed["ablations"], reference, group))
 else:
     print("No committed full-profile ablations yet: python -m alignlib.experiments ablations --profile full "
           "--out build/experiments, then copy build/experiments/experiments_ablations.json to benchmarks/results/")

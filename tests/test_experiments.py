@@ -479,10 +479,11 @@ def test_ablations_conclusion_is_formatted_from_the_committed_record():
     text = ablations.conclusion(record)
     set_level = np.mean([row["metrics"]["MAE"] for row in record["runs"]["references"]["rows"]
                          if row["reference"] == "set_level"])
-    mae = {}
+    mae, acc = {}, {}
     for run_id, run in record["runs"].items():
         if run_id != "references":
-            mae.setdefault(run["factors"]["variant"], {})[run["seed"]] = run["rows"][-1]["metrics"]["MAE"]
+            for values, metric in ((mae, "MAE"), (acc, "Non0_acc_2")):
+                values.setdefault(run["factors"]["variant"], {})[run["seed"]] = run["rows"][-1]["metrics"][metric]
     low = {v: sps.t.interval(0.95, len(m) - 1, loc=np.mean(list(m.values())), scale=sps.sem(list(m.values())))[0]
            for v, m in mae.items()}
     papers = [v for v in mae if not v.startswith("AlignMamba-1, ")]
@@ -491,10 +492,6 @@ def test_ablations_conclusion_is_formatted_from_the_committed_record():
     assert f"({set_level:.3f})" in text
     oracle = "AlignMamba-1, oracle plan (control)"
     assert f"{oracle}: MAE {np.mean(list(mae[oracle].values())):.3f}" in text
-    acc = {}
-    for run_id, run in record["runs"].items():
-        if run_id != "references":
-            acc.setdefault(run["factors"]["variant"], {})[run["seed"]] = run["rows"][-1]["metrics"]["Non0_acc_2"]
     pairs = [(v, "AlignMamba-2") for v in papers if not v.startswith("AlignMamba")]
     pairs += [(v, "AlignMamba-1") for v in papers if v.startswith("AlignMamba-1 ")]
     found = 0

@@ -151,9 +151,16 @@ def show(record: dict, title: str):
     return summary
 
 
+def paired_groups(variants) -> dict[str, list[str]]:
+    """The rows compared with each reference model, paired by seed: AlignMamba-2's ablations with
+    AlignMamba-2, AlignMamba-1's with AlignMamba-1 (the controls beyond the papers with neither)."""
+    return {"AlignMamba-2": [v for v in variants if not v.startswith("AlignMamba")],
+            "AlignMamba-1": [v for v in variants if v.startswith("AlignMamba-1 ")]}
+
+
 def paired_rows(record: dict, reference: str, variants, metrics=("MAE", "Non0_acc_2")) -> list[dict]:
     """Per variant and metric, the mean over seeds of (variant - reference) and its paired 95 %
-    t-interval: ``{"variant", "metric", "mean", "low", "high", "per seed"}``."""
+    t-interval: ``{"variant", "reference", "metric", "mean", "low", "high", "per seed"}``."""
     results = training.trained_runs(record)
     by_seed = results[results.metric.isin(metrics)].pivot_table(index=["variant", "seed"], columns="metric",
                                                                 values="value")
@@ -163,7 +170,7 @@ def paired_rows(record: dict, reference: str, variants, metrics=("MAE", "Non0_ac
         difference = (by_seed.loc[variant] - by_seed.loc[reference]).dropna()
         for metric in metrics:
             mean, low, high = stats.mean_ci(difference[metric].to_numpy())
-            rows.append({"variant": variant, "metric": metric, "mean": mean, "low": low, "high": high,
+            rows.append({"variant": variant, "reference": reference, "metric": metric, "mean": mean, "low": low, "high": high,
                          "per seed": np.round(difference[metric], 3).tolist()})
     return rows
 
@@ -220,11 +227,10 @@ def conclusion(record: dict) -> str:
         text.append(f"{control}: MAE {mae.loc[control, 'mean']:.3f} [{mae.loc[control, 'ci_low']:.3f}, "
                     f"{mae.loc[control, 'ci_high']:.3f}], {share:.0%} of the way from `set_level` to `bound` "
                     f"({lines['bound']:.3f}), audio frames on their word {audio[control]:.2f}.")
-    paired = (paired_rows(record, "AlignMamba-2", [v for v in rows if not v.startswith("AlignMamba")])
-              + paired_rows(record, "AlignMamba-1", [v for v in rows if v.startswith("AlignMamba-1 ")]))
+    paired = [row for reference, group in paired_groups(rows).items() for row in paired_rows(record, reference, group)]
     apart = [row for row in paired if row["low"] > 0 or row["high"] < 0]
     for row in apart:
-        reference = "AlignMamba-1" if row["variant"].startswith("AlignMamba-1") else "AlignMamba-2"
+        reference = row["reference"]
         better = (row["mean"] < 0) == (row["metric"] == "MAE")
         name = "MAE" if row["metric"] == "MAE" else "Acc-2"
         paper = PAPER_ABLATIONS.get(row["variant"])

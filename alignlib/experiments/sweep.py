@@ -112,9 +112,10 @@ class Sweep:
                 done = {"factors": run["factors"], "config": config, "seed": run["factors"].get("seed"),
                         "software": versions, "device": device, "seconds": time.perf_counter() - start, "rows": rows}
                 with locked(path):
-                    if path.exists() and not grows(json.loads(path.read_text()), self.name, profile, grid):
+                    current = json.loads(path.read_text()) if path.exists() else {"sweep": self.name, "profile": profile}
+                    if not grows(current, self.name, profile, grid):
                         raise SweepError(f"{path} was changed by a sweep with another grid while this run trained")
-                    record["runs"] = {**read_runs(path), **record["runs"], run["id"]: done}
+                    record["runs"] = {**current.get("runs", {}), **record["runs"], run["id"]: done}
                     atomic_write_json(path, record)
                 claim_path(out, f"{self.name}.{run['id']}").unlink(missing_ok=True)
                 bar.update()
