@@ -67,3 +67,83 @@ def loglog_slope(x, y) -> float:
     if x.size < 2 or x.shape != y.shape or (x <= 0).any() or (y <= 0).any():
         raise ValueError(f"need two or more positive (x, y) pairs of equal length, got {x.size} and {y.size}")
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+# -- paired comparisons over seeds, as a reviewer reads them ---------------------------------------------
+ALPHA = 0.05  # the test level of every verdict
+POWER = 0.8  # the power at which a minimal detectable effect is quoted
+
+
+def minimal_detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest true mean difference a two-sided paired t-test on ``n`` pairs whose differences
+    have standard deviation ``sd`` detects with probability ``power`` at level ``alpha``
+    (statsmodels' ``TTestPower``: effect size in units of ``sd``). NaN for fewer than two pairs."""
+    from statsmodels.stats.power import TTestPower
+
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    if sd == 0.0:
+        return 0.0
+    d = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided")
+    return float(d) * sd
+
+
+def verdict(n: int, p_adjusted: float, mde: float, mean: float = math.nan) -> str:
+    """The one vocabulary of every comparison: ``differs, adjusted p = …`` or ``not distinguishable
+    (adjusted p = …): an effect below … cannot be excluded`` (or ``one seed: no test``)."""
+    if n < 2 or not math.isfinite(p_adjusted):
+        return "one seed: no test" if n < 2 else "identical on every seed"
+    if p_adjusted < ALPHA:
+        return f"differs ({mean:+.3f}), adjusted p = {p_adjusted:.3g}" if math.isfinite(mean) else \
+            f"differs, adjusted p = {p_adjusted:.3g}"
+    return f"not distinguishable (adjusted p = {p_adjusted:.2g}): an effect below {mde:.3g} cannot be excluded"
+
+
+def paired_differences(table, reference: str, variants=None, metrics=None, by: str = "variant", pair: str = "seed",
+                       level: float = 0.95):
+    """Each variant minus ``reference``, paired on ``pair`` (the seed: same data order, same initial
+    draw), one row per (variant, metric):
+
+    ``variant, reference, metric, n, mean, low, high`` (the paired ``level`` t-interval), ``sd`` (of the
+    differences), ``p`` (paired t-test), ``p_adjusted`` (Holm over the rows of the same metric: each
+    metric's comparisons in the table are one family), ``mde`` (:func:`minimal_detectable_effect`),
+    ``verdict`` (:func:`verdict`) and ``per_seed`` (the differences).
+
+    ``table``: long rows with columns ``by``, ``pair``, ``metric``, ``value`` (as
+    :func:`alignlib.experiments.sweep.tidy`); ``variants``: which to compare (default: all but the reference).
+    """
+    import pandas as pd
+    from statsmodels.stats.multitest import multipletests
+
+    table = table.dropna(subset=["value"])
+    if metrics is not None:
+        table = table[table.metric.isin(list(metrics))]
+    wide = table.pivot_table(index=[by, pair], columns="metric", values="value", aggfunc="mean")
+    present = list(dict.fromkeys(table[by]))
+    if reference not in present:
+        raise ValueError(f"reference {reference!r} is not among the {by}s: {present}")
+    variants = [v for v in (present if variants is None else variants) if v != reference and v in present]
+    rows = []
+    for variant in variants:
+        difference = wide.loc[variant] - wide.loc[reference]
+        for metric in wide.columns:
+            d = difference[metric].dropna()
+            n = len(d)
+            if n == 0:
+                continue
+            mean, low, high = mean_ci(d.to_numpy(), level)
+            sd = float(d.std(ddof=1)) if n > 1 else math.nan
+            p = float(stats.ttest_1samp(d.to_numpy(), 0.0).pvalue) if n > 1 and sd > 0 else math.nan
+            rows.append({by: variant, "reference": reference, "metric": metric, "n": n, "mean": mean, "low": low,
+                         "high": high, "sd": sd, "p": p, "mde": minimal_detectable_effect(sd, n),
+                         "per_seed": [round(float(v), 4) for v in d]})
+    result = pd.DataFrame(rows, columns=[by, "reference", "metric", "n", "mean", "low", "high", "sd", "p", "mde",
+                                         "per_seed"])
+    result["p_adjusted"] = math.nan
+    for metric, group in result.groupby("metric"):
+        tested = group[group.p.notna()]
+        if len(tested):
+            result.loc[tested.index, "p_adjusted"] = multipletests(tested.p.to_numpy(), alpha=ALPHA, method="holm")[1]
+    result["verdict"] = [verdict(n, p, m, mean) for n, p, m, mean in
+                         zip(result.n, result.p_adjusted, result.mde, result["mean"])]
+    return result

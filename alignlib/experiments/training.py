@@ -85,22 +85,28 @@ def with_references(execute):
     return run_or_reference
 
 
+def split(record: dict):
+    """``(references, runs)``: a sweep record's :func:`~alignlib.experiments.sweep.tidy` rows of its
+    ``references`` run (the data's reference lines; empty for a sweep without one) and of its trained runs."""
+    from alignlib.experiments.sweep import tidy
+
+    table = tidy(record)
+    is_reference = table.variant == "references" if "variant" in table else table.index < 0
+    return table[is_reference], table[~is_reference]
+
+
 def reference_summary(record: dict):
     """The reference lines of a sweep's record: :func:`~alignlib.experiments.stats.summary` per
     reference (None for a record without them)."""
     from alignlib.experiments import stats
-    from alignlib.experiments.sweep import tidy
 
-    table = tidy(record)
-    return stats.summary(table[table.variant == "references"], ["reference"]) if "reference" in table else None
+    references, _ = split(record)
+    return stats.summary(references, ["reference"]) if len(references) else None
 
 
 def trained_runs(record: dict):
-    """:func:`~alignlib.experiments.sweep.tidy` without the ``references`` run: the trained models' rows."""
-    from alignlib.experiments.sweep import tidy
-
-    table = tidy(record)
-    return table[table.variant != "references"]
+    """The trained models' rows of a record (:func:`split` without its references)."""
+    return split(record)[1]
 
 
 def reference_verdicts(summary, references, group: str, metric: str = "MAE") -> None:
