@@ -10,6 +10,7 @@
 * :mod:`~alignlib.data.digit_scenes` -- EMMA's digit scenes and their questions.
 """
 from alignlib.data.missing import missing_modality_mask
-from alignlib.data.mmsa import MODALITIES, Batch, MalformedDataError, MMSADataset, collate, load_mmsa
+from alignlib.data.mmsa import (MODALITIES, NO_WORD, PADDING, Batch, MalformedDataError, MMSADataset, collate,
+                                load_mmsa)
 
-__all__ = ["MODALITIES", "Batch", "MalformedDataError", "MMSADataset", "collate", "load_mmsa", "missing_modality_mask"]
+__all__ = ["MODALITIES", "NO_WORD", "PADDING", "Batch", "MalformedDataError", "MMSADataset", "collate", "load_mmsa", "missing_modality_mask"]

@@ -23,6 +23,12 @@ REQUIRED_KEYS = (*MODALITIES, "regression_labels", "id")
 DATA_ENV = "ALIGNLIB_DATA"
 
 
+# the codes of a frame-to-word table beside a word index 0, 1, ...: a padding frame, and a real frame
+# that belongs to no word (a pause: silence before, between or after the words)
+PADDING = -1
+NO_WORD = -2
+
+
 class MalformedDataError(ValueError):
     """The file is not a readable MMSA pickle; the message says what is wrong and where."""
 
@@ -31,8 +37,8 @@ class MalformedDataError(ValueError):
 class Split:
     """One split: features per modality ``(N, T, d)`` float32, padding masks ``(N, T)`` bool,
     labels ``(N,)`` float32, ids, and the raw dict for the optional keys. ``alignment``: for a
-    synthetic file, ``{"audio", "vision": (N, T_m) int64}`` the true word of every frame (-1 on
-    padding), read from the ``.correspondence.npz`` beside it; None otherwise."""
+    synthetic file, ``{"audio", "vision": (N, T_m) int64}`` the true word of every frame (:data:`PADDING`
+    on padding, :data:`NO_WORD` on a pause), read from the ``.correspondence.npz`` beside it; None otherwise."""
 
     features: dict[str, np.ndarray]
     masks: dict[str, np.ndarray]
