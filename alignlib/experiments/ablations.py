@@ -144,7 +144,7 @@ def show(record: dict, title: str):
     plt.tight_layout()
     plt.show()
     one_sign_check(record)
-    training.reference_verdicts(summary, references, "variant")
+    print("\n".join(training.reference_sentences(training.reference_rows(summary, references, "variant"), "variant")))
     compare_to_reference(summary, "AlignMamba-2", "MAE", lower_is_better=True)
     compare_to_reference(summary[summary.variant.str.startswith("AlignMamba-1")], "AlignMamba-1", "MAE",
                          lower_is_better=True)

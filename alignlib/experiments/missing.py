@@ -95,7 +95,8 @@ def show(record: dict, title: str):
             print(f"  {model:<12} Acc-2 at r=0: {100 * acc.loc[model, 0.0]:.1f} % "
                   f"(paper, AlignMamba-1 Table 3 '{row}' on MOSI: {paper} %)")
     print("  with every modality present (r = 0):")
-    training.reference_verdicts(summary[summary.test_missing_rate == 0.0], references, "model")
+    print("\n".join(training.reference_sentences(
+        training.reference_rows(summary[summary.test_missing_rate == 0.0], references, "model"), "model")))
     return summary
 
 

@@ -109,26 +109,37 @@ def trained_runs(record: dict):
     return split(record)[1]
 
 
-def reference_verdicts(summary, references, group: str, metric: str = "MAE") -> None:
-    """Print, per ``group`` of a :func:`~alignlib.experiments.stats.summary` table, where its
-    ``metric`` interval lies against the ``set_level`` and ``bound`` lines (lower is better)."""
+def reference_rows(summary, references, group: str, metric: str = "MAE"):
+    """Where each ``group`` of a :func:`~alignlib.experiments.stats.summary` table lies against its
+    data's reference lines, one row per group (lower ``metric`` is better): ``mean, ci_low, ci_high``,
+    ``position`` (``below`` the ``set_level`` line: it uses alignment; ``on`` it: its interval covers
+    the line; ``above`` it), ``to_bound`` (the share of the way from ``set_level`` to ``bound``) and
+    the lines themselves. Empty when ``references`` is None."""
+    import pandas as pd
+
+    columns = [group, "mean", "ci_low", "ci_high", "position", "to_bound", "set_level", "bound"]
     if references is None:
-        print("  (no reference lines recorded with these runs)")
-        return
+        return pd.DataFrame(columns=columns)
     lines = references[references.metric == metric].set_index("reference")["mean"]
     set_level, bound = lines["set_level"], lines["bound"]
-    print(f"  reference lines ({metric}): " + ", ".join(f"{k} {v:.3f}" for k, v in lines.items()))
+    rows = []
     for _, row in summary[summary.metric == metric].iterrows():
         high = row.ci_high if row.ci_high == row.ci_high else row["mean"]
         low = row.ci_low if row.ci_low == row.ci_low else row["mean"]
-        if high < set_level:
-            where = (f"below set_level by {set_level - row['mean']:.3f}, "
-                     f"{(set_level - row['mean']) / (set_level - bound):.0%} of the way to bound: it uses alignment")
-        elif low > set_level:
-            where = f"above set_level by {row['mean'] - set_level:.3f}"
-        else:
-            where = "on the set_level line (its interval covers it)"
-        print(f"  {row[group]:<58} {metric} {row['mean']:.3f}: {where}")
+        position = "below" if high < set_level else "above" if low > set_level else "on"
+        rows.append({group: row[group], "mean": row["mean"], "ci_low": row.ci_low, "ci_high": row.ci_high,
+                     "position": position, "to_bound": (set_level - row["mean"]) / (set_level - bound),
+                     "set_level": set_level, "bound": bound})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def reference_sentences(rows, group: str, metric: str = "MAE") -> list[str]:
+    """:func:`reference_rows` in words, a sentence per group."""
+    words = {"below": lambda r: (f"below set_level by {r.set_level - r['mean']:.3f}, {r.to_bound:.0%} of the way "
+                                 "to bound: it uses alignment"),
+             "above": lambda r: f"above set_level by {r['mean'] - r.set_level:.3f}",
+             "on": lambda r: "on the set_level line (its interval covers it)"}
+    return [f"{r[group]}: {metric} {r['mean']:.3f}, {words[r.position](r)}" for _, r in rows.iterrows()]
 
 
 def correspondence_metrics(config) -> dict:
