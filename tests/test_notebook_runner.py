@@ -111,3 +111,26 @@ def test_papermill_reads_every_parameter(notebook):
     assigned += [t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets]
     assert assigned, f"{notebook.name}: no parameter in its parameters cell"
     assert list(papermill.inspect_notebook(str(notebook))) == assigned
+
+
+def test_html_page_drops_injected_parameters_and_folds_setup(tmp_path):
+    """The first screen of a page: no injected cell (it names this machine's paths), setup folded."""
+    notebook = make_notebook(tmp_path / "01_first.ipynb", [
+        "import math  # the setup\nanswer = math.sqrt(16)",
+        "from alignlib.notebooks import record_metrics\nrecord_metrics(metrics_path, answer=answer)",
+        "print('the answer is', answer)",
+    ], markdown="# Title\n\nWhat you will learn.")
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells[2].metadata["tags"] = ["setup"]
+    nbformat.write(nb, notebook)
+    out = tmp_path / "build"
+    run = notebooks.execute(notebook, out)
+    executed = nbformat.read(run.output, as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    assert str(out) in json.dumps(executed.cells[2].source), "papermill injected this machine's path"
+    notebooks.write_index([run], [], out, "default")
+    page = (out / "01_first.html").read_text()
+    assert str(tmp_path) not in page, "no absolute path of the machine that ran it"
+    assert page.count('<details class="alignlib-folded">') == 2  # parameters and setup
+    assert "import math  # the setup" in page.split("<details class=\"alignlib-folded\">")[2].split("</details>")[0]
+    assert "the answer is 4.0" in page

@@ -5,6 +5,10 @@ drawn as static snapshots of the state the kernel saved: controls as inactive HT
 progress bars as ``<progress>``, plotly ``FigureWidget``\\ s as figures drawn by a local plotly.js
 (from the ``plotly`` package). :func:`install_assets` copies both scripts into ``static/`` beside
 the pages, so the folder can be moved or opened without internet.
+
+The first screen of a page teaches: papermill's injected-parameters cell (which names paths of the
+machine that ran it) is dropped, and the cells tagged ``parameters`` or ``setup`` (imports, settings)
+are folded under a one-line summary (:func:`fold_setup`).
 """
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ ASSETS = "static"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 MODEL_PREFIX = "IPY_MODEL_"
+FOLDED_TAGS = {"parameters": "parameters (the CPU defaults; papermill sets them)", "setup": "setup (imports)"}
+DROPPED_TAGS = {"injected-parameters"}
 
 _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}
@@ -50,6 +56,8 @@ MathJax.Hub.Config({
 .alignlib-widget progress{width:20em}
 .alignlib-widget .readout{margin-left:8px}
 .alignlib-widget .note{color:#666;font-style:italic}
+.alignlib-folded{margin:4px 0 4px 64px;color:#555;font-size:12px}
+.alignlib-folded pre{background:#f5f5f5;padding:6px}
 </style>
 {% endblock extra_css %}
 """.replace("ASSETS", ASSETS)
@@ -74,8 +82,34 @@ def notebook_to_html(notebook) -> str:
 
     exporter = nbconvert.HTMLExporter(template_name="lab", template_file="alignlib_offline.html.j2",
                                       extra_loaders=[jinja2.DictLoader({"alignlib_offline.html.j2": _TEMPLATE})])
-    body, _ = exporter.from_notebook_node(snapshot_widgets(notebook))
+    body, _ = exporter.from_notebook_node(fold_setup(snapshot_widgets(notebook)))
     return body
+
+
+def fold_setup(notebook):
+    """A copy of ``notebook`` without the cells tagged :data:`DROPPED_TAGS`, and with the source of
+    each code cell tagged in :data:`FOLDED_TAGS` folded into a closed ``<details>`` (its outputs stay)."""
+    import nbformat
+
+    notebook = copy.deepcopy(notebook)
+    cells = []
+    for cell in notebook.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & DROPPED_TAGS:
+            continue
+        folded = [FOLDED_TAGS[tag] for tag in FOLDED_TAGS if tag in tags]
+        if cell.cell_type != "code" or not folded:
+            cells.append(cell)
+            continue
+        # a markdown cell of raw HTML (a raw cell's HTML is escaped); a blank line would end the HTML block
+        source = "\n".join(html.escape(line) or "&#32;" for line in cell.source.splitlines())
+        cells.append(nbformat.v4.new_markdown_cell(
+            f"<details class='alignlib-folded'><summary>{html.escape(folded[0])}</summary><pre>{source}</pre></details>"))
+        if cell.get("outputs"):
+            cell.setdefault("transient", {})["remove_source"] = True
+            cells.append(cell)
+    notebook.cells = cells
+    return notebook
 
 
 def snapshot_widgets(notebook):
