@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -55,7 +55,7 @@ seed: int = 0  # seeds every random draw
 solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
-# %%
+# %% tags=["setup"]
 import time
 import warnings
 

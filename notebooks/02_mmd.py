@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -48,7 +48,7 @@ seed: int = 0  # seeds every random draw
 solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
-# %%
+# %% tags=["setup"]
 import math
 import time
 
@@ -350,6 +350,8 @@ print(f"MMD^2 (gamma = 1/d): before {mmd_before:.4f}, after {mmd_after:.4f};  p-
 # A p-value near 1 after the descent: the moved cloud was fitted to these very language tokens,
 # so it is closer to them than a fresh sample of the same distribution would be.
 
+
+# %%
 # 2-D view: the first two principal directions of the language tokens.
 centre = language[0].mean(0)
 _, _, directions = torch.linalg.svd(language[0] - centre, full_matrices=False)

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -46,7 +46,7 @@ seed: int = 0  # seeds every random draw
 solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
-# %%
+# %% tags=["setup"]
 import json
 import math
 import time
@@ -286,6 +286,7 @@ for steps in timing_lengths:
         live[name][steps] = min(times)
 
 
+# %%
 bench_threads = bench["machine"]["threads"]
 
 
@@ -309,6 +310,9 @@ ax.xaxis.set_minor_locator(plt.NullLocator())
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
 fig.tight_layout()
 plt.show()
+
+
+# %%
 for steps in span:
     cells = [f"{name} {times[steps]:.3f} s" for name, times in recorded.items() if steps in times]
     print(f"L = {steps:>5} (bench): " + ", ".join(cells) + f"; limit {limit_seconds(steps):.3f} s")
@@ -435,6 +439,7 @@ class CopyModel(nn.Module):
         return self.head(hidden)[:, copy_length:]
 
 
+# %%
 test_sequences, test_symbols = copying_batch(1000, torch.Generator().manual_seed(seed + 1000))
 curves, accuracy, copy_models = {}, {}, {}
 for name, mixer_class in (("selective (Mamba)", Mamba), ("time-invariant SSM", TimeInvariantMamba)):
@@ -454,6 +459,8 @@ for name, mixer_class in (("selective (Mamba)", Mamba), ("time-invariant SSM", T
         accuracy[name] = (model(test_sequences).argmax(-1) == test_symbols).float().mean().item()
     copy_models[name] = model
 
+
+# %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for name, curve in curves.items():
     ax.plot(np.convolve(curve, np.ones(10) / 10, mode="valid"), label=f"{name}: test accuracy {accuracy[name]:.0%}")

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -47,7 +47,7 @@ seed: int = 0  # seeds every random draw
 solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
-# %%
+# %% tags=["setup"]
 import math
 
 import matplotlib.pyplot as plt
@@ -191,6 +191,7 @@ class MatchedVanilla(FusionModel):
         self.blocks = nn.ModuleList(Block(d_model, Mamba(d_model, d_state=d_state, expand=expand)) for _ in range(n_layers))
 
 
+# %%
 target_count = parameter_count(FusionModel("modality"))
 matched_expand = min(range(2, 17), key=lambda e: abs(parameter_count(MatchedVanilla(e)) - target_count))
 builders = {"vanilla": lambda: FusionModel("vanilla"), "vanilla_matched": lambda: MatchedVanilla(matched_expand),
@@ -216,6 +217,8 @@ for kind, build in builders.items():
         r2[kind] = 1 - (model(test_tokens)[0] - test_targets).pow(2).mean().item() / test_targets.var().item()
     models[kind] = model
 
+
+# %%
 labels = {"vanilla": "vanilla Mamba", "vanilla_matched": f"vanilla Mamba, expand {matched_expand} (matched size)",
           "modality": "Modality-Aware (deterministic)", "learned": "Modality-Aware (learned routing)"}
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -262,6 +265,8 @@ router_names = [name for name in learned_records if name.endswith("router")]
 load = torch.stack([F.one_hot(learned_records[name].argmax(-1), n_modalities).float().flatten(0, 1).mean(0)
                     for name in router_names])
 
+
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
 bottom = np.zeros(n_modalities)
 for e in range(n_modalities):
@@ -277,6 +282,8 @@ axes[1].set(title="expert load per layer (uniform = %.2f)" % (1 / n_modalities))
 plt.tight_layout()
 plt.show()
 
+
+# %%
 # Purity: mutual information between a token's modality and its router's top expert, in bits.
 purity_bits = {name: mutual_information_bits(ids, learned_records[name].argmax(-1)) for name in router_names}
 modality_entropy = math.log2(n_modalities)  # the maximum: the expert determines the modality
