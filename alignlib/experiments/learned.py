@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from alignlib.experiments import plots, stats, training
 from alignlib.experiments.sweep import Sweep
 
@@ -231,7 +233,7 @@ def plot(record: dict):
     import matplotlib.pyplot as plt
 
     per_epoch, table = accuracy_per_epoch(record), final_table(record)
-    fig, axes = plt.subplots(1, 3, figsize=(17, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(19, 3.8), gridspec_kw=dict(width_ratios=[1, 1, 1.3]))
     for ax, modality in zip(axes, FOUND):
         plots.curves_with_bands(ax, per_epoch[per_epoch.modality == modality].assign(metric="accuracy"), "epoch",
                                 "variant", "accuracy")
@@ -254,12 +256,137 @@ def show(record: dict, title: str = "learned"):
     print(f"{title}: {record['command']} (profile {record['profile']!r})")
     plot(record)
     plt.show()
-    wide = final_table(record).pivot(index="variant", columns="metric", values=["mean", "ci_low", "ci_high"])
-    display(wide.swaplevel(axis=1).sort_index(axis=1).reindex([v for v in ORDER if v in wide.index]).round(3))
+    final = final_table(record)
+    digits = final.metric.map(lambda m: 0 if m == "test_optimizer_steps" else 3)
+    cells = [f"{m:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]" for m, lo, hi, d in zip(final["mean"], final.ci_low, final.ci_high, digits)]
+    wide = final.assign(value=cells).pivot(index="variant", columns="metric", values="value")
+    display(wide.reindex(index=[v for v in ORDER if v in wide.index], columns=list(FINAL)))
     display(reference_rows(record).round(3))
     display(comparisons(record)[["variant", "metric", "n", "mean", "low", "high", "verdict"]].round(3))
     display(targets(record).round(3))
 
+
+
+# -- the figures of notebook 10's teaching sections and of its default run ----------------------------
+def paper_plans_figure(found, chance: dict):
+    """Section 1: frames on their true word per plan, at initialisation and trained (``found``: rows of
+    model, modality, plan, accuracy), chance dotted."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, len(chance), figsize=(12, 3.6), sharey=True)
+    for ax, m in zip(axes, chance):
+        sns.barplot(data=found[found.modality == m], x="plan", y="accuracy", hue="model", ax=ax)
+        ax.axhline(chance[m], color="k", ls=":", label="chance")
+        ax.set(title=f"{m} -> words, AlignMamba-1 (relaxed plan)", ylabel="frames on their true word")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def clip_plans_figure(plans: dict, truth, frame_mask, word_mask):
+    """One clip's plans side by side, ``{title: plan (T, W)}`` over its real frames (left to right) and
+    words, its true words ``(T,)`` as circles."""
+    import matplotlib.pyplot as plt
+
+    frames, words = np.asarray(frame_mask, dtype=bool), np.asarray(word_mask, dtype=bool)
+    fig, axes = plt.subplots(1, len(plans), figsize=(6.5 * len(plans), 3.4), squeeze=False)
+    for ax, (title, plan) in zip(axes[0], plans.items()):
+        ax.imshow(np.asarray(plan)[frames][:, words].T, aspect="auto", cmap="rocket_r", origin="lower", vmin=0)
+        ax.grid(False)
+        ax.scatter(np.arange(frames.sum()), np.asarray(truth)[frames], s=14, facecolors="none", edgecolors="c")
+        ax.set(title=title, xlabel="frame", ylabel="word")
+    fig.tight_layout()
+    return fig
+
+
+def hub_figure(strengths, gains: dict):
+    """Section 4: what a hub word earns, ``gains[(n_frames, n_words), normalise]`` (Δ log Z / n) against its strength."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for ((frames, words), norm), values in gains.items():
+        ax.plot(strengths, values, "o-" if norm == "frames" else "s--", label=f"{norm}-normalised, {frames} frames / {words} words")
+    ax.set(xlabel="hub strength b", ylabel="Δ log Z / n", title="what a hub word earns, untrained clip")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def recursion_figure(scores, paths, weights, gamma, delta, advanced, best):
+    """Section 2 on one clip: the scores ``(T, W)`` with every monotone path (``paths``, darker for larger
+    ``weights``), the posterior ``gamma`` with the best path, and the Viterbi table ``delta`` with each
+    reachable cell's pointer (``advanced``: came from the previous word) and the traceback of ``best``."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    frames = np.arange(len(scores)) + 0.5
+    fig, axes = plt.subplots(1, 3, figsize=(17, 3.6))
+    sns.heatmap(scores.T, annot=True, fmt=".1f", cmap="vlag", center=0, ax=axes[0], cbar=False)
+    for path, weight in zip(paths, weights):
+        axes[0].plot(frames, path + 0.5, color="k", alpha=0.15 + 0.85 * weight / max(weights), lw=1)
+    sns.heatmap(gamma.T, annot=True, fmt=".2f", cmap="rocket_r", ax=axes[1], cbar=False, vmin=0, vmax=1)
+    reachable = delta > NEG_SHOWN  # cells no path from the first word reaches hold the recursion's "impossible" score
+    sns.heatmap(np.where(reachable, delta, np.nan).T, annot=True, fmt=".1f", cmap="mako", ax=axes[2], cbar=False)
+    for i, j in zip(*np.nonzero(reachable[1:])):
+        came = j - 1 if advanced[i + 1, j] else j
+        axes[2].annotate("", (i + 1.35, j + 0.5), (i + 0.65, came + 0.5), arrowprops=dict(arrowstyle="->", color="grey"))
+    titles = (f"scores e and all {len(paths)} paths (darker: likelier)", "posterior γ = exp(α + β - log Z)",
+              "Viterbi table δ, its pointers and the traceback")
+    for k, (ax, title) in enumerate(zip(axes, titles)):
+        ax.set(title=title, xlabel="frame", ylabel="word")
+        if k:
+            ax.plot(frames, np.asarray(best) + 0.5, "c-o", lw=2.5, label="best path")
+    axes[2].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+NEG_SHOWN = -1e3  # below this a Viterbi score is the recursion's "impossible" (alignlib.align.monotone.NEG)
+
+
+def aligner_figure(history, proportional: dict, true_hub: dict):
+    """Section 4: the stand-alone aligners' test accuracy, hub share and loss per step (``history``: rows
+    of modality, emissions, step and the three columns), the proportional guess and the truth's hub share dashed."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 3.6))
+    for ax, column in zip(axes, ("accuracy", "hub share", "-log Z / n")):
+        sns.lineplot(data=history, x="step", y=column, hue="modality", style="emissions", ax=ax, legend="auto" if ax is axes[0] else False)
+        ax.set(title=f"test clips: {column}")
+    for m, color in zip(proportional, sns.color_palette()):
+        axes[0].axhline(proportional[m], color=color, ls=":", lw=1)
+        axes[1].axhline(true_hub[m], color=color, ls="--", lw=1)
+    axes[0].set_ylim(0, 1)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def default_run_figure(logs: dict, accuracy, references, proportional: dict, chance: dict):
+    """The default run: validation MAE per epoch of each plan's run (``logs``: ``{label: metrics.jsonl rows}``)
+    beside the reference lines (``references``: MAE per reference), and the model's own plan per epoch
+    (``accuracy``: rows of plan, epoch, modality, accuracy) with the proportional guess and chance."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 3.8))
+    for label, log in logs.items():
+        axes[0].plot(log.epoch, log.valid_MAE, "o-", label=label)
+    last = max(log.epoch.max() for log in logs.values())
+    for name in ("text_only", "set_level", "bound"):
+        axes[0].axhline(references[name], ls=":", color="gray")
+        axes[0].annotate(name, (last, references[name]), fontsize=8, va="bottom", ha="right")
+    axes[0].set(xlabel="epoch", ylabel="validation MAE", title="learning curves (dotted: reference lines, test)")
+    axes[0].legend(fontsize=8)
+    for ax, m in zip(axes[1:], proportional):
+        sns.lineplot(data=accuracy[accuracy.modality == m], x="epoch", y="accuracy", hue="plan", marker="o", ax=ax)
+        ax.axhline(proportional[m], color="k", ls="--", lw=1, label="proportional guess")
+        ax.axhline(chance[m], color="k", ls=":", lw=1, label="chance")
+        ax.set(ylim=(-0.02, 1.02), title=f"{m}: the model's own plan, frames on their word", ylabel="accuracy")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 SWEEP = Sweep(
     name="learned",
