@@ -130,3 +130,33 @@ def test_the_aligner_learns_the_words_without_the_tables():
     truth, mask = test.alignment["vision"], test.masks["vision"]
     accuracy = {k: ((g == truth) & mask).sum().item() / mask.sum().item() for k, g in guess.items()}
     assert accuracy["learned"] > 0.7 > accuracy["proportional"] + 0.2, accuracy
+
+
+def test_viterbi_table_is_the_best_prefix_score_and_its_pointer_the_best_way_in():
+    """delta[i, j] = the best score over the monotone prefixes of frames 0..i that start on word 0 and end
+    on word j (enumerated); advanced[i, j] says whether the best such prefix was on word j - 1 at frame i - 1."""
+    scores = torch.randn(1, 7, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    delta, advanced = monotone.viterbi(scores)
+    for i in range(7):
+        prefixes = [p for p in itertools.product(range(4), repeat=i + 1)
+                    if p[0] == 0 and all(b - a in (0, 1) for a, b in zip(p, p[1:]))]
+        for j in range(4):
+            ending = [p for p in prefixes if p[-1] == j]
+            if not ending:
+                continue
+            totals = [sum(scores[0, f, w].item() for f, w in enumerate(p)) for p in ending]
+            assert delta[0, i, j].item() == pytest.approx(max(totals), abs=1e-12)
+            if i > 0:
+                assert advanced[0, i, j].item() == (ending[int(np.argmax(totals))][-2] == j - 1)
+
+
+def test_the_aligner_normalises_its_emissions_over_the_chosen_axis():
+    x, y = torch.randn(2, 6, 3), torch.randn(2, 4, 5)
+    x_mask, y_mask = torch.ones(2, 6, dtype=torch.bool), torch.ones(2, 4, dtype=torch.bool)
+    torch.manual_seed(0)
+    words = monotone.MonotoneAligner(3, 5).scores(x, y, x_mask, y_mask).exp()
+    torch.manual_seed(0)
+    frames = monotone.MonotoneAligner(3, 5, normalise="frames").scores(x, y, x_mask, y_mask).exp()
+    assert torch.allclose(words.sum(1), torch.ones(2, 4)) and torch.allclose(frames.sum(2), torch.ones(2, 6))
+    with pytest.raises(ValueError, match="normalise"):
+        monotone.MonotoneAligner(3, 5, normalise="rows")

@@ -2,7 +2,8 @@
 
 An alignment of ``n`` frames onto ``W`` words is *monotone* when the first frame sits on the first
 word, the last frame on the last word, and each next frame stays on its word or moves to the next
-one: a path through a left-to-right hidden Markov model whose states are the words. Speech runs
+one: a path along the words in order (no transition weights: every path is equally likely before the
+scores, a uniform distribution over monotone alignments, not an HMM). Speech runs
 forward in time, so the true frame-to-word map of a clip is such a path; OT plans know nothing of
 time and may send neighbouring frames to words far apart.
 
@@ -13,7 +14,8 @@ Given scores ``e[i, j]`` (how well frame ``i`` fits word ``j``, as log-probabili
   gradient with respect to ``e`` is the posterior (computed by the backward recursion).
 * :func:`posterior` -- ``P(frame i on word j)`` over all monotone paths weighted by ``exp(score)``
   (forward-backward): a soft plan whose real rows sum to 1.
-* :func:`best_path` -- the highest-scoring path (Viterbi, or hard dynamic time warping).
+* :func:`best_path` -- the highest-scoring path (Viterbi, or hard dynamic time warping), traced back
+  through the table and pointers of :func:`viterbi`.
 * :func:`emission_scores` -- scores from a similarity: ``log p(frame | word)``, normalised over each
   word's frames. Normalising over each frame's words instead (``log p(word | frame)``, as CTC does)
   lets one "hub" word that resembles every frame absorb the clip.
@@ -141,16 +143,15 @@ def posterior(scores, frame_mask=None, word_mask=None) -> torch.Tensor:
     return _unpack_words(_posterior(packed, frame_mask, word_mask, alpha, _last_word(alpha[:, -1], word_mask)), order)
 
 
-@torch.no_grad()
-def best_path(scores, frame_mask=None, word_mask=None) -> torch.Tensor:
-    """``(B, T)`` word of every frame on the highest-scoring monotone path (-1 on padded frames)."""
-    frame_mask, word_mask, order = _masks(scores, frame_mask, word_mask)
-    scores = _pack_words(scores, order).masked_fill(~word_mask[:, None, :], NEG)
+def _viterbi(scores, frame_mask, word_mask):
+    """``(delta, advanced)``, both ``(B, T, W)`` on packed words: the best score of a path ending on word
+    ``j`` at frame ``i``, and whether its best way in came from word ``j - 1`` (the traceback's pointer)."""
+    scores = scores.masked_fill(~word_mask[:, None, :], NEG)
     batch, frames, words = scores.shape
     value = torch.full((batch, words), NEG, dtype=scores.dtype, device=scores.device)
     value[:, 0] = 0.0
     seen = torch.zeros(batch, dtype=torch.bool, device=scores.device)
-    advanced = torch.zeros(batch, frames, words, dtype=torch.bool, device=scores.device)
+    deltas, advanced = [], torch.zeros(batch, frames, words, dtype=torch.bool, device=scores.device)
     for i in range(frames):
         real = frame_mask[:, i, None]
         moved = _shift(value) > value
@@ -158,6 +159,27 @@ def best_path(scores, frame_mask=None, word_mask=None) -> torch.Tensor:
         value = torch.where(real, scores[:, i] + best, value)
         advanced[:, i] = moved & seen[:, None] & real
         seen = seen | frame_mask[:, i]
+        deltas.append(value)
+    return torch.stack(deltas, 1), advanced
+
+
+@torch.no_grad()
+def viterbi(scores, frame_mask=None, word_mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(delta, advanced)``, both ``(B, T, W)``: the recursion of :func:`best_path`, ``delta[i, j]`` the
+    best score of a path on word ``j`` at frame ``i`` (the forward recursion with a max in place of the
+    log-sum) and ``advanced[i, j]`` True where that path came from word ``j - 1`` (else it stayed on ``j``)."""
+    frame_mask, word_mask, order = _masks(scores, frame_mask, word_mask)
+    delta, advanced = _viterbi(_pack_words(scores, order), frame_mask, word_mask)
+    return _unpack_words(delta, order), _unpack_words(advanced, order)
+
+
+@torch.no_grad()
+def best_path(scores, frame_mask=None, word_mask=None) -> torch.Tensor:
+    """``(B, T)`` word of every frame on the highest-scoring monotone path (-1 on padded frames): the
+    traceback of :func:`viterbi` from the last word at the last frame."""
+    frame_mask, word_mask, order = _masks(scores, frame_mask, word_mask)
+    _, advanced = _viterbi(_pack_words(scores, order), frame_mask, word_mask)
+    batch, frames = frame_mask.shape
     path = torch.full((batch, frames), -1, dtype=torch.long, device=scores.device)
     word = word_mask.sum(1) - 1
     rows = torch.arange(batch, device=scores.device)
@@ -204,22 +226,26 @@ class MonotoneAligner(nn.Module):
     Frames ``x (B, Tm, d_x)`` pass a small MLP and words ``y (B, Tn, d_y)`` a normalised linear map,
     both to ``width`` dims, token by token (so nothing but content can match a frame to a word).
     The scores are the cosine similarities over ``temperature``, normalised over each word's frames
-    (:func:`emission_scores`). Its loss is the negative log-likelihood of the clip under the
+    (:func:`emission_scores`; ``normalise="frames"``: over each frame's words, the variant that lets a
+    hub word absorb the clip). Its loss is the negative log-likelihood of the clip under the
     monotone model, ``-log Z / n`` (:func:`log_partition`): high when some monotone path runs
     through frames that each resemble their word, so minimising it teaches the projections which
     frame content belongs to which word content."""
 
-    def __init__(self, source_dim: int, target_dim: int, width: int = 16, temperature: float = 0.1, hidden: int = 64):
+    def __init__(self, source_dim: int, target_dim: int, width: int = 16, temperature: float = 0.1, hidden: int = 64,
+                 normalise: str = "words"):
         super().__init__()
+        if normalise not in ("words", "frames"):
+            raise ValueError(f"normalise: expected 'words' or 'frames', got {normalise!r}")
         self.source = nn.Sequential(nn.Linear(source_dim, hidden), nn.GELU(), nn.Linear(hidden, width))
         self.target = nn.Sequential(nn.LayerNorm(target_dim), nn.Linear(target_dim, width))
-        self.temperature = temperature
+        self.temperature, self.normalise = temperature, normalise
 
     def scores(self, x, y, x_mask, y_mask) -> torch.Tensor:
-        """``(B, Tm, Tn)`` log p(frame | word)."""
+        """``(B, Tm, Tn)`` log p(frame | word) (``normalise="frames"``: log p(word | frame))."""
         a = nn.functional.normalize(self.source(x), dim=-1)
         b = nn.functional.normalize(self.target(y), dim=-1)
-        return emission_scores(a @ b.transpose(1, 2) / self.temperature, x_mask, y_mask)
+        return emission_scores(a @ b.transpose(1, 2) / self.temperature, x_mask, y_mask, self.normalise)
 
     def forward(self, x, y, x_mask, y_mask) -> tuple[torch.Tensor, torch.Tensor]:
         """``(plan (B, Tm, Tn), loss (B,))``: the posterior with mass ``1/n`` per real frame (no

@@ -143,7 +143,7 @@ class AlignMamba1(_Base):
     ``config.plan`` chooses how the frames reach the words: ``relaxed`` (the paper: AlignMamba-1's
     relaxed OT between the projected features, without gradient), ``proportional`` (the ablation
     "w/o local OT": proportional-time windows), ``oracle`` and ``shuffled`` (controls that read the
-    batch's true frame-to-word tables: the architecture's ceiling, and the true segments on the wrong
+    batch's true frame-to-word tables: the true plan, a control at a given budget, and the true segments on the wrong
     words), ``learned`` (a :class:`~alignlib.align.monotone.MonotoneAligner` per modality on the raw
     features, trained by its own likelihood with weight ``lambda_align``; it never reads the
     tables). Every text slot holds one audio, one video and one text token, so ``mean`` and

@@ -208,17 +208,6 @@ def paired_interval(a, b):
 
 # 10 · learned alignment
 
-def log_partition_loop(scores):
-    frames, words = scores.shape
-    alpha = torch.full((words,), -math.inf, dtype=scores.dtype)
-    alpha[0] = scores[0, 0]  # the first frame sits on the first word
-    for i in range(1, frames):
-        stay = alpha
-        advance = torch.cat([alpha.new_full((1,), -math.inf), alpha[:-1]])
-        alpha = scores[i] + torch.logaddexp(stay, advance)
-    return alpha[-1]  # the last frame sits on the last word
-
-
 def best_path_loop(scores):
     frames, words = scores.shape
     value = torch.full((words,), -math.inf, dtype=scores.dtype)

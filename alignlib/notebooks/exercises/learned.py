@@ -1,12 +1,10 @@
 """The checks of notebook 10 · learned alignment."""
 from __future__ import annotations
 
-import math
-
 import torch
 
-from alignlib.notebooks.exercises.core import (Mismatch, as_number, as_tensor, call_answer, compare,
-                                               compare_number, exercise, judge_prediction, seeded)
+from alignlib.notebooks.exercises.core import (Mismatch, as_tensor, call_answer, compare, exercise, judge_prediction,
+                                               seeded)
 
 
 def _monotone_cases():
@@ -22,40 +20,6 @@ def _paths(frames: int, words: int):
     for cuts in combinations(range(1, frames), words - 1):  # the frames where the next word starts
         bounds = (0, *cuts, frames)
         yield [w for w in range(words) for _ in range(bounds[w], bounds[w + 1])]
-
-
-@exercise
-def check_log_partition_loop(answer) -> str:
-    """``log_partition_loop(scores (T, W)) -> float``: the forward recursion's ``log Z`` of one clip,
-    against :func:`alignlib.align.monotone.log_partition` and a sum over every path."""
-    from alignlib.align import monotone
-
-    for case, scores in _monotone_cases().items():
-        got = as_number(call_answer(answer, case, scores), case)
-        frames, words = scores.shape
-        paths = torch.tensor(list(_paths(frames, words)))
-        totals = scores[torch.arange(frames), paths].sum(1)
-        mistakes = {
-            "the best path's score (a max): log Z sums exp(score) over every path (logsumexp)": totals.max().item(),
-        }
-        if words > 1:
-            alpha = scores[0].clone()
-            alpha[1:] = -math.inf
-            for i in range(1, frames):
-                alpha = scores[i] + torch.logaddexp(alpha, torch.cat([alpha.new_full((1,), -math.inf), alpha[:-1]]))
-            mistakes["the path may end on any word: every path ends on the last word (take alpha[T-1, W-1])"] = \
-                torch.logsumexp(alpha, 0).item()
-            mistakes["the path starts anywhere: every path starts on the first word"] = _any_start(scores)
-        compare_number(got, torch.logsumexp(totals, 0).item(), case, mistakes, rtol=1e-9, atol=1e-9)
-        assert math.isclose(monotone.log_partition(scores[None]).item(), torch.logsumexp(totals, 0).item(), rel_tol=1e-9)
-    return "matches monotone.log_partition and the sum over every path, in four clips"
-
-
-def _any_start(scores):
-    alpha = scores[0].clone()
-    for i in range(1, len(scores)):
-        alpha = scores[i] + torch.logaddexp(alpha, torch.cat([alpha.new_full((1,), -math.inf), alpha[:-1]]))
-    return alpha[-1].item()
 
 
 @exercise
