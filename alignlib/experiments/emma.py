@@ -34,10 +34,8 @@ VARIANTS = variants()
 # seconds per EMMA training step per scene of the batch at d_model 64 and 4 layers (one thread;
 # a full run, 4000 steps of 128 scenes with evaluation and probes, took 634 s); for the estimate only
 SECONDS_PER_SCENE_STEP = 1.2e-3
-# the metrics compared with the baseline, paired over seeds (each one a Holm family), and their names
-COMPARED = {"accuracy": "accuracy", "false_yes_rate": 'false-"yes" rate',
-            "present_minus_false_yes": "present − false yes", "probe_r2_last": "last-layer probe R²",
-            "probe_r2_change": "probe R², last − first layer"}
+# the metrics compared with the baseline, paired over seeds (each one a Holm family; see long_table)
+COMPARED = ("accuracy", "false_yes_rate", "present_minus_false_yes", "probe_r2_last", "probe_r2_change")
 CHANCE_DIGIT_AT = 0.1  # a guess among the ten digits
 
 
@@ -377,32 +375,39 @@ def plot_curves(histories: dict, window: int):
     return fig
 
 
+def _error_bars(rows, bounds) -> np.ndarray:
+    """``(2, n)`` distances from each mean to its interval's ends, clipped to ``bounds`` (zero without one)."""
+    low, high = rows.ci_low.clip(lower=bounds[0]), rows.ci_high.clip(upper=bounds[1])
+    return np.nan_to_num(np.array([rows["mean"] - low, high - rows["mean"]]))
+
+
 def plot_results(summary, blind: ImageBlind, title: str):
     """Left: test accuracy per question type and variant (95 % intervals over seeds when there are
-    several), the image-blind answers' as black ticks. Right: the probe R² per layer and variant."""
+    several, clipped to [0, 1]), the image-blind answers' as black ticks. Right: the probe R² per
+    layer and variant."""
     import matplotlib.pyplot as plt
     from alignlib.data.digit_scenes import QUESTION_TYPES
 
     names = list(summary.variant.unique())
-    fig, axes = plt.subplots(1, 2, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.4))
     width, x = 0.8 / len(names), np.arange(len(QUESTION_TYPES))
     layers = sorted(int(m.removeprefix("probe_r2_layer")) for m in summary.metric.unique() if m.startswith("probe_r2_layer"))
     for k, name in enumerate(names):
         rows = summary[summary.variant == name].set_index("metric")
         accuracy = rows.loc[[f"accuracy_{t}" for t in QUESTION_TYPES]]
         probe = rows.loc[[f"probe_r2_layer{layer}" for layer in layers]]
-        axes[0].bar(x + k * width, accuracy["mean"], width, yerr=accuracy.ci_high - accuracy["mean"], capsize=3, label=name)
-        axes[1].errorbar(np.array(layers) + 0.03 * k, probe["mean"], yerr=probe.ci_high - probe["mean"], marker="o",
+        axes[0].bar(x + k * width, accuracy["mean"], width, yerr=_error_bars(accuracy, (0, 1)), capsize=3, label=name)
+        axes[1].errorbar(np.array(layers) + 0.03 * k, probe["mean"], yerr=_error_bars(probe, (-np.inf, 1)), marker="o",
                          capsize=3, label=name)
     middle = x + width * (len(names) - 1) / 2
     axes[0].scatter(middle, [blind.scores[f"accuracy_{t}"] for t in QUESTION_TYPES], marker="_", s=900, color="k",
                     zorder=3, label="image-blind")
     axes[0].set_xticks(middle, QUESTION_TYPES)
-    axes[0].set(ylabel="test accuracy (absent: 1 - false-yes rate)", ylim=(0, 1))
+    axes[0].set(ylabel="test accuracy (absent: 1 - false-yes rate)", ylim=(0, 1.2), yticks=np.linspace(0, 1, 6))
+    axes[0].legend(fontsize=8, ncol=len(names) + 1, loc="upper center")
     axes[1].set(xlabel="layer (0 = visual tokens entering the LM)", ylabel="probe R² on held-out scenes",
                 xticks=layers)
-    for ax in axes:
-        ax.legend(fontsize=8)
+    axes[1].legend(fontsize=8)
     seeds = int(summary["n"].max())
     fig.suptitle(f"{title}: " + (f"mean and 95 % interval over {seeds} seeds" if seeds > 1 else "one seed, no intervals"))
     fig.tight_layout()
