@@ -114,7 +114,8 @@ emma_sweep.scene_counts({"train": train_data, "test": test_data})
 # %% [markdown]
 # The yardstick for everything below is the **image-blind** answer: for each template, the
 # training set's most frequent answer ("present" and "absent" share one template, so one answer
-# for both). Its test accuracy per type:
+# for both; "yes" and "no" are drawn equally often there, and the tie goes to "yes", so the
+# image-blind false-"yes" rate is the worst possible). Its test accuracy per type:
 
 # %%
 blind = emma_sweep.image_blind(train_data, test_data)

@@ -243,10 +243,8 @@ def paired(table):
     metric of :data:`COMPARED` (:func:`alignlib.experiments.stats.paired_differences`: Holm-adjusted
     over the three variants per metric, minimal detectable effect, verdict)."""
     result = stats.paired_differences(table, "baseline", variants=list(VARIANTS), metrics=list(COMPARED))
-    order = {m: i for i, m in enumerate(COMPARED)}
-    result["order"] = result.metric.map(order)
-    result["variant_order"] = result.variant.map({v: i for i, v in enumerate(VARIANTS)})
-    return result.sort_values(["variant_order", "order"]).drop(columns=["order", "variant_order"]).reset_index(drop=True)
+    ranks = {"variant": {v: i for i, v in enumerate(VARIANTS)}, "metric": {m: i for i, m in enumerate(COMPARED)}}
+    return result.sort_values(["variant", "metric"], key=lambda column: column.map(ranks[column.name])).reset_index(drop=True)
 
 
 # -- the answer in words --------------------------------------------------------------------------------
