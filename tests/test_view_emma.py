@@ -215,3 +215,13 @@ def test_show_displays_the_record(capsys):
     view.show(RECORD)
     printed = capsys.readouterr().out
     assert RECORD["command"] in printed and f"{len(RECORD['runs'])} of {len(RECORD['grid'])} runs" in printed
+
+
+def test_a_record_the_view_cannot_read_is_named():
+    with pytest.raises(ValueError, match="not a record of the emma sweep"):
+        view.runs_of({**RECORD, "sweep": "ablations"})
+    with pytest.raises(ValueError, match="no finished runs"):
+        view.runs_of({**RECORD, "runs": {}})
+    partial = {**RECORD, "runs": {k: v for k, v in RECORD["runs"].items() if not k.startswith("mff")}}
+    with pytest.raises(ValueError, match=r"no finished run of \['\+MFF'\]"):
+        view.summary(partial)

@@ -148,8 +148,13 @@ def scene_counts(datasets: dict):
 # -- the results, per variant -------------------------------------------------------------------------
 def runs_of(record: dict) -> dict[tuple[str, int], dict]:
     """A record's finished runs as ``{(variant, seed): metrics}``, in the grid's order."""
-    return {(run["factors"]["variant"], run["factors"]["seed"]): record["runs"][run["id"]]["rows"][0]["metrics"]
+    if record.get("sweep") != "emma":
+        raise ValueError(f"not a record of the emma sweep: its sweep is {record.get('sweep')!r}")
+    runs = {(run["factors"]["variant"], run["factors"]["seed"]): record["runs"][run["id"]]["rows"][0]["metrics"]
             for run in record["grid"] if run["id"] in record["runs"]}
+    if not runs:
+        raise ValueError("the emma record has no finished runs yet")
+    return runs
 
 
 def long_table(runs: dict[tuple[str, int], dict]):
@@ -262,6 +267,9 @@ def summary(record: dict) -> str:
     """The answer of notebook 09, in markdown: EMMA's claim, the committed numbers with their
     intervals and paired verdicts, and why they differ from the paper's (sentences from the record)."""
     table = long_table(runs_of(record))
+    missing = [variant for variant in VARIANTS if variant not in set(table.variant)]
+    if missing:
+        raise ValueError(f"the emma record has no finished run of {missing}: the answer compares all four variants")
     per_variant = variant_summary(table)
     comparisons = paired(table).set_index(["variant", "metric"])
     spec, seeds = record["grid"][0]["emma"], int(per_variant["n"].min())
