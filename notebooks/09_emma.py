@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -21,66 +21,72 @@
 #
 # A multimodal LLM built on Mamba (Cobra, EMMA) reads the image as a prefix of visual tokens and
 # the question after it. EMMA (Xing et al., arXiv 2410.05938) argues that fine-grained visual
-# information is gradually lost as the model aligns the two modalities (its visual features end
-# up "insufficient"), and adds two remedies:
-#
-# * **pixel-wise alignment** (structural): the LM's outputs at the visual positions must
-#   reconstruct the image, an L2 loss with weight $\lambda$ optimised alongside the answer;
-# * **multi-scale feature fusion, MFF** (hierarchical): the visual-token states of intermediate
-#   layers are fused and fed to a later layer, so detail from the early layers is not lost.
-#
-# The paper's model is a pretrained multimodal LLM; here the same pieces are built at teaching
-# scale (`alignlib.models.emma`), trained from scratch, on a task made to need detail and spatial
-# relations: scenes of four handwritten digits with templated questions
-# (`alignlib.data.digit_scenes`).
+# information is gradually lost as the model aligns the two modalities, and adds two remedies:
+# **pixel-wise alignment** (the LM's outputs at the visual positions must reconstruct the image)
+# and **multi-scale feature fusion, MFF** (the visual states of intermediate layers are fused and
+# fed to a later layer). Here the same pieces are built at teaching scale (`alignlib.models.emma`)
+# and trained from scratch on scenes of four handwritten digits with templated questions
+# (`alignlib.data.digit_scenes`), a task made to need detail and spatial relations.
 #
 # **What you will learn**
-# 1. the digit scenes, their question types and the held-out split (unseen digit *images*);
-# 2. the small Mamba MLLM step by step: patches, visual tokens, projector, the LM over
-#    `[visual; question]`, the answer at the last real token, and why padding cannot change it;
+# 1. the digit scenes, their question types, the held-out digit *images* and the image-blind answers;
+# 2. the small Mamba MLLM stage by stage: patches, projector, the LM over `[visual; question]`, the
+#    answer at the last real token, and why padding cannot change it;
 # 3. the pixel-wise alignment loss and the MFF module, with the choices the paper leaves open;
-# 4. baseline, +pixel, +MFF and +both trained side by side: accuracy per question type and the
-#    false-"yes" rate on absent digits (the hallucination probe);
-# 5. a picture of EMMA's motivation, **this project's own quantification** (not a measurement from
-#    the paper): a linear probe reconstructing the pixels from every layer's visual-token states
-#    (R² per layer), and the reconstructions as images.
+# 4. a linear probe per layer that measures how much of the image the visual tokens still hold
+#    (**this project's own** quantification of EMMA's motivation, not the paper's);
+# 5. baseline, +pixel, +MFF and +both over seeds, compared paired by seed with the baseline.
 
 # %% tags=["parameters"]
+# data and model sizes (notebooks/params/09_emma.full.yaml: the committed full profile's)
 n_train: int = 4000  # training scenes (built from the training digit images)
 n_test: int = 900  # held-out scenes (built from held-out digit images)
+probe_scenes: int = 1000  # training scenes whose visual states fit the linear probes
+seed: int = 0  # seeds the data
 patch_size: int = 8  # patch side in pixels: a 16x16 scene gives (16 / patch_size)^2 visual tokens
 d_model: int = 32  # LM width
 n_layers: int = 3  # Mamba layers in the LM
-train_steps: int = 400  # AdamW steps per model: brief, expect answers near the image-blind ones (full: 4000)
+# training: brief on a CPU, expect answers near the image-blind ones (the full profile trains ten times longer)
+train_steps: int = 400  # AdamW steps per model
 batch_size: int = 64  # scenes per step
 learning_rate: float = 3e-3  # peak AdamW learning rate (cosine decay to 0)
 pixel_weight: float = 1.0  # lambda, the weight of the pixel-wise alignment loss
-seeds: list = [0]  # one model per seed and variant: one seed here (single runs, no intervals) to stay under 3 minutes; the full profile uses three
-probe_scenes: int = 1000  # training scenes whose visual states fit the linear probes
-seed: int = 0  # seeds the data
+seeds: list = [0]  # one model per seed and variant (one seed: single runs, no intervals)
+# where things are
 results_dir: str = "../benchmarks/results"  # the committed full-profile sweep, experiments_emma.json
 solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 
-# %%
+# %% tags=["setup"]
 import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import Markdown, display
 
 from alignlib.data import digit_scenes as ds
-from alignlib.experiments.stats import mean_ci
-from alignlib.experiments.sweep import load, tidy
+from alignlib.experiments import emma as emma_sweep
+from alignlib.experiments.sweep import load
 from alignlib.models import emma
 from alignlib.notebooks import record_metrics
 
 sns.set_theme(context="notebook", style="white")
 torch.set_num_threads(1)  # the models are tiny: one thread beats two sharing small kernels
 notebook_start = time.perf_counter()
+
+# %% [markdown]
+# ## The answer
+#
+# From the committed full-profile sweep (`benchmarks/results/experiments_emma.json`, section 6),
+# generated by `alignlib.experiments.emma.summary`:
+
+# %%
+committed_path = Path(results_dir) / "experiments_emma.json"
+committed = load(committed_path) if committed_path.exists() else None
+display(Markdown(emma_sweep.summary(committed) if committed else
+                 f"No committed sweep at `{committed_path}`: `python -m alignlib.experiments emma --profile full`"))
 
 # %% [markdown]
 # ## 1 · Digit scenes
@@ -91,81 +97,44 @@ notebook_start = time.perf_counter()
 # at two places), *is the 3 left of / above the 5* (spatial relation), *how many even / odd
 # digits* (all four), and *is there a 7*, one template asked equally often about a digit that is
 # there (**present**) and one that is not (**absent**). A model that answers "yes" to an absent
-# digit is hallucinating it.
-#
-# The test scenes are built from digit images the model never sees in training: the 1797
-# images are split per class once, 70 / 30.
+# digit is hallucinating it. The test scenes are built from digit images the model never sees in
+# training: the images of each class are split once between train and test.
 
 # %%
 train_data = ds.make_digit_scenes(n_train, "train", seed=seed)
 test_data = ds.make_digit_scenes(n_test, "test", seed=seed + 1)
-split = ds.image_split()
 shared_images = len(set(train_data.image_ids.flatten().tolist()) & set(test_data.image_ids.flatten().tolist()))
-print(f"digit images: {len(split['train'])} train, {len(split['test'])} held out; shared by the two sets of scenes: {shared_images}")
-print(f"scenes: {len(train_data)} train, {len(test_data)} test; questions of {train_data.tokens.shape[1]} words at most, "
-      f"{len(ds.WORDS)} words in the vocabulary, {len(ds.ANSWERS)} answers")
+print(f"digit images shared by the train and test scenes: {shared_images}; questions of at most "
+      f"{train_data.tokens.shape[1]} words, {len(ds.WORDS)} words in the vocabulary, {len(ds.ANSWERS)} answers")
 assert shared_images == 0
-
-fig, axes = plt.subplots(1, 6, figsize=(16, 3.4))
-for kind, ax in enumerate(axes):
-    i = int((train_data.question_type == kind).nonzero()[0])
-    ax.imshow(train_data.images[i], cmap="gray_r")
-    ax.axhline(7.5, color="C0", lw=0.8)  # the 2x2 grid of cells
-    ax.axvline(7.5, color="C0", lw=0.8)
-    ax.set_title(f"{ds.QUESTION_TYPES[kind]}\n{train_data.questions()[i]}\n-> {ds.ANSWERS[train_data.answers[i]]}", fontsize=8)
-    ax.axis("off")
-plt.tight_layout()
+emma_sweep.plot_scenes(train_data)
 plt.show()
-
-# %% [markdown]
-# How often each question type occurs, and how often "is there" is answered "yes":
-
-# %%
-for name, data in [("train", train_data), ("test", test_data)]:
-    counts = torch.bincount(data.question_type, minlength=len(ds.QUESTION_TYPES))
-    is_there = (data.question_type == ds.QUESTION_TYPES.index("present")) | (data.question_type == ds.QUESTION_TYPES.index("absent"))
-    yes_share = (data.answers[is_there] == ds.ANSWERS.index("yes")).float().mean().item()
-    print(f"{name}: scenes per type {dict(zip(ds.QUESTION_TYPES, counts.tolist()))}; "
-          f"'is there' answered 'yes' in {yes_share:.3f} of its {int(is_there.sum())} questions")
+emma_sweep.scene_counts({"train": train_data, "test": test_data})
 
 # %% [markdown]
 # The yardstick for everything below is the **image-blind** answer: for each template, the
 # training set's most frequent answer ("present" and "absent" share one template, so one answer
-# for both). Its accuracy on the test scenes, per type:
+# for both; "yes" and "no" are drawn equally often there, and the tie goes to "yes", so the
+# image-blind false-"yes" rate is the worst possible). Its test accuracy per type:
 
 # %%
-def image_blind(train_data, test_data):
-    """The training set's most frequent answer per template, and its scores on the test scenes."""
-    def templates(data):
-        kind = data.question_type.clone()
-        kind[kind == ds.QUESTION_TYPES.index("absent")] = ds.QUESTION_TYPES.index("present")
-        return kind
-
-    train_template = templates(train_data)
-    majority = {int(k): int(torch.bincount(train_data.answers[train_template == k]).argmax())
-                for k in train_template.unique()}
-    scores = emma.evaluate(torch.tensor([majority[int(k)] for k in templates(test_data)]), test_data)
-    scores["present_minus_false_yes"] = scores["accuracy_present"] - scores["false_yes_rate"]
-    return majority, scores
-
-
-majority, blind = image_blind(train_data, test_data)
-print("image-blind answer per template:", {ds.QUESTION_TYPES[k]: ds.ANSWERS[a] for k, a in majority.items()})
-print("its test accuracy:", {name: round(value, 3) for name, value in blind.items()})
+blind = emma_sweep.image_blind(train_data, test_data)
+print("image-blind answer per template:", {ds.QUESTION_TYPES[k]: ds.ANSWERS[a] for k, a in blind.answers.items()})
+print("its test accuracy:", {name: round(value, 3) for name, value in blind.scores.items()})
 
 # %% [markdown]
 # ## 2 · The model, step by step
 #
 # `alignlib.models.emma.EmmaLM` is a Cobra-style MLLM in miniature:
 #
-# 1. **patches**: the scene is cut into square patches in raster order;
+# 1. **patches**: the scene is cut into square patches in raster order (`emma.patchify`);
 # 2. **visual features**: a linear patch embedding plus a learned position embedding (the
 #    stand-in for the frozen vision encoder of a real MLLM; here it is trained);
 # 3. **projector**: a two-layer GELU MLP to the LM width: the *visual tokens*;
 # 4. **LM**: `alignlib.ssm.mamba`'s pre-norm Mamba blocks over `[visual tokens; question tokens]`;
 # 5. **answer head**: a linear map from the final state at the last real question token.
 #
-# Here is one batch going through it, stage by stage.
+# Here is one batch going through the model's own modules, stage by stage.
 
 # %%
 config = emma.EmmaConfig(patch_size=patch_size, d_model=d_model, n_layers=n_layers)
@@ -179,8 +148,8 @@ with torch.no_grad():
     words = model.embed(batch.tokens)
     output = model(batch.images, batch.tokens, batch.mask)
 n_visual = patches.shape[1]
-print(f"images {tuple(batch.images.shape)} -> patches {tuple(patches.shape)} -> visual features {tuple(features.shape)}"
-      f" -> visual tokens {tuple(visual.shape)}")
+print(f"images {tuple(batch.images.shape)} -> patches {tuple(patches.shape)} -> visual features "
+      f"{tuple(features.shape)} -> visual tokens {tuple(visual.shape)}")
 print(f"question {tuple(batch.tokens.shape)} -> word embeddings {tuple(words.shape)}; "
       f"LM input [visual; question] {(len(batch), n_visual + batch.tokens.shape[1], d_model)}")
 print(f"visual-token states: {len(output.visual_states)} x {tuple(output.visual_states[0].shape)} (LM input, then after each block)")
@@ -210,23 +179,24 @@ assert padding_gap < 1e-5
 #
 # EMMA's structural alignment asks the LM's *outputs* at the visual positions to reconstruct the
 # image. Here a light decoder (a two-layer MLP, applied token by token) maps the output at visual
-# position $i$ to the pixels of patch $i$, and the loss is the mean squared error:
+# position $i$ to the pixels of patch $i$, and the loss is the mean squared error
+# (`emma.pixel_alignment_loss`):
 #
 # $$\mathcal{L} = \mathrm{CE}(\text{answer}) + \lambda\,\frac{1}{B P p}\sum_{b, i, j}\big(\hat x_{b,i,j} - x_{b,i,j}\big)^2,$$
 #
 # with $B$ scenes in the batch, $P$ patches (visual tokens) per scene and $p$ = `patch_size`² pixels
 # per patch; $\hat x_{b,i,j}$ is the decoder's value for pixel $j$ of patch $i$ of scene $b$.
 #
-# **What "fine detail" means here.** With `patch_size` = 8 a 16x16 scene has $P$ = 4 visual
-# tokens, one per digit cell, each carrying $p$ = 64 pixels: the pixel loss makes every visual
-# token a small autoencoder of its own digit. Detail finer than a digit, or shared between cells,
-# is not what it asks for; a smaller `patch_size` gives more, smaller tokens.
+# **What "fine detail" means here.** With `patch_size` = 8 a 16x16 scene has one visual token per
+# digit cell: the pixel loss makes every visual token a small autoencoder of its own digit. Detail
+# finer than a digit, or shared between cells, is not what it asks for; a smaller `patch_size`
+# gives more, smaller tokens.
 #
 # **Choices the paper leaves open** (stated in `alignlib.models.emma`'s docstring too): position $i$
 # reconstructs its own patch, which it has already read (the causal, "autoregressive" order);
-# the targets are raw pixels in [0, 1]; the decoder is a small MLP. The paper's summary does not
-# describe its decoder; a pretrained model would reconstruct a vision encoder's features rather
-# than raw pixels.
+# the targets are raw pixels in [0, 1]; the decoder is a small MLP. A pretrained model would
+# reconstruct a vision encoder's features rather than raw pixels. The check: the model's loss
+# against the formula written out.
 
 # %%
 pixel_model = emma.EmmaLM(emma.EmmaConfig(patch_size=patch_size, d_model=d_model, n_layers=n_layers,
@@ -236,25 +206,23 @@ with torch.no_grad():
     total, parts = pixel_model.loss(out, batch.answers)
 hand = ((out.reconstruction.double() - out.patches.double()) ** 2).sum().item() / out.patches.numel()
 pixel_loss_gap = abs(parts["pixel"].item() - hand)
-print(f"reconstruction {tuple(out.reconstruction.shape)}; pixel loss {parts['pixel'].item():.5f} "
-      f"(by hand {hand:.5f}); answer loss {parts['answer'].item():.4f}; total {total.item():.4f} "
-      f"= answer + {pixel_weight} x pixel")
+print(f"reconstruction {tuple(out.reconstruction.shape)}; pixel loss {parts['pixel'].item():.5f} (by hand {hand:.5f}); "
+      f"answer loss {parts['answer'].item():.4f}; total {total.item():.4f} = answer + {pixel_weight} x pixel")
 assert pixel_loss_gap < 1e-6
 
 # %% [markdown]
 # ## 4 · Multi-scale feature fusion
 #
-# MFF takes the visual-token states after the projector and after every block but the last
-# ($L$ sources), normalises each (RMSNorm), concatenates them and maps them back to $d$ with one
-# linear layer. The result is added to the visual positions of the residual stream that the last
-# block reads: the question tokens in that block see early-layer detail directly.
+# MFF (`emma.MultiScaleFusion`) takes the visual-token states after the projector and after every
+# block but the last ($L$ sources), normalises each (RMSNorm), concatenates them and maps them back
+# to $d$ with one linear layer. The result is added to the visual positions of the residual stream
+# that the last block reads: the question tokens in that block see early-layer detail directly.
 #
 # **Our variant, not the paper's module.** The paper's summary says only that MFF "combines
-# multi-scale visual features from intermediate layers"; where the fused features go is not
-# specified, and no code for EMMA is among this project's sources. Here they feed the **LM**, so
-# that MFF acts even without the reconstruction loss and the four variants separate the two
-# ideas. Every "+MFF" below is this design, so a result about it is a result about our variant.
-# The fusion's linear layer starts at zero, so an MFF model starts as the baseline:
+# multi-scale visual features from intermediate layers"; the official code feeds the fused
+# features to its pixel decoder. Here they feed the **LM**, so that MFF acts even without the
+# reconstruction loss and the four variants separate the two ideas. Every "+MFF" below is this
+# design. The fusion's linear layer starts at zero, so an MFF model starts as the baseline:
 
 # %%
 mff_model = emma.EmmaLM(emma.EmmaConfig(patch_size=patch_size, d_model=d_model, n_layers=n_layers, mff=True)).eval()
@@ -266,376 +234,111 @@ print(f"with the baseline's weights, largest logit difference at initialisation:
 assert mff_init_gap == 0
 
 # %% [markdown]
-# ## 5 · Training the four variants
+# ## 5 · Does the image fade? A linear probe per layer
 #
-# Baseline, + pixel-wise alignment ($\lambda$ = `pixel_weight`), + MFF, + both (EMMA), each with
-# every seed in `seeds`: same data, same steps, AdamW with a cosine decay. The default profile
-# trains briefly on a CPU; `notebooks/params/09_emma.full.yaml` trains longer with three seeds.
-
-# %%
-variants = {
-    "baseline": {},
-    "+pixel": {"pixel_weight": pixel_weight},
-    "+MFF": {"mff": True},
-    "+both (EMMA)": {"pixel_weight": pixel_weight, "mff": True},
-}
-probe_data = train_data.subset(slice(0, probe_scenes))
-rows, curves, probes, models = [], {}, {}, {}
-training_start = time.perf_counter()
-for name, options in variants.items():
-    for run_seed in seeds:
-        config = emma.EmmaConfig(patch_size=patch_size, d_model=d_model, n_layers=n_layers, **options)
-        run = emma.train_and_score(config, train_data, test_data, probe_data, train_steps, batch_size, learning_rate,
-                                   seed=run_seed)
-        curves[name, run_seed], probes[name, run_seed] = run.history, (run.r2, run.reconstructions)
-        models[name, run_seed] = run.model
-        rows.append({"variant": name, "seed": run_seed, **run.scores,
-                     **{f"probe_r2_layer{layer}": value for layer, value in enumerate(run.r2)}})
-training_seconds = time.perf_counter() - training_start
-results = pd.DataFrame(rows)
-print(f"{len(rows)} models trained in {training_seconds:.0f} s")
-
-fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-window = max(1, train_steps // 20)
-for (name, run_seed), history in curves.items():
-    color = f"C{list(variants).index(name)}"
-    label = name if run_seed == seeds[0] else None
-    answer = pd.Series([h["answer"] for h in history]).rolling(window).mean()
-    axes[0].plot(answer, color=color, label=label, alpha=0.8)
-    if "pixel" in history[0]:
-        axes[1].plot(pd.Series([h["pixel"] for h in history]).rolling(window).mean(), color=color, label=label, alpha=0.8)
-axes[0].set(xlabel="step", ylabel="cross-entropy", title=f"answer loss (moving average over {window} steps)")
-axes[1].set(xlabel="step", ylabel="mean squared error", title="pixel-wise alignment loss")
-axes[0].legend()
-axes[1].legend()
-plt.tight_layout()
-plt.show()
-
-# %% [markdown]
-# ## 6 · Accuracy per question type, and hallucinated digits
-#
-# Held-out scenes only. With more than one seed, each number is a mean with a 95% confidence
-# interval from Student's $t$ over seeds ($\bar x \pm t_{0.975, n-1}\, s / \sqrt{n}$); with one
-# seed (the default) there is no interval, and differences between variants mean little.
-#
-# The false-"yes" rate on absent digits is 1 − the "absent" accuracy, so the table shows only the
-# latter. The column **present − false yes** is the share of "is there" questions where the image
-# changed the answer: it is 0 for any answer that ignores the image (always "yes", always "no", or
-# a coin flip) and 1 for a model that looks perfectly; below 0 the model says "yes" more often
-# when the digit is absent than when it is present.
-
-
-# %%
-def mean_and_interval(values):
-    """Mean and 95% half-width of a Student-t interval over seeds (nan for one seed); NaNs left out."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return float("nan"), float("nan")
-    mean, low, high = mean_ci(values)
-    return mean, high - mean
-
-
-COLUMNS = ["accuracy", *[f"accuracy_{t}" for t in ds.QUESTION_TYPES], "false_yes_rate", "present_minus_false_yes"]
-
-
-def summarise(results, blind, last_layer):
-    """Per variant, mean and half-width of every column over the seeds, and the table shown."""
-    results = results.assign(present_minus_false_yes=results["accuracy_present"] - results["false_yes_rate"])
-    columns = [*COLUMNS, f"probe_r2_layer{last_layer}"]
-    summary = {name: {column: mean_and_interval(results.loc[results.variant == name, column]) for column in columns}
-               for name in results.variant.unique()}
-    table = pd.DataFrame({name: {column: (f"{m:.3f} ± {h:.3f}" if np.isfinite(h) else f"{m:.3f}")
-                                 for column, (m, h) in values.items()} for name, values in summary.items()}).T
-    table.loc["image-blind"] = [f"{blind[c]:.3f}" if c in blind else "" for c in columns]
-    table.columns = ["all", *ds.QUESTION_TYPES, "false yes", "present - false yes", "probe R² (last)"]
-    return summary, table.drop(columns="false yes")  # = 1 - absent: the "absent" column already shows it
-
-
-summary, table = summarise(results, blind, n_layers)
-table
-
-# %%
-fig, ax = plt.subplots(figsize=(12, 4))
-width = 0.8 / len(variants)
-names = list(ds.QUESTION_TYPES)
-for k, name in enumerate(variants):
-    means = [summary[name][f"accuracy_{t}"][0] for t in ds.QUESTION_TYPES]
-    halves = [summary[name][f"accuracy_{t}"][1] for t in ds.QUESTION_TYPES]
-    ax.bar(np.arange(len(names)) + k * width, means, width, yerr=halves if len(seeds) > 1 else None, capsize=3, label=name)
-blind_values = [blind[f"accuracy_{t}"] for t in ds.QUESTION_TYPES]
-ax.scatter(np.arange(len(names)) + width * (len(variants) - 1) / 2, blind_values, marker="_", s=900, color="k",
-           zorder=3, label="image-blind")
-ax.set_xticks(np.arange(len(names)) + width * (len(variants) - 1) / 2, names)
-title = f"held-out scenes, {len(seeds)} seeds, 95% intervals" if len(seeds) > 1 else "held-out scenes, one seed: single runs, no intervals"
-ax.set(ylabel="test accuracy (absent: 1 - false-yes rate)", ylim=(0, 1), title=title)
-ax.legend(fontsize=8, ncol=5)
-plt.show()
-chance_digit = 1 / 10  # digit_at: ten possible answers
-n_digit_at = int((test_data.question_type == ds.QUESTION_TYPES.index("digit_at")).sum())
-chance_noise = 2 * np.sqrt(chance_digit * (1 - chance_digit) / n_digit_at)
-print(f"digit_at: {n_digit_at} test questions; a guesser's accuracy {chance_digit:.2f} ± {chance_noise:.3f} (2 s.e.)")
-for name in variants:
-    present, absent = summary[name]["accuracy_present"][0], summary[name]["accuracy_absent"][0]
-    digit = summary[name]["accuracy_digit_at"][0]
-    print(f"{name:>14}: present {present:.3f}, false yes {1 - absent:.3f}, present - false yes {present - (1 - absent):+.3f}; "
-          f"digit_at {digit:.3f} (chance {chance_digit:.2f}, image-blind {blind['accuracy_digit_at']:.3f})"
-          + ("; above chance by more than 2 s.e." if digit > chance_digit + chance_noise else ""))
-looking = [n for n in variants if summary[n]["present_minus_false_yes"][0] > 0]
-print("variants that say 'yes' more often when the digit is there than when it is not: "
-      + (", ".join(looking) if looking else "none: no model uses the image for yes/no"))
-
-# %% [markdown]
-# ## 7 · Does the image fade? A linear probe per layer
-#
-# A measurement of EMMA's motivation, **this project's own** (the paper summary states the loss of
-# visual detail, not this probe): how much of the image can still be read, *linearly*, from the
+# A measurement of EMMA's motivation, **this project's own** (the paper states the loss of visual
+# detail, not this probe): how much of the image can still be read, *linearly*, from the
 # visual-token states at each depth. For every layer a least-squares map (one for all positions)
 # from a visual token's state to its patch's pixels is fitted on training scenes and scored on the
 # held-out scenes by $R^2$ (pooled over pixels, scikit-learn's `variance_weighted`; the tests check
-# it against `LinearRegression` and `r2_score`). Layer 0 is the LM's input: the projector output.
+# `emma.probe_layers` against `LinearRegression` and `r2_score`). Layer 0 is the LM's input: the
+# projector output. Nothing in the baseline's loss asks the visual tokens to keep their pixels, so
+# training may overwrite them block by block; the pixel-wise loss asks the last layer to keep them.
+#
+# Here is the probe on the *untrained* model of section 2, the reference that training moves from.
+# Where it already falls layer by layer, part of any fading is the random blocks mixing the states,
+# not something training does: compare the trained models' curves in sections 6 and 7 with it.
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 4))
-for k, name in enumerate(variants):
-    per_layer = np.array([probes[name, s][0] for s in seeds])  # (seeds, n_layers + 1)
-    stats_per_layer = [mean_and_interval(per_layer[:, layer]) for layer in range(n_layers + 1)]
-    means = np.array([m for m, _ in stats_per_layer])
-    halves = np.array([h for _, h in stats_per_layer]) if len(seeds) > 1 else None
-    ax.errorbar(np.arange(n_layers + 1) + 0.03 * k, means, yerr=halves, marker="o", capsize=3, label=name)
-ax.set(xlabel="layer (0 = visual tokens entering the LM)", ylabel="probe R² on held-out scenes",
-       title="pixels read linearly from the visual-token states"
-       + (f" ({len(seeds)} seeds, 95% intervals)" if len(seeds) > 1 else " (one seed, no intervals)"))
-ax.set_xticks(range(n_layers + 1))
-ax.legend()
+probe_data = train_data.subset(slice(0, probe_scenes))
+_, probe_states = emma.predict(model, probe_data)
+_, test_states = emma.predict(model, test_data)
+untrained_r2, _ = emma.probe_layers(probe_states, emma.patchify(probe_data.images, patch_size), test_states,
+                                    emma.patchify(test_data.images, patch_size))
+print("untrained model, probe R² per layer (0 = LM input):", untrained_r2.round(3).tolist())
+
+# %% [markdown]
+# ## 6 · The committed full profile
+#
+# The four variants at the sizes of `notebooks/params/09_emma.full.yaml` (more scenes, a wider
+# and deeper LM trained longer, several seeds per variant), as a resumable sweep of
+# `alignlib.experiments` that calls the same `emma.train_and_score` as section 7. It was run once
+# on this project's CPU and committed; here it is read back (`emma_sweep.show`): the command and
+# sizes, the accuracy table with 95 % t-intervals over seeds (clipped to [0, 1] for display), the
+# image-blind row, accuracy per question type and probe R² per layer, whether each variant left
+# the image-blind plateau (its gain against twice the binomial standard error), and each variant
+# minus the baseline paired by seed (`stats.paired_differences`: Holm-adjusted per metric over the
+# three variants, with the smallest effect the design could detect).
+
+# %%
+if committed is not None:
+    emma_sweep.show(committed)
+
+# %% [markdown]
+# **Reading it.** The verdict column decides, not the means. `probe_r2_change` (last layer minus
+# layer 0) separates *fading* from a *higher start*: the pixel loss trains the patch embedding and
+# projector too, so it raises layer 0 as well, and a smaller drop is partly a higher start. Compare
+# the curves layer by layer. The false-"yes" rate measures whether a small model trained from scratch
+# has learned to look before saying "yes"; `present − false yes` is the share of "is there"
+# questions the image changed (0 for any answer that ignores it). The paper's claim is about a
+# pretrained, instruction-tuned model: its vision encoder, LLM, decoder, scale and benchmarks are
+# not reproduced, and its MFF is not ours.
+
+# %% [markdown]
+# ## 7 · Reproduce it: the default profile
+#
+# The four variants, each with every seed in `seeds`: same data, same steps, AdamW with a cosine
+# decay, through `emma.train_and_score` (the sweep's `python -m alignlib.experiments emma` runs the
+# same). The default profile trains briefly on a CPU with one seed: single runs, no intervals, and
+# answers that typically have not yet left the image-blind plateau (answering needs the last
+# question token to fetch one digit out of the Mamba state, an associative recall that small
+# models learn only after a plateau). The probe does not need the answers: the pixel loss acts on
+# the visual outputs from the first step.
+
+# %%
+runs, training_start = {}, time.perf_counter()
+for name, options in emma_sweep.variants(pixel_weight).items():
+    for run_seed in seeds:
+        run_config = emma.EmmaConfig(patch_size=patch_size, d_model=d_model, n_layers=n_layers, **options)
+        runs[name, run_seed] = emma.train_and_score(run_config, train_data, test_data, probe_data, train_steps,
+                                                    batch_size, learning_rate, seed=run_seed)
+training_seconds = time.perf_counter() - training_start
+print(f"{len(runs)} models trained in {training_seconds:.0f} s")
+emma_sweep.plot_curves({key: run.history for key, run in runs.items()}, window=max(1, train_steps // 20))
 plt.show()
-for name in variants:
-    per_layer = np.mean([probes[name, s][0] for s in seeds], axis=0)
-    print(f"{name:>14}: R² per layer {np.round(per_layer, 3).tolist()}; last - first {per_layer[-1] - per_layer[0]:+.3f}")
-first_layer = {name: float(np.mean([probes[name, s][0][0] for s in seeds])) for name in variants}
-print("layer 0 (before any Mamba block), difference to the baseline's: "
-      + ", ".join(f"{n} {first_layer[n] - first_layer['baseline']:+.3f}" for n in list(variants)[1:]))
+
+# %%
+rerun = emma_sweep.long_table({key: emma_sweep.run_metrics(run) for key, run in runs.items()})
+emma_sweep.show_runs(rerun, blind, f"this run (default profile, seeds {seeds})")
 
 # %% [markdown]
-# "last − first" mixes two effects. The pixel loss trains the patch embedding and projector too,
-# so it can raise layer 0 as well as the later layers: where the last line shows a variant above
-# the baseline at layer 0, its smaller drop is partly a higher start, not only less fading in the
-# blocks. Compare the curves layer by layer, and the last layers with each other, not only
-# "last − first".
-
-# %% [markdown]
+# **Reading this run.** The `left_plateau` column says whether a variant's accuracy is more than
+# twice the binomial standard error above the image-blind one; a variant still on the plateau says
+# nothing about EMMA's effect on answers, and on the plateau the false-"yes" rate swings with the
+# model's bias between "yes" and "no", which is why `present − false yes` is the number to read.
+# The probe needs no answers: compare its curves with section 6's and with the untrained model's.
+#
 # The probes' reconstructions of four held-out scenes, first seed: the scene, the probe on the
 # LM's input (layer 0) and on the last layer, for the baseline and for EMMA, and EMMA's own decoder.
 # The R² in each title is over the whole test set, not the four scenes shown.
 
 # %%
-shown = [int((test_data.question_type == k).nonzero()[0]) for k in range(4)]
-baseline_key, emma_key = ("baseline", seeds[0]), ("+both (EMMA)", seeds[0])
-with torch.no_grad():
-    decoded = models[emma_key](test_data.images[shown], test_data.tokens[shown], test_data.mask[shown]).reconstruction
-panels = [("scene", test_data.images[shown])]
-for label, key in [("baseline", baseline_key), ("EMMA", emma_key)]:
-    r2, reconstructions = probes[key]
-    for layer in (0, n_layers):
-        image = emma.unpatchify(reconstructions[layer][shown], patch_size, 16, 16)
-        panels.append((f"{label} probe, layer {layer}\nR² {r2[layer]:.2f} (all test scenes)", image))
-panels.append(("EMMA decoder", emma.unpatchify(decoded, patch_size, 16, 16)))
-fig, axes = plt.subplots(len(shown), len(panels), figsize=(2.1 * len(panels), 2.1 * len(shown)))
-for column, (title, images) in enumerate(panels):
-    for row in range(len(shown)):
-        axes[row, column].imshow(images[row].clamp(0, 1), cmap="gray_r", vmin=0, vmax=1)
-        axes[row, column].axhline(7.5, color="C0", lw=0.5)
-        axes[row, column].axvline(7.5, color="C0", lw=0.5)
-        axes[row, column].axis("off")
-    axes[0, column].set_title(title, fontsize=8)
-plt.tight_layout()
+shown = [int((test_data.question_type == k).nonzero()[0, 0]) for k in range(4)]
+emma_sweep.plot_reconstructions(test_data, shown, {"baseline": runs["baseline", seeds[0]],
+                                                   "EMMA": runs["+both (EMMA)", seeds[0]]})
 plt.show()
 
-# %% [markdown]
-# ## 8 · What reproduces at this scale
-#
-# First, did the models learn to look at all? Then each variant against the baseline: the mean
-# difference over seeds with a paired 95% interval (with one seed, single runs: no interval and
-# no verdict).
-
 # %%
-def difference(results, name, column):
-    """Mean difference to the baseline over seeds, with a paired 95% interval (nan for one seed)."""
-    paired = (results[results.variant == name].set_index("seed")[column]
-              - results[results.variant == "baseline"].set_index("seed")[column]).dropna()
-    return mean_and_interval(paired.values) if len(paired) else (float("nan"), float("nan"))
-
-
-last = f"probe_r2_layer{n_layers}"
-blind_se = float(np.sqrt(blind["accuracy"] * (1 - blind["accuracy"]) / len(test_data)))
-left = []
-for name in variants:
-    m, h = summary[name]["accuracy"]
-    gain = m - blind["accuracy"]
-    if gain > 2 * blind_se:
-        left.append(name)
-    print(f"{name}: accuracy {m:.3f}" + (f" ± {h:.3f}" if np.isfinite(h) else " (single run)")
-          + f", {gain:+.3f} over the image-blind answers ({blind['accuracy']:.3f})")
-print(f"sampling noise of an accuracy near {blind['accuracy']:.3f} on {len(test_data)} test scenes: ± {2 * blind_se:.3f} (2 s.e.)")
-print("variants more than 2 s.e. above the image-blind accuracy: "
-      + (", ".join(left) if left else "none: no variant has left the image-blind plateau"))
-print()
-for name in list(variants)[1:]:
-    parts = []
-    for column, label in [("accuracy", "accuracy"), ("false_yes_rate", "false-yes rate"), (last, "last-layer probe R²")]:
-        m, h = difference(results, name, column)
-        verdict = " (single run, no interval)" if not np.isfinite(h) else (" (interval excludes 0)" if abs(m) > h else " (interval includes 0)")
-        parts.append(f"{label} {m:+.3f}" + (f" ± {h:.3f}" if np.isfinite(h) else "") + verdict)
-    print(f"{name} vs baseline: " + "; ".join(parts))
-print(f"\nthe whole notebook ran in {time.perf_counter() - notebook_start:.0f} s ({training_seconds:.0f} s of training)")
-
-# %% [markdown]
-# **Reading these numbers.**
-#
-# * Answering needs the last question token to fetch one digit's identity out of the Mamba
-#   state, chosen by a word that comes after the image: an associative recall that small models
-#   typically learn only after a plateau of image-blind answers. The verdict line above says
-#   whether any variant has left that plateau; a variant that has not says nothing about EMMA's
-#   effect on answers, and differences between such variants are single-run noise. Two signs of
-#   partial looking can still show in section 6's lines: `digit_at` above the chance level (0.10)
-#   and the image-blind one (the lines say where it is more than 2 s.e. above chance), and
-#   "present − false yes" above 0 (the "none" line says when no model uses the image for yes/no). The full profile trains 4000 steps with three
-#   seeds.
-# * The probe does not need the answers: the pixel-wise loss acts on the visual outputs from the
-#   first step. In this run (one seed, no interval) the pixel loss's effect on the last-layer
-#   probe R² is the difference printed above; a single run cannot say how much of it is seed
-#   noise, but it can be compared with the spread between the variants that do not use the
-#   pixel loss. *Fading* is what the per-layer curves of section 7 show: nothing in the
-#   baseline's loss asks the visual tokens to keep their pixels, and its blocks may overwrite
-#   them; the pixel-wise loss asks the last layer to keep them (and raises layer 0 too), and MFF
-#   hands the last block the earlier states. Whether the kept detail turns into better answers is
-#   what the full profile's intervals decide; the paper's much deeper model has more layers in
-#   which to lose it.
-# * The paper reports reduced hallucination for a pretrained, instruction-tuned model. Here the
-#   false-"yes" rate only measures whether a small model trained from scratch has learned to look
-#   before saying "yes"; on the plateau it swings with the model's bias between "yes" and "no",
-#   anywhere from 0 to 1, which is why "present − false yes" is the number to read.
-# * Not reproduced: the pretrained vision encoder and LLM, the official decoder, the scale, and the
-#   benchmarks (the summary names VQA v2, GQA and VizWiz, and a hallucination evaluation). The
-#   choices made where the paper is open are in sections 3 and 4.
-
-# %% [markdown]
-# ## 9 · The full profile: three seeds, ten times the steps
-#
-# The four variants at the full profile's sizes (`notebooks/params/09_emma.full.yaml`: 20000
-# training scenes, width 64, four layers, 4000 steps of 128 scenes), three seeds each, as a
-# resumable sweep of `alignlib.experiments` that calls the same `emma.train_and_score` as section 5.
-# It was run once on this project's CPU and committed as `benchmarks/results/experiments_emma.json`;
-# here it is read back, with 95 % Student-t intervals over the seeds.
-
-# %%
-emma_path = Path(results_dir) / "experiments_emma.json"
-full = load(emma_path) if emma_path.exists() else None
-if full is None:
-    print(f"no committed full profile at {emma_path}: python -m alignlib.experiments emma --profile full --out build/experiments")
-else:
-    spec = full["grid"][0]["emma"]  # the sizes the sweep ran with, as recorded
-    print(f"{full['command']}\n{len(full['runs'])} of {len(full['grid'])} runs, "
-          f"{sum(r['seconds'] for r in full['runs'].values()) / 60:.0f} min of run time; "
-          + ", ".join(f"{k} {v}" for k, v in spec.items() if k not in ("options", "seed")))
-    commits = pd.Series({run_id: run["software"]["git"] for run_id, run in full["runs"].items()})
-    print("runs per commit:", commits.value_counts().to_dict())
-    full_results = (tidy(full).pivot_table(index=["variant", "seed"], columns="metric", values="value")
-                    .reset_index().rename_axis(columns=None))
-    full_variants = [name for name in variants if name in set(full_results.variant)]  # section 5's order
-    full_results = full_results.set_index("variant").loc[full_variants].reset_index()
-    print("seeds per variant:", full_results.groupby("variant", sort=False).seed.apply(list).to_dict())
-    full_train = ds.make_digit_scenes(spec["n_train"], "train", seed=spec["data_seed"])
-    full_test = ds.make_digit_scenes(spec["n_test"], "test", seed=spec["data_seed"] + 1)
-    _, full_blind = image_blind(full_train, full_test)
-    full_summary, full_table = summarise(full_results, full_blind, spec["n_layers"])
-    display(full_table)
-
-# %%
-if full is not None:
-    fig, axes = plt.subplots(1, 2, figsize=(15, 4.2))
-    for k, name in enumerate(full_variants):
-        means = [full_summary[name][f"accuracy_{t}"][0] for t in ds.QUESTION_TYPES]
-        halves = [full_summary[name][f"accuracy_{t}"][1] for t in ds.QUESTION_TYPES]
-        axes[0].bar(np.arange(len(names)) + k * width, means, width, yerr=halves, capsize=3, label=name)
-        layers = range(spec["n_layers"] + 1)
-        per_layer = [mean_and_interval(full_results.loc[full_results.variant == name, f"probe_r2_layer{layer}"])
-                     for layer in layers]
-        axes[1].errorbar(np.array(layers) + 0.03 * k, [m for m, _ in per_layer], yerr=[h for _, h in per_layer],
-                         marker="o", capsize=3, label=name)
-    axes[0].scatter(np.arange(len(names)) + width * (len(variants) - 1) / 2,
-                    [full_blind[f"accuracy_{t}"] for t in ds.QUESTION_TYPES], marker="_", s=900, color="k", zorder=3,
-                    label="image-blind")
-    axes[0].set_xticks(np.arange(len(names)) + width * (len(variants) - 1) / 2, names)
-    axes[0].set(ylabel="test accuracy (absent: 1 - false-yes rate)", ylim=(0, 1))
-    axes[1].set(xlabel="layer (0 = visual tokens entering the LM)", ylabel="probe R² on held-out scenes")
-    axes[1].set_xticks(list(layers))
-    for ax in axes:
-        ax.legend(fontsize=8)
-    fig.suptitle(f"full profile: mean and 95 % interval over {full_results.seed.nunique()} seeds")
-    plt.tight_layout()
-    plt.show()
-    full_se = float(np.sqrt(full_blind["accuracy"] * (1 - full_blind["accuracy"]) / len(full_test)))
-    for name in full_variants:
-        m, h = full_summary[name]["accuracy"]
-        print(f"{name:>14}: accuracy {m:.3f}" + (f" ± {h:.3f}" if np.isfinite(h) else " (one seed)")
-              + f" ({m - full_blind['accuracy']:+.3f} over the image-blind {full_blind['accuracy']:.3f}, "
-              f"whose 2 s.e. is {2 * full_se:.3f})")
-    for name in [n for n in full_variants if n != "baseline"]:
-        parts = []
-        for column, label in [("accuracy", "accuracy"), ("false_yes_rate", "false-yes rate"),
-                              (f"probe_r2_layer{spec['n_layers']}", "last-layer probe R²")]:
-            m, h = difference(full_results, name, column)
-            verdict = ("no interval: fewer than two paired seeds" if not np.isfinite(h) else
-                       "interval excludes 0" if abs(m) > h else "interval includes 0")
-            parts.append(f"{label} {m:+.3f}" + (f" ± {h:.3f}" if np.isfinite(h) else "") + f" ({verdict})")
-        print(f"{name} vs baseline, paired by seed: " + "; ".join(parts))
-
-# %% [markdown]
-# **What the committed full profile says** (12 runs, 300 minutes of run time at one thread). The
-# runs come from two commits (printed by the next cell); `alignlib/models/emma.py` and the digit
-# scenes did not change between them, but a record that mixes commits is weaker evidence than one
-# run from a single commit, and rerunning it (five CPU hours) would make it one.
-#
-# * **The image fades in the baseline, and the pixel-wise loss stops it.** The baseline's probe
-#   R² falls layer by layer, from 0.70 at the visual tokens entering the LM to 0.51 at the last
-#   layer, on every seed. With the pixel-wise loss it stays near 0.85 through all four layers;
-#   paired by seed, the last-layer gain is +0.33 [+0.30, +0.37]. This is EMMA's motivating
-#   picture, reproduced in a small model trained from scratch.
-# * **Answers: better and far steadier with the pixel loss, but the interval over three seeds
-#   still includes 0.** The baseline's accuracy swings between seeds (0.81, 0.87, 0.96: some seeds
-#   leave the image-blind plateau later than others), +pixel lands at 0.976 [0.967, 0.984] on
-#   every seed. The paired gain is +0.10 on average but [−0.10, +0.29] over three seeds, so what
-#   can be said is that every pixel-loss run beat its own seed's baseline (by 0.01 to 0.17) and
-#   had a small spread, not that the mean gain is established. The false-"yes" rate on absent
-#   digits follows the same pattern: 0.083 for the baseline, 0.015 [0.007, 0.022] with the pixel
-#   loss, lower on every seed, the paired interval including 0.
-# * **MFF does not help at this depth.** +MFF alone changes neither the answers (+0.01
-#   [−0.27, +0.30]) nor the last-layer probe (+0.01 [−0.08, +0.10]), and +both matches +pixel
-#   (accuracy 0.976, last-layer R² 0.81 against 0.85). With four layers there is little hierarchy
-#   to recover; the paper's claim for MFF concerns a much deeper pretrained model (and its own
-#   MFF design, which the summary does not specify) and is not tested by this scale or by our
-#   variant.
-# * More seeds would decide the accuracy claim: the baseline's spread, not the pixel-loss runs',
-#   is what keeps the interval wide.
-
-# %%
-first = {name: summary[name] for name in variants}
+means = emma_sweep.variant_summary(rerun).set_index(["variant", "metric"])["mean"]
+keys = {"baseline": "baseline", "pixel": "+pixel", "mff": "+MFF", "both": "+both (EMMA)"}
 record_metrics(
-    metrics_path,
-    shared_images=shared_images,
-    padding_gap=padding_gap,
-    pixel_loss_gap=pixel_loss_gap,
-    mff_init_gap=mff_init_gap,
-    blind_accuracy=blind["accuracy"],
-    **{f"accuracy_{key}": first[name]["accuracy"][0] for key, name in
-       [("baseline", "baseline"), ("pixel", "+pixel"), ("mff", "+MFF"), ("both", "+both (EMMA)")]},
-    **{f"false_yes_{key}": first[name]["false_yes_rate"][0] for key, name in
-       [("baseline", "baseline"), ("pixel", "+pixel"), ("mff", "+MFF"), ("both", "+both (EMMA)")]},
-    **{f"probe_r2_last_{key}": first[name][last][0] for key, name in
-       [("baseline", "baseline"), ("pixel", "+pixel"), ("mff", "+MFF"), ("both", "+both (EMMA)")]},
-    probe_r2_first_baseline=float(np.mean([probes["baseline", s][0][0] for s in seeds])),
-)
+    metrics_path, shared_images=shared_images, padding_gap=padding_gap, pixel_loss_gap=pixel_loss_gap,
+    mff_init_gap=mff_init_gap, blind_accuracy=blind.scores["accuracy"],
+    probe_r2_first_baseline=means["baseline", "probe_r2_layer0"],
+    **{f"{prefix}_{key}": means[name, metric] for key, name in keys.items()
+       for prefix, metric in [("accuracy", "accuracy"), ("false_yes", "false_yes_rate"),
+                              ("probe_r2_last", "probe_r2_last")]})
+print(f"the whole notebook ran in {time.perf_counter() - notebook_start:.0f} s ({training_seconds:.0f} s of training)")
 
 # %% [markdown]
 # ## Exercises
@@ -687,9 +390,9 @@ def multi_scale_fusion(states, weight, bias):
 exercise.check("multi_scale_fusion", multi_scale_fusion)
 
 # %% [markdown]
-# ### 3 · One layer's linear probe (§7)
+# ### 3 · One layer's linear probe (§5)
 #
-# Write the probe of section 7 for one layer: fit $\hat y = W^\top s + b$ (an intercept included) by
+# Write the probe of section 5 for one layer: fit $\hat y = W^\top s + b$ (an intercept included) by
 # least squares on the training tokens, then score it on the test tokens by $R^2$ pooled over all
 # pixels, $1 - \sum (y - \hat y)^2 / \sum (y - \bar y)^2$ with $\bar y$ each pixel's test mean.
 #
@@ -705,7 +408,7 @@ def probe_r2(train_states, train_pixels, test_states, test_pixels):
 exercise.check("probe_r2", probe_r2)
 
 # %% [markdown]
-# ### 4 · A prediction about a trained model, then the cell that tests it (§2, §5)
+# ### 4 · A prediction about a trained model, then the cell that tests it (§2, §7)
 #
 # Section 2 showed that padding cannot change the answer of an *untrained* model. Training has
 # since changed every weight. Predict: does the trained baseline give exactly the same answers
@@ -719,7 +422,7 @@ answers_unchanged_by_padding = None  # your prediction: True or False
 # padding tokens each.
 
 # %%
-trained = models["baseline", seeds[0]]
+trained = runs["baseline", seeds[0]].model
 with torch.no_grad():
     as_padded = trained(batch.images, batch.tokens, batch.mask).logits
     more_padding = trained(batch.images, torch.nn.functional.pad(batch.tokens, (0, 5)),
