@@ -83,6 +83,7 @@ from alignlib import analysis
 from alignlib.align import monotone, ot
 from alignlib.data import MMSADataset, collate, load_mmsa, synthetic
 from alignlib.data.mmsa import MODALITIES
+from alignlib.data.references import REFERENCES, score_references
 from alignlib.experiments import stats
 from alignlib.experiments.learned import SECOND_DATA, TUNED_ORACLE, VARIANTS
 from alignlib.experiments.sweep import load, tidy
@@ -499,7 +500,7 @@ display(Markdown(
 # and its loss $-\log Z / n$ joins the task loss with weight `lambda_align` (1). The sentiment labels
 # and the clips are all it sees. Beside it, the same model with the paper's relaxed plan (section 1's
 # run), with the **oracle** plan (the true tables: the architecture's ceiling, a control that reads
-# what no model can), and the benchmark's four reference lines (`analysis.references`: scikit-learn
+# what no model can), and the benchmark's four reference lines (`score_references`: scikit-learn
 # on the generator's latent cues; `set_level` is the best a model can do without knowing which frame
 # belongs to which word, `bound` what binding every cue to its word allows).
 
@@ -518,7 +519,7 @@ for plan in PLANS:
     tested[plan] = json.loads((Path(configs[plan].out) / "test_metrics.json").read_text())
 epoch_accuracy = pd.DataFrame(epoch_rows)
 floor = {m: per_epoch["learned"][0].accuracy[m]["proportional"] for m in SOURCES}
-reference_lines = analysis.references(data_path)
+reference_lines = score_references(data_path)
 reference_mean = {name: {k: float(np.mean([r[k] for r in runs])) for k in ("MAE", "Corr")}
                   for name, runs in reference_lines.items()}
 
@@ -633,7 +634,7 @@ else:
     if references_full is not None:
         shown = references_full[references_full.metric.isin(["MAE", "Corr"])]
         print("\nreference lines (3 scikit-learn seeds):")
-        print(shown.pivot(index="reference", columns="metric", values="mean").reindex(list(analysis.REFERENCES)).round(3)
+        print(shown.pivot(index="reference", columns="metric", values="mean").reindex(list(REFERENCES)).round(3)
               .to_string())
     else:
         print("the reference lines have not finished yet")

@@ -13,7 +13,7 @@ co-occur with, so a model has to know which frames belong to which word. Audio a
 time-warped, differently sampled views of the word sequence (each frame shows part of its word's
 content), with their own widths, scales, offsets and rotations. The frame-to-word correspondence is
 saved beside the data (``FILE.correspondence.npz``) with every word's cues and the clip's mood, so
-reference predictors (:func:`alignlib.analysis.references`) can say what knowing them is worth.
+reference predictors (:func:`alignlib.data.references.score_references`) can say what knowing them is worth.
 """
 from __future__ import annotations
 
