@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alignlib.common.errors import UserError
 from alignlib.common.files import atomic_open
 
 PRESETS = {
@@ -43,7 +44,7 @@ def split_sizes(preset: str, n_clips: int | None) -> tuple[int, int, int]:
     if n_clips is None:
         return sizes
     if n_clips < 3:
-        raise ValueError(f"--n must be at least 3 (one clip per split), got {n_clips}")
+        raise UserError(f"--n must be at least 3 (one clip per split), got {n_clips}")
     total = sum(sizes)
     scaled = [max(1, round(n_clips * s / total)) for s in sizes]
     scaled[0] += n_clips - sum(scaled)
@@ -116,7 +117,7 @@ def generate(preset: str = "tiny", seed: int = 0, n_clips: int | None = None) ->
     (-1 on padding); ``correspondence[f"{split}_{polarity|emphasis|flip}"]`` ``(N, T_l)`` float32 the
     latent cues of each word (NaN on padding) and ``correspondence[f"{split}_mood"]`` ``(N,)`` the clip's mood."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        raise UserError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     spec = PRESETS[preset]
     rng = np.random.default_rng(seed)
     maps = _maps(spec, rng)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from alignlib import PROFILES
 from alignlib.common import threads
+from alignlib.common.errors import UserError
 from alignlib.experiments import sweeps
-from alignlib.experiments.sweep import SweepError, read_runs
+from alignlib.experiments.sweep import read_runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_workers(args, sweep.results_path(args.out), base, len(grid))
     try:
         record = sweep.run(args.profile, args.out, args.resume, args.device, progress=not args.quiet, command=command)
-    except SweepError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     done = sum(r["seconds"] for r in record["runs"].values())

@@ -18,6 +18,7 @@ from torch import nn
 
 from alignlib.align import mmd, ot
 from alignlib.align.monotone import MonotoneAligner
+from alignlib.common.errors import UserError
 from alignlib.common.sequences import concat_packed, gather_time, last_real, masked_mean, pack, proportional_windows, unpack
 from alignlib.data.mmsa import MODALITIES, Batch
 from alignlib.ssm.coupled import CoupledMambaLayer
@@ -50,28 +51,28 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.readout not in READOUTS:
-            raise ValueError(f"readout: unknown {self.readout!r}; choose one of {READOUTS}")
+            raise UserError(f"readout: unknown {self.readout!r}; choose one of {READOUTS}")
         if self.routing not in ("modality", "learned"):
-            raise ValueError(f"routing: unknown {self.routing!r}; choose 'modality' or 'learned'")
+            raise UserError(f"routing: unknown {self.routing!r}; choose 'modality' or 'learned'")
         for name in ("d_model", "n_layers", "d_state", "n_heads"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+                raise UserError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: must be in [0, 1), got {self.dropout}")
+            raise UserError(f"dropout: must be in [0, 1), got {self.dropout}")
         if self.plan not in ALIGNMAMBA1_PLANS:
-            raise ValueError(f"plan: unknown {self.plan!r}; choose one of {ALIGNMAMBA1_PLANS}")
+            raise UserError(f"plan: unknown {self.plan!r}; choose one of {ALIGNMAMBA1_PLANS}")
         for name in ("lambda_ot", "lambda_mmd", "lambda_align"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+                raise UserError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.blur <= 0:
-            raise ValueError(f"blur: must be > 0, got {self.blur}")
+            raise UserError(f"blur: must be > 0, got {self.blur}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown model option(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise UserError(f"unknown model option(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**values)
 
 
@@ -352,7 +353,7 @@ MODELS = {
 def build_model(name: str, dims: dict[str, int], config: ModelConfig | None = None) -> nn.Module:
     """A model from the registry for features of widths ``dims`` (``{"text": d_l, "audio": d_a, "vision": d_v}``)."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+        raise UserError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     missing = [m for m in MODALITIES if m not in dims]
     if missing:
         raise ValueError(f"dims: missing {missing}")

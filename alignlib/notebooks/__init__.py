@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alignlib import PROFILES, PROJECT_ROOT
+from alignlib.common.errors import MissingFileError, UserError
 from alignlib.common.files import atomic_write_bytes, atomic_write_json
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -63,14 +64,14 @@ def discover(only: str | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list
 def profile_parameters(notebook: Path, profile: str) -> dict:
     """Parameters of a profile: none for ``default`` (the notebook's own), a YAML file for ``full``."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+        raise UserError(f"unknown profile {profile!r}; choose one of {PROFILES}")
     if profile == "default":
         return {}
     import yaml
 
     path = PARAMS_DIR / f"{notebook.stem}.{profile}.yaml"
     if not path.exists():
-        raise FileNotFoundError(f"{notebook.name}: no {profile} parameter file at {path}")
+        raise MissingFileError(f"{notebook.name}: no {profile} parameter file at {path}")
     return yaml.safe_load(path.read_text()) or {}
 
 
@@ -204,5 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-solutions", dest="solutions", action="store_false",
                      help="leave the exercises unanswered, as a student sees them (default: check the reference solutions)")
     args = parser.parse_args(argv)
-    return run_suite(args.profile, args.only, args.out, args.cell_timeout, args.solutions)
+    try:
+        return run_suite(args.profile, args.only, args.out, args.cell_timeout, args.solutions)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
