@@ -34,6 +34,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignlib.common import threads
+
+if __name__ == "__main__":  # the command line: threads configured before numpy and torch load (README: Threads)
+    threads.configure()
+
 import numpy as np
 import torch
 import torch.distributed as dist

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from alignlib.common import threads
 from alignlib.common.errors import UserError
 from alignlib.data import synthetic
 
@@ -20,6 +21,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     """The CLI: a user's mistake (:class:`~alignlib.common.errors.UserError`) prints ``error: ...`` on
     stderr and exits 2, without a traceback; any other exception is a bug and shows its traceback."""
+    threads.configure()
     try:
         return _main(argv)
     except UserError as error:

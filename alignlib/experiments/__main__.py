@@ -20,6 +20,7 @@ from alignlib.experiments.sweep import read_runs
 
 
 def main(argv: list[str] | None = None) -> int:
+    threads.configure()  # before any sweep loads torch; the workers get their share through run_workers
     parser = argparse.ArgumentParser(prog="python -m alignlib.experiments",
                                      description="Run one of the papers' experiments as a resumable sweep.")
     known = sweeps()

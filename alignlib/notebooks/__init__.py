@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alignlib import PROFILES, PROJECT_ROOT
+from alignlib.common import threads
 from alignlib.common.errors import MissingFileError, UserError
 from alignlib.common.files import atomic_write_bytes, atomic_write_json
 
@@ -194,6 +195,7 @@ def run_suite(profile: str, only: str | None, out_dir: Path, cell_timeout: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    threads.configure()  # every kernel started here inherits the count and the passive wait
     parser = argparse.ArgumentParser(prog="python -m alignlib.notebooks", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="execute notebooks with papermill")
