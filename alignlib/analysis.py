@@ -26,7 +26,7 @@ from torch import nn
 from alignlib.align import mmd, ot
 from alignlib.common.sequences import pack, unpack
 from alignlib.data import MMSADataset, collate, synthetic
-from alignlib.data.mmsa import MODALITIES, Batch, Split
+from alignlib.data.mmsa import ALIGNED, MODALITIES, Batch, Split
 from alignlib.models.checkpoint import load_model, read_checkpoint
 from alignlib.models.sentiment import AlignMamba1, AlignMamba2, packed_concat
 from alignlib.ssm.modality_mamba import record_experts
@@ -35,7 +35,7 @@ from alignlib.train import TrainConfig, build_run, train
 METHODS = ("proportional", "entropic", "exact", "relaxed")  # the plans scored between token states
 # entropic plans of learned states: polished to an L1 marginal error of 1e-4 within 5000 iterations
 PLAN_SETTINGS = {"tol": 1e-4, "max_iter": 5000}
-SOURCES = ("audio", "vision")
+SOURCES = ALIGNED  # the modalities aligned onto the words
 
 
 # -- models -----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import numpy as np
 
 from alignlib.common.errors import UserError
 from alignlib.common.files import atomic_open
+from alignlib.data.mmsa import ALIGNED
 
 PRESETS = {
     "tiny": dict(splits=(96, 32, 32), lengths=dict(text=16, audio=40, vision=48), dims=dict(text=32, audio=5, vision=20)),
@@ -89,7 +90,7 @@ def _clip(spec, maps, rng):
 
     features, lengths_out, correspondence = {}, {}, {}
     latent = {"text": np.c_[content, 2.0 * polarity]}
-    for modality in ("audio", "vision"):
+    for modality in ALIGNED:
         n_frames = int(rng.integers(int(0.6 * lengths[modality]), lengths[modality] + 1))
         word = _warp(n_frames, n_words, rng)
         if modality == "audio":
@@ -134,7 +135,7 @@ def generate(preset: str = "tiny", seed: int = 0, n_clips: int | None = None) ->
             "id": np.array([f"{preset}-{seed}-{split}-{i}" for i in range(size)]),
             "raw_text": np.array([" ".join(["w"] * c[1]["text"]) for c in clips]),
         }
-        for modality in ("audio", "vision"):
+        for modality in ALIGNED:
             table = np.full((size, spec["lengths"][modality]), -1, dtype=np.int16)
             for i, clip in enumerate(clips):
                 table[i, : clip[1][modality]] = clip[2][modality]
