@@ -32,6 +32,7 @@ def run_train(argv, capsys):
     (["--data", SAMPLE, "--set", "width=3"], "--set width: unknown model option"),
     (["--data", SAMPLE, "--set", "d_model"], "expected KEY=VALUE"),
     (["--data", SAMPLE, "--set", "readout=max"], "readout: unknown 'max'"),
+    (["--data", SAMPLE, "--set", "plan=greedy"], "plan: unknown 'greedy'"),
     (["--data", SAMPLE, "--test-missing-rate", "1.5"], "test_missing_rate: must be in [0, 1)"),
     (["--data", SAMPLE, "--device", "gpu"], "device: unknown 'gpu'"),
     (["--data", SAMPLE, "--out", SAMPLE], "is a file, not a run folder"),
