@@ -1,7 +1,8 @@
 """alignlib: cross-modal alignment for Mamba models, built step by step from the papers' equations.
 
-The package follows the data flow: ``data`` (features) -> ``align`` (OT and MMD) -> ``ssm`` (Mamba
-blocks) -> ``models`` -> ``train`` -> ``analysis`` and ``experiments`` -> ``widgets`` -> ``notebooks``.
+The package follows the data flow: ``data`` (features, with ``metrics``) -> ``align`` (OT and MMD) ->
+``ssm`` (Mamba blocks) -> ``models`` -> ``train`` -> ``analysis`` and ``experiments`` -> ``widgets`` ->
+``notebooks``.
 Importing it changes nothing in the process: the command lines configure threads
 (:func:`alignlib.common.threads.configure`).
 """
