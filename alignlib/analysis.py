@@ -4,8 +4,6 @@
   checkpoint per epoch (each loaded by :func:`alignlib.models.checkpoint.load_model`).
 * :func:`token_states` -- the tokens a model aligns: AlignMamba-2's ``H_A, H_V, H_L`` (after the
   unimodal Mamba layers), AlignMamba-1's projected features.
-* :func:`references` -- the synthetic benchmark's reference lines: what predictors given the
-  generator's latent cues reach (``constant``, ``text_only``, ``set_level``, ``bound``).
 * :func:`correspondences` -- plans (:func:`alignlib.align.ot.plan`: proportional, entropic, exact,
   relaxed; AlignMamba-1's own plan as ``model``) from audio and video onto the words of test clips,
   their accuracy against the synthetic ground truth (the proportional plan is the floor the others
@@ -28,17 +26,16 @@ from torch import nn
 from alignlib.align import mmd, ot
 from alignlib.common.sequences import pack, unpack
 from alignlib.data import MMSADataset, collate, synthetic
-from alignlib.data.mmsa import MODALITIES, Batch, Split
+from alignlib.data.mmsa import ALIGNED, MODALITIES, Batch, Split
 from alignlib.models.checkpoint import load_model, read_checkpoint
 from alignlib.models.sentiment import AlignMamba1, AlignMamba2, packed_concat
 from alignlib.ssm.modality_mamba import record_experts
 from alignlib.train import TrainConfig, build_run, train
 
 METHODS = ("proportional", "entropic", "exact", "relaxed")  # the plans scored between token states
-REFERENCES = ("constant", "text_only", "set_level", "bound")
 # entropic plans of learned states: polished to an L1 marginal error of 1e-4 within 5000 iterations
 PLAN_SETTINGS = {"tol": 1e-4, "max_iter": 5000}
-SOURCES = ("audio", "vision")
+SOURCES = ALIGNED  # the modalities aligned onto the words
 
 
 # -- models -----------------------------------------------------------------------------------------
@@ -71,64 +68,6 @@ def epoch_summaries(config: TrainConfig, kept: list[Path], split: Split, truth: 
     """:func:`checkpoint_summary` of the initial model (epoch 0) and of every per-epoch checkpoint ``kept``."""
     models = [initial_model(config)] + [load_model(path)[0] for path in kept]
     return [checkpoint_summary(model, split, truth, indices, blur) for model in models]
-
-
-# -- reference lines --------------------------------------------------------------------------------
-def cue_features(cues: dict[str, np.ndarray], split: str, reference: str) -> np.ndarray:
-    """``(N, k)`` per-clip features of a reference predictor from the generator's cues
-    (:func:`alignlib.data.synthetic.load_correspondence`: per word polarity ``p``, emphasis ``q``,
-    flip ``f``; per clip mood ``g``).
-
-    ``text_only``: what the words say (counts of positive and negative words, their sum, the
-    label's normalised sum); ``set_level``: also the clip's *bags* of audio and video cues (how many
-    emphasised and flipped words, the mood), all that a model that ignores which frame belongs to
-    which word can know; ``bound``: also the cues bound to their words (``sum p q``, ``sum p f``,
-    ``sum p q f`` and the label's own ``sum p (1 + q)(1 - 2 f) / sqrt(1 + #sentiment words)``)."""
-    p, q, f = (np.nan_to_num(cues[f"{split}_{c}"]) for c in synthetic.WORD_CUES)
-    mood = cues[f"{split}_mood"]
-    words = (~np.isnan(cues[f"{split}_polarity"])).sum(1)
-    scale = np.sqrt(1 + (p != 0).sum(1))
-    columns = {"constant": [],
-               "text_only": [p.sum(1), (p > 0).sum(1), (p < 0).sum(1), words, p.sum(1) / scale]}
-    columns["set_level"] = columns["text_only"] + [q.sum(1), f.sum(1), mood, q.sum(1) / words, f.sum(1) / words]
-    sentiment = p * (1 + q) * (1 - 2 * f)
-    columns["bound"] = columns["set_level"] + [(p * q).sum(1), (p * f).sum(1), (p * q * f).sum(1),
-                                               sentiment.sum(1), sentiment.sum(1) / scale]
-    if reference not in columns:
-        raise ValueError(f"reference: unknown {reference!r}; choose one of {REFERENCES}")
-    return np.stack(columns[reference], 1) if columns[reference] else np.zeros((len(mood), 0))
-
-
-def references(path: str | Path, seeds=(0, 1, 2)) -> dict[str, list[dict]]:
-    """The reference lines of a synthetic file: ``{reference: [test metrics per seed]}``.
-
-    ``constant`` predicts the training mean; the others are scikit-learn's
-    ``HistGradientBoostingRegressor`` (absolute error, early stopping on a seeded tenth of the
-    training split) on :func:`cue_features`, fitted on the training split and scored on the test
-    split with :func:`alignlib.metrics.msa_metrics`. A model that ignores alignment can at best
-    reach ``set_level``; one that binds every cue to its word can reach ``bound``."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    from alignlib.data import load_mmsa
-    from alignlib.metrics import msa_metrics
-
-    data, cues = load_mmsa(path), synthetic.load_correspondence(path)
-    if "train_mood" not in cues:
-        raise ValueError(f"{path}: no latent cues beside it (made before the generator saved them); generate it again")
-    labels = {s: data.splits[s].labels for s in ("train", "test")}
-    found = {}
-    for reference in REFERENCES:
-        found[reference] = []
-        for seed in seeds:
-            if reference == "constant":
-                prediction = np.full(len(labels["test"]), labels["train"].mean())
-            else:
-                model = HistGradientBoostingRegressor(loss="absolute_error", max_iter=500, learning_rate=0.05,
-                                                      early_stopping=True, random_state=seed)
-                model.fit(cue_features(cues, "train", reference), labels["train"])
-                prediction = model.predict(cue_features(cues, "test", reference))
-            found[reference].append(msa_metrics(prediction.astype(np.float32), labels["test"]))
-    return found
 
 
 # -- token correspondences --------------------------------------------------------------------------
@@ -205,12 +144,14 @@ class Correspondences:
     """Plans and accuracies for some clips of a split.
 
     ``plans[(modality, method)]``: ``(B, T_m, T_l)``; ``truth[m]``: ``(B, T_m)`` word indices (-1 on
-    padding); ``masks``: ``{"text", "audio", "vision": (B, T)}`` bool; ``accuracy[m][method]``: share
+    padding); ``states``: the aligned tokens (:func:`token_states`) ``{"text", "audio", "vision": (B, T, d)}``;
+    ``masks``: ``{"text", "audio", "vision": (B, T)}`` bool; ``accuracy[m][method]``: share
     of all real frames whose heaviest plan entry is their true word; ``clip_accuracy[m][method]``:
     the same per clip, ``(B,)``."""
 
     plans: dict
     truth: dict
+    states: dict
     masks: dict
     accuracy: dict
     clip_accuracy: dict
@@ -241,7 +182,7 @@ def correspondences(model: nn.Module, split: Split, truth: dict[str, np.ndarray]
             guesses["model"] = own[m].argmax(dim=2)
         accuracy[m] = {k: frame_accuracy(g, truths[m], mask) for k, g in guesses.items()}
         per_clip[m] = {k: per_clip_accuracy(g, truths[m], mask) for k, g in guesses.items()}
-    return Correspondences(plans, truths, batch.masks, accuracy, per_clip)
+    return Correspondences(plans, truths, states, batch.masks, accuracy, per_clip)
 
 
 @torch.no_grad()

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-METRIC_NAMES = ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7", "MAE", "Corr")
-
 
 def _as_vector(values, name: str) -> np.ndarray:
     array = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64).reshape(-1)

@@ -14,8 +14,9 @@ and how the run ended: ``optimizer_steps``, ``epochs_run``, ``stopped_by`` and `
 
 Every field of :class:`TrainConfig` is a flag (``--batch-size 16``) and every field of
 :class:`alignlib.models.sentiment.ModelConfig` a ``--set key=value``, each parsed with its field's type. A
-user's mistake (missing or malformed data, a bad value, an unusable checkpoint) prints one line
-``error: ...`` on stderr and exits 2.
+user's mistake (missing or malformed data, a bad value, an unusable checkpoint: a
+:class:`~alignlib.common.errors.UserError`) prints one line ``error: ...`` on stderr and exits 2;
+anything else is a bug and shows its traceback (exit 1).
 
 Multi-GPU (or multi-process CPU) through PyTorch's own engine:
 ``torchrun --nproc_per_node=N -m alignlib.train ...`` wraps the model in DistributedDataParallel;
@@ -33,10 +34,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignlib.common import threads
+
+if __name__ == "__main__":  # the command line: threads configured before numpy and torch load (README: Threads)
+    threads.configure()
+
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from alignlib.common.errors import UserError
 from alignlib.common.files import atomic_write_bytes, atomic_write_json
 from alignlib.data import MMSADataset, collate, load_mmsa, missing_modality_mask
 from alignlib.data.sampler import length_grouped_batches, real_lengths, trim_batch
@@ -72,22 +79,22 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.model not in MODELS:
-            raise ValueError(f"model: unknown {self.model!r}; choose one of {sorted(MODELS)}")
+            raise UserError(f"model: unknown {self.model!r}; choose one of {sorted(MODELS)}")
         for name in ("epochs", "batch_size", "patience", "plateau_patience"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+                raise UserError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if self.max_steps < 0:
-            raise ValueError(f"max_steps: must be >= 0 (0: no budget), got {self.max_steps}")
+            raise UserError(f"max_steps: must be >= 0 (0: no budget), got {self.max_steps}")
         for name in ("lr", "grad_clip"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+                raise UserError(f"{name}: must be > 0, got {getattr(self, name)}")
         if not 0 < self.plateau_factor < 1:
-            raise ValueError(f"plateau_factor: must be in (0, 1), got {self.plateau_factor}")
+            raise UserError(f"plateau_factor: must be in (0, 1), got {self.plateau_factor}")
         for name in ("missing_rate", "test_missing_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
+                raise UserError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
         if Path(self.out).exists() and not Path(self.out).is_dir():
-            raise ValueError(f"out: {self.out} is a file, not a run folder")
+            raise UserError(f"out: {self.out} is a file, not a run folder")
         ModelConfig.from_dict(self.model_options)  # unknown or invalid model options fail here
 
 
@@ -102,7 +109,7 @@ def choose_device(name: str) -> torch.device:
     try:
         return torch.device(name)
     except RuntimeError:
-        raise ValueError(f"device: unknown {name!r}; use auto, cpu, cuda or cuda:N") from None
+        raise UserError(f"device: unknown {name!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def global_batches(n_samples: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -176,7 +183,7 @@ def setup_distributed(config: TrainConfig) -> tuple[torch.device, int, int]:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     rank, world = dist.get_rank(), dist.get_world_size()
     if config.batch_size % world:
-        raise ValueError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
+        raise UserError(f"batch_size: {config.batch_size} is not divisible by the {world} processes")
     return device, rank, world
 
 
@@ -210,8 +217,11 @@ def restore(run: Run, out: Path) -> None:
 
 def start_log(run: Run, out: Path) -> None:
     """A fresh run starts an empty log; a resumed one drops epochs logged after its checkpoint."""
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", dataclasses.asdict(run.config))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", dataclasses.asdict(run.config))
+    except OSError as error:
+        raise UserError(f"out: cannot write the run folder {out} ({error.strerror or error})") from None
     log_path = out / "metrics.jsonl"
     lines = log_path.read_text().splitlines() if run.start_epoch and log_path.exists() else []
     kept = [line for line in lines if json.loads(line)["epoch"] <= run.start_epoch]
@@ -345,7 +355,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
     return test
 
 
-class UsageError(ValueError):
+class UsageError(UserError):
     """A mistake in the command line."""
 
 
@@ -425,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """A :class:`TrainConfig` from the command line (and ``--config`` YAML); raises
-    :class:`UsageError` or ``ValueError`` with a one-line message for a user's mistake."""
+    :class:`UsageError` or another :class:`~alignlib.common.errors.UserError` with a one-line message
+    for a user's mistake."""
     args = build_parser().parse_args(argv)
     train_types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
     model_types = {f.name: f.type for f in dataclasses.fields(ModelConfig)}
@@ -462,11 +473,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The CLI: a user's mistake prints ``error: ...`` on stderr and exits 2, without a traceback."""
+    """The CLI: a user's mistake (:class:`~alignlib.common.errors.UserError`) prints ``error: ...`` on
+    stderr and exits 2, without a traceback; any other exception is a bug and shows its traceback."""
     try:
         config = parse_args(argv)
         metrics = train(config)
-    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:

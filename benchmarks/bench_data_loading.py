@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from alignlib.common import threads
 from alignlib.data import MODALITIES, MMSADataset, collate, load_mmsa, synthetic
 from common import write_result
 
@@ -25,6 +26,7 @@ def throughput(batches) -> float:
 
 
 def main() -> None:
+    threads.configure()
     if not PATH.exists():
         synthetic.write(PATH, *synthetic.generate("mosi", seed=0))
     start = time.perf_counter()

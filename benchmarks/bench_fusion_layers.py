@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from alignlib.common import threads
 from alignlib.ssm.coupled import coupled_scan, coupled_scan_reference
 from alignlib.ssm.mamba import Mamba
 from alignlib.ssm.modality_mamba import ModalityAwareMamba
@@ -62,6 +63,7 @@ def coupled_rows():
 
 
 def main() -> None:
+    threads.configure()
     layers, coupled = layer_rows(), coupled_rows()
     print(f"one layer, forward+backward, B={BATCH}, {MODALITIES}x{TOKENS_PER_MODALITY} tokens, d_model={D_MODEL}, "
           f"threads={torch.get_num_threads()}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from alignlib.common import threads
 from alignlib.align import mmd
 from common import median_seconds, write_result
 
@@ -32,6 +33,7 @@ def forward_backward(fn, x, y):
 
 
 def main() -> None:
+    threads.configure()
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH, TOKENS, DIM, generator=generator)
     y = 0.3 + torch.randn(BATCH, TOKENS, DIM, generator=generator)

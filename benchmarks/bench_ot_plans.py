@@ -14,6 +14,7 @@ import numpy as np
 import ot as pot
 import torch
 
+from alignlib.common import threads
 from alignlib.align import ot
 from alignlib.data.warped_pairs import warped_pair
 from common import median_seconds, write_result
@@ -22,6 +23,7 @@ BATCH, TOKENS, DIM, MAX_ITER, TOL = 64, 50, 128, 2000, 1e-5
 
 
 def main() -> None:
+    threads.configure()
     pair = warped_pair(TOKENS, TOKENS, dim=DIM, noise=0.5, warp=1.0, batch=BATCH, seed=0, dtype=torch.float32)
     x, y = pair.source, pair.target
     cost = ot.cosine_cost(x, y).double().numpy()

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from alignlib.common import threads
 from common import median_seconds, write_result
 
 BATCH, CHANNELS, STATES = 4, 128, 16
@@ -90,6 +91,7 @@ def measure(case: str, length: int) -> dict:
 
 
 def main() -> None:
+    threads.configure()
     parser = argparse.ArgumentParser()
     parser.add_argument("--case", choices=CASES)
     parser.add_argument("--length", type=int)

@@ -44,6 +44,7 @@ def launch(stem: str, env: dict, out: Path) -> dict:
 
 
 def main() -> None:
+    threads.configure()
     parser = argparse.ArgumentParser()
     parser.add_argument("--notebooks", nargs=2, default=["03", "04"], metavar="PATTERN")
     parser.add_argument("--execute", nargs=2, metavar=("PATTERN", "OUT"), help=argparse.SUPPRESS)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from alignlib.common import threads
 from alignlib.data import synthetic
 from alignlib.models.sentiment import MODELS
 from alignlib.train import TrainConfig, train
@@ -21,6 +22,7 @@ PATH = Path(__file__).resolve().parent.parent / "build" / "synthetic_mosi.pkl"
 
 
 def main() -> None:
+    threads.configure()
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--d-model", type=int, default=64)

@@ -9,6 +9,7 @@ import sys
 
 import torch
 
+from alignlib.common import threads
 from bench_scan import BATCH, CHANNELS, STATES, make_inputs, scan_function
 from common import write_result
 
@@ -33,6 +34,7 @@ def time_case(scan, inputs, repeats: int = 10) -> tuple[float, float]:
 
 
 def main() -> None:
+    threads.configure()
     if not torch.cuda.is_available():
         sys.exit("no CUDA device: run this script on a GPU machine")
     cases = {"chunked": scan_function("chunked"), "mambapy": scan_function("mambapy")}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from alignlib.common import threads
 from alignlib.data import synthetic
 from alignlib.models.sentiment import MODELS
 from alignlib.train import TrainConfig, train
@@ -32,6 +33,7 @@ COLUMNS = ("Non0_acc_2", "Non0_F1_score", "MAE", "Corr")
 
 
 def main() -> None:
+    threads.configure()
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])

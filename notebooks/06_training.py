@@ -60,9 +60,9 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from alignlib import analysis
 from alignlib.align import mmd, ot
 from alignlib.data import MMSADataset, collate, load_mmsa, synthetic
+from alignlib.data.references import score_references
 from alignlib.experiments import model_table, stats, training
 from alignlib.experiments.sweep import load, tidy
 from alignlib.models.sentiment import ModelConfig, build_model
@@ -113,7 +113,7 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
 # tokens), its emphasis $q_j$ (in its audio frames) and its flip $f_j$ (in its video frames), and the
 # clip's mood $g$ (in every video frame). The label is
 # $y = \mathrm{round}\big(1.2 \sum_j p_j (1 + q_j)(1 - 2 f_j) / \sqrt{1 + \#\{p_j \ne 0\}} + 0.5 g + \text{noise}\big)$.
-# `analysis.references` fits scikit-learn's gradient boosting on four sets of per-clip features
+# `score_references` fits scikit-learn's gradient boosting on four sets of per-clip features
 # of these cues (training split) and scores it on the test split, three seeds:
 #
 # * `constant`: the training mean, what a model that learned nothing predicts;
@@ -128,7 +128,7 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
 # architecture.
 
 # %%
-references = analysis.references(data_path)
+references = score_references(data_path)
 reference_mae = {name: float(np.mean([m["MAE"] for m in runs])) for name, runs in references.items()}
 reference_corr = {name: float(np.mean([m["Corr"] for m in runs])) for name, runs in references.items()}
 print("test MAE of the references (mean of 3 seeds):", ", ".join(f"{k} {v:.3f}" for k, v in reference_mae.items()))

@@ -76,6 +76,7 @@ from IPython.display import Markdown, display
 from alignlib import analysis
 from alignlib.align import monotone, ot
 from alignlib.data import load_mmsa
+from alignlib.data.references import score_references
 from alignlib.experiments import learned, training
 from alignlib.experiments.sweep import load
 from alignlib.models.checkpoint import load_model
@@ -568,7 +569,7 @@ print(pd.DataFrame(segment_rows).T.round(3).to_string())
 # frames onto the words, and its loss $-\log Z / n$ joins the task loss with weight `lambda_align`. The
 # sentiment labels and the clips are all it sees. Beside it, section 1's run with the paper's relaxed
 # plan, the **oracle** plan (the true tables: a control that reads what no model can) and the four
-# reference lines of this data (`analysis.references`).
+# reference lines of this data (`score_references`).
 
 # %%
 PLANS = {"relaxed": learned.RELAXED, "learned": learned.LEARNED, "oracle": learned.ORACLE}
@@ -585,7 +586,7 @@ epoch_accuracy = pd.DataFrame([{"plan": PLANS[plan], "epoch": k, "modality": m, 
                                for plan in PLANS for k, found in enumerate(per_epoch[plan]) for m in SOURCES])
 floor = {m: per_epoch["learned"][0].accuracy[m]["proportional"] for m in SOURCES}
 reference_mean = pd.DataFrame({name: pd.DataFrame(runs)[["MAE", "Corr"]].mean()
-                               for name, runs in analysis.references(data_path).items()}).T
+                               for name, runs in score_references(data_path).items()}).T
 best_accuracy = {plan: {m: per_epoch[plan][tested[plan]["epoch"]].accuracy[m]["model"] for m in SOURCES} for plan in PLANS}
 results = pd.DataFrame({PLANS[p]: {**{k: tested[p][k] for k in ("MAE", "Corr", "epoch", "optimizer_steps", "stopped_by")},
                                    **{f"{m} on its word": best_accuracy[p][m] for m in SOURCES}} for p in PLANS}).T

@@ -17,7 +17,7 @@ import pytest
 from scipy import stats as sps
 
 from alignlib import PROFILES, PROJECT_ROOT, analysis, notebooks
-from alignlib.data import digit_scenes, load_mmsa, synthetic
+from alignlib.data import digit_scenes, load_mmsa, references, synthetic
 from alignlib.experiments import ablations, efficiency, inside, lambda_grid, learned, missing, model_table, sweeps, training
 from alignlib.experiments import emma as emma_sweep
 from alignlib.experiments.stats import loglog_slope, mean_ci, summary
@@ -424,17 +424,17 @@ def test_two_sweeps_sharing_a_folder_claim_their_own_runs(tmp_path):
     assert set(record["runs"]) == {run["id"] for run in sweep.runs("default")}
 
 
-def test_the_references_run_records_analysis_references(tmp_path):
+def test_the_references_run_records_the_datas_reference_lines(tmp_path):
     settings = training.SIZES["default"]
     run = training.references_run(settings)
     config, rows = training.execute(run, tmp_path, "cpu")
-    expected = analysis.references(tmp_path / config["data"])
-    assert len(rows) == 3 * len(analysis.REFERENCES)
+    expected = references.score_references(tmp_path / config["data"])
+    assert len(rows) == 3 * len(references.REFERENCES)
     for row in rows:  # (a constant's Corr is NaN)
         assert row["metrics"] == pytest.approx(expected[row["reference"]][row["reference_seed"]], nan_ok=True)
     record = {"sweep": "models", "grid": [run], "runs": {"references": {"factors": run["factors"], "rows": rows}}}
     lines = training.reference_summary(record)
-    assert set(lines.reference) == set(analysis.REFERENCES) and training.trained_runs(record).empty
+    assert set(lines.reference) == set(references.REFERENCES) and training.trained_runs(record).empty
 
 
 def test_learned_sweep_rows_score_each_checkpoints_own_plan(tmp_path):
@@ -452,6 +452,10 @@ def test_learned_sweep_rows_score_each_checkpoints_own_plan(tmp_path):
         assert last["audio_model"] == found.accuracy["audio"]["model"]
         assert last["vision_proportional"] == found.accuracy["vision"]["proportional"]
         assert last["test_optimizer_steps"] > 0 and "correspondence_accuracy_vision" in last
+        best = load_model(tmp_path / "runs" / "learned" / run_id / "best.pt")[0]  # every test clip's states
+        batch = analysis.clip_batch(test, range(len(test)))
+        for m, states in analysis.token_states(best, batch).items():
+            assert last[f"state_spread_{m}"] == pytest.approx(analysis.state_spread(states, batch.masks[m]), abs=1e-6)
         if done["factors"]["variant"] == "oracle plan":  # the true plan finds every word
             assert last["correspondence_accuracy_audio"] == last["correspondence_accuracy_vision_clip_low"] == 1.0
 

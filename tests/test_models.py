@@ -194,3 +194,47 @@ def test_alignmamba1_oracle_aligns_each_word_with_its_own_frames():
     for j in range(words):  # word j's audio slot is the mean of the frames the table gives it
         expected = audio[truth["audio"][0, :frames] == j].mean(0)
         torch.testing.assert_close(stack_input[0][0, 3 * j], expected)
+
+
+def test_alignmamba1_takes_every_registered_plan_method_and_learned(monkeypatch):
+    """The plans come from alignlib.align.ot's registry: a method registered there (here a uniform
+    plan) is a plan of AlignMamba-1, computed by ot.plan on the projected tokens without gradient;
+    an unknown name is one line naming the choices."""
+    from alignlib.common.errors import UserError
+    from alignlib.common.sequences import pack
+    from alignlib.models.sentiment import alignmamba1_plans
+
+    assert set(alignmamba1_plans()) == set(ot.PLAN_METHODS) | {"learned"}
+    assert {"relaxed", "proportional", "oracle", "shuffled", "learned"} <= set(alignmamba1_plans())
+
+    def uniform(x, y, x_mask=None, y_mask=None):
+        weights = y_mask.double() / y_mask.sum(1, keepdim=True)
+        return (x_mask.double()[..., None] * weights[:, None, :]) / x_mask.sum(1)[:, None, None]
+
+    monkeypatch.setitem(ot.PLAN_METHODS, "uniform", ot.PlanMethod(uniform, ()))
+    torch.manual_seed(0)
+    model = build_model("alignmamba1", DIMS, ModelConfig(**NO_DROPOUT, plan="uniform")).eval()
+    batch = make_batch()
+    assert not model.needs_alignment
+    with torch.no_grad():
+        h = model.project(batch)
+        plans, losses = model.plans(batch, h)
+    text, text_mask, _ = pack(h["text"], batch.masks["text"])
+    for m in ("audio", "vision"):
+        torch.testing.assert_close(plans[m], uniform(h[m], text, batch.masks[m], text_mask))
+    assert losses == {}
+    assert build_model("alignmamba1", DIMS, ModelConfig(**NO_DROPOUT, plan="shuffled")).needs_alignment
+    with pytest.raises(UserError, match=r"plan: unknown 'greedy'; choose one of \(.*'uniform', 'learned'\)"):
+        ModelConfig(plan="greedy")
+
+
+def test_the_load_balance_weight_is_a_model_option():
+    """``lambda_balance`` (default 0.01) weights the sum of the fusion blocks' own load-balancing losses."""
+    for weight in (None, 0.05):
+        options = {} if weight is None else {"lambda_balance": weight}
+        torch.manual_seed(0)
+        model = build_model("alignmamba2", DIMS, ModelConfig(**{**NO_DROPOUT, "n_layers": 2}, routing="learned", **options))
+        blocks = [capture_outputs(block) for block in model.fusion]
+        _, aux = model.train()(make_batch())
+        balance = sum(seen[0][1]["load_balance"] for seen in blocks)
+        torch.testing.assert_close(aux["load_balance"], (weight or 0.01) * balance)

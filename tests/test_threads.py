@@ -1,5 +1,7 @@
 """One thread count for torch and the C++ scan, each worker's share of the cores, idle threads
-asleep: in this process, in a child started after ``import alignlib`` and in a notebook kernel."""
+asleep: set by the entry points (command lines, the notebook runner, the test run), never by
+``import alignlib``, and inherited by the processes they start."""
+import json
 import os
 import subprocess
 import sys
@@ -63,29 +65,61 @@ def test_this_worker_runs_at_its_share():
     assert os.environ["OMP_WAIT_POLICY"] == "passive"
 
 
-@pytest.mark.parametrize("imports", ["import alignlib, torch", "import torch, alignlib"])
-def test_a_child_gets_the_count_and_the_runtime_a_passive_wait(imports):
-    env = {k: v for k, v in os.environ.items() if k not in (*COUNT_VARIABLES, "OMP_WAIT_POLICY")}
-    child = subprocess.run([sys.executable, "-c", f"{imports}; print(torch.get_num_threads())"],
-                           env={**env, "ALIGNLIB_THREADS": "1", "OMP_DISPLAY_ENV": "true"},
+def clean_environment(**settings) -> dict:
+    """This process's environment without thread settings, plus ``settings``."""
+    return {**{k: v for k, v in os.environ.items() if k not in (*COUNT_VARIABLES, "OMP_WAIT_POLICY")}, **settings}
+
+
+def test_importing_alignlib_changes_nothing():
+    """Neither the environment nor torch's count: a count in $ALIGNLIB_THREADS is left to the entry points."""
+    child = subprocess.run([sys.executable, "-c", "import os, alignlib; print(os.environ.get('OMP_WAIT_POLICY'))"],
+                           env=clean_environment(), capture_output=True, text=True, check=True)
+    assert child.stdout.split() == ["None"]
+    program = ("import os, torch; before = dict(os.environ), torch.get_num_threads()\n"
+               "import alignlib, alignlib.train, alignlib.analysis, alignlib.experiments, alignlib.notebooks\n"
+               "print((dict(os.environ), torch.get_num_threads()) == before, torch.get_num_threads())")
+    child = subprocess.run([sys.executable, "-c", program], env=clean_environment(ALIGNLIB_THREADS="1"),
                            capture_output=True, text=True, check=True)
-    assert child.stdout.split() == ["1"]
-    if imports.startswith("import alignlib"):  # set before torch loads its OpenMP runtime, which reads it once
-        assert "OMP_WAIT_POLICY = 'PASSIVE'" in child.stderr and "OMP_NUM_THREADS = '1'" in child.stderr
+    assert child.stdout.split() == ["True", str(threads.cores())]
 
 
-def test_a_notebook_kernel_inherits_the_count(tmp_path, monkeypatch):
-    for name, value in threads.environment(1).items():  # below torch's default (the cores) where there are two
-        monkeypatch.setenv(name, value)
+def test_the_training_command_configures_before_torch_loads(tmp_path):
+    """``python -m alignlib.train`` sets the count and the passive wait before torch's OpenMP runtime
+    reads them (it prints what it read with OMP_DISPLAY_ENV)."""
+    child = subprocess.run([sys.executable, "-m", "alignlib.train", "--data", str(tmp_path / "none.pkl")],
+                           env=clean_environment(ALIGNLIB_THREADS="1", OMP_DISPLAY_ENV="true"),
+                           capture_output=True, text=True)
+    assert child.returncode == 2 and "no such file" in child.stderr
+    assert "OMP_WAIT_POLICY = 'PASSIVE'" in child.stderr and "OMP_NUM_THREADS = '1'" in child.stderr
+
+
+@pytest.mark.parametrize("cli, argv", [("alignlib.experiments.__main__", ["--help"]),
+                                       ("alignlib.data.__main__", ["--help"]),
+                                       ("alignlib.notebooks", ["--help"])])
+def test_every_command_line_configures_first(cli, argv, four_cores):
+    """Each command line's ``main`` configures threads before it parses its arguments."""
+    import importlib
+
+    calls = []
+    four_cores.setattr(threads, "configure", lambda count=None: calls.append(count))
+    with pytest.raises(SystemExit):
+        importlib.import_module(cli).main(argv)
+    assert calls == [None]
+
+
+def test_a_notebook_kernel_inherits_the_runners_count(tmp_path, four_cores):
+    """The runner (``python -m alignlib.notebooks run``) configures; every kernel it starts inherits
+    ``$ALIGNLIB_THREADS``' count (as ``$OMP_NUM_THREADS``, which torch reads) and the passive wait."""
+    four_cores.setenv("ALIGNLIB_THREADS", "1")  # below torch's default (the cores) where there are two
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     notebook.cells = [nbformat.v4.new_code_cell('metrics_path: str = ""'),
-                      nbformat.v4.new_code_cell("import os\nimport torch\nat_import = torch.get_num_threads()\n"
-                                                "from alignlib.notebooks import record_metrics\n"
-                                                "record_metrics(metrics_path, at_import=at_import, "
-                                                "after_alignlib=torch.get_num_threads(), "
+                      nbformat.v4.new_code_cell("import os\nimport torch\nfrom alignlib.notebooks import record_metrics\n"
+                                                "record_metrics(metrics_path, threads=torch.get_num_threads(), "
                                                 "passive=os.environ['OMP_WAIT_POLICY'] == 'passive')")]
     notebook.cells[0].metadata["tags"] = ["parameters"]
     nbformat.write(notebook, tmp_path / "01_threads.ipynb")
-    run = notebooks.execute(tmp_path / "01_threads.ipynb", tmp_path / "out")
-    assert run.metrics == {"at_import": 1.0, "after_alignlib": 1.0, "passive": 1.0}
+    four_cores.setattr(notebooks, "discover", lambda only: [tmp_path / "01_threads.ipynb"])
+    assert notebooks.main(["run", "--out", str(tmp_path / "out")]) == 0
+    metrics = json.loads((tmp_path / "out" / "01_threads.metrics.json").read_text())
+    assert metrics == {"threads": 1.0, "passive": 1.0}

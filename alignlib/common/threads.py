@@ -8,9 +8,14 @@ OpenMP runtime, so setting torch's count sets both.
 
 Idle OpenMP threads sleep (``OMP_WAIT_POLICY=passive``) instead of spinning on a core that a
 neighbouring process needs: two processes that spin against each other on two cores run 13-19
-times slower than alone. The runtime reads the policy once, when ``import torch`` loads it, so
-:func:`configure` (run by ``import alignlib``) sets it for this process when torch is not loaded
-yet and for every process it starts; the notebooks' kernel has it in its spec (``make``).
+times slower than alone. The runtime reads the policy once, when ``import torch`` loads it.
+
+Importing alignlib changes nothing; the entry points call :func:`configure` first: every command
+line (``python -m alignlib.train``, ``.experiments`` and its workers, ``.data``, ``.notebooks``,
+``.ssm.kernels``, the benchmark scripts), the test run (``tests/conftest.py``). It sets the policy
+for this process when torch is not loaded yet and for every process it starts; a notebook kernel
+inherits it from the runner, or from its kernel spec (``make``), and its count from
+``$OMP_NUM_THREADS``, which torch reads when it loads.
 """
 from __future__ import annotations
 
@@ -55,7 +60,8 @@ def environment(count: int) -> dict[str, str]:
 
 def configure(count: int | None = None) -> int:
     """Give this process ``count`` threads (default :func:`threads`) and its children the same
-    environment; returns the count. Where torch is loaded already, sets its count directly."""
+    environment; returns the count. Where torch is loaded already, sets its count directly (its
+    wait policy then reaches only the children). An entry point calls it first."""
     explicit = count is not None or any(os.environ.get(n, "").strip() for n in (VARIABLE, "OMP_NUM_THREADS"))
     count = threads() if count is None else count
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")

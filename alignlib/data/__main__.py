@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from alignlib.common import threads
+from alignlib.common.errors import UserError
 from alignlib.data import synthetic
 
 LARGE = 1 << 30  # files above 1 GiB need --yes
@@ -17,10 +19,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The CLI: a user's mistake prints ``error: ...`` on stderr and exits 2, without a traceback."""
+    """The CLI: a user's mistake (:class:`~alignlib.common.errors.UserError`) prints ``error: ...`` on
+    stderr and exits 2, without a traceback; any other exception is a bug and shows its traceback."""
+    threads.configure()
     try:
         return _main(argv)
-    except (ValueError, OSError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -39,9 +43,9 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.is_dir():
-        raise ValueError(f"--out {out} is a folder; give a file name such as {out / 'synthetic.pkl'}")
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'synthetic.pkl'}")
     if out.parent.exists() and not out.parent.is_dir():
-        raise ValueError(f"--out {out}: {out.parent} is not a folder")
+        raise UserError(f"--out {out}: {out.parent} is not a folder")
 
     size = synthetic.estimated_bytes(args.preset, args.n)
     sizes = synthetic.split_sizes(args.preset, args.n)
@@ -50,7 +54,10 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: that is {size / 2**30:.1f} GiB; pass --yes to write it, or --n to make it smaller", file=sys.stderr)
         return 2
     data, correspondence = synthetic.generate(args.preset, args.seed, args.n)
-    path = synthetic.write(args.out, data, correspondence)
+    try:
+        path = synthetic.write(args.out, data, correspondence)
+    except OSError as error:
+        raise UserError(f"--out {out}: cannot write it ({error.strerror or error})") from None
     print(f"wrote {path} and {synthetic.correspondence_path(path)}")
     return 0
 

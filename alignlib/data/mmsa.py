@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from alignlib.common.errors import MissingFileError, UserError
+
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
 ALIGNED = ("audio", "vision")  # the modalities aligned onto the words
@@ -29,7 +31,7 @@ PADDING = -1
 NO_WORD = -2
 
 
-class MalformedDataError(ValueError):
+class MalformedDataError(UserError):
     """The file is not a readable MMSA pickle; the message says what is wrong and where."""
 
 
@@ -72,10 +74,10 @@ def resolve_path(path: str | os.PathLike | None) -> Path:
     if path is None:
         path = os.environ.get(DATA_ENV)
         if not path:
-            raise FileNotFoundError(f"no data path given and ${DATA_ENV} is not set")
+            raise MissingFileError(f"no data path given and ${DATA_ENV} is not set")
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise MissingFileError(f"{path}: no such file")
     return path
 
 
@@ -158,6 +160,8 @@ def load_mmsa(path: str | os.PathLike | None = None) -> MMSAData:
     try:
         with path.open("rb") as handle:
             raw = pickle.load(handle)
+    except OSError as error:
+        raise UserError(f"{path}: unreadable ({error.strerror or error})") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
         raise MalformedDataError(f"{path}: not a readable MMSA pickle ({type(error).__name__}: {error}); "
                                  "is the file truncated?") from None
@@ -204,7 +208,7 @@ class MMSADataset(torch.utils.data.Dataset):
 
     def __init__(self, split: Split, present: np.ndarray | None = None, alignment: bool = False):
         if alignment and split.alignment is None:
-            raise ValueError("this model needs the true frame-to-word tables, which only a synthetic file has "
+            raise UserError("this model needs the true frame-to-word tables, which only a synthetic file has "
                              "(its .correspondence.npz beside the pickle)")
         self.split, self.alignment = split, alignment
         if present is not None and tuple(present.shape) != (len(split), len(MODALITIES)):

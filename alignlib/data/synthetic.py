@@ -13,7 +13,7 @@ co-occur with, so a model has to know which frames belong to which word. Audio a
 time-warped, differently sampled views of the word sequence (each frame shows part of its word's
 content), with their own widths, scales, offsets and rotations. The frame-to-word correspondence is
 saved beside the data (``FILE.correspondence.npz``) with every word's cues and the clip's mood, so
-reference predictors (:func:`alignlib.analysis.references`) can say what knowing them is worth.
+reference predictors (:func:`alignlib.data.references.score_references`) can say what knowing them is worth.
 """
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from alignlib.common.errors import UserError
 from alignlib.common.files import atomic_open
+from alignlib.data.mmsa import ALIGNED
 
 PRESETS = {
     "tiny": dict(splits=(96, 32, 32), lengths=dict(text=16, audio=40, vision=48), dims=dict(text=32, audio=5, vision=20)),
@@ -43,7 +45,7 @@ def split_sizes(preset: str, n_clips: int | None) -> tuple[int, int, int]:
     if n_clips is None:
         return sizes
     if n_clips < 3:
-        raise ValueError(f"--n must be at least 3 (one clip per split), got {n_clips}")
+        raise UserError(f"--n must be at least 3 (one clip per split), got {n_clips}")
     total = sum(sizes)
     scaled = [max(1, round(n_clips * s / total)) for s in sizes]
     scaled[0] += n_clips - sum(scaled)
@@ -88,7 +90,7 @@ def _clip(spec, maps, rng):
 
     features, lengths_out, correspondence = {}, {}, {}
     latent = {"text": np.c_[content, 2.0 * polarity]}
-    for modality in ("audio", "vision"):
+    for modality in ALIGNED:
         n_frames = int(rng.integers(int(0.6 * lengths[modality]), lengths[modality] + 1))
         word = _warp(n_frames, n_words, rng)
         if modality == "audio":
@@ -116,7 +118,7 @@ def generate(preset: str = "tiny", seed: int = 0, n_clips: int | None = None) ->
     (-1 on padding); ``correspondence[f"{split}_{polarity|emphasis|flip}"]`` ``(N, T_l)`` float32 the
     latent cues of each word (NaN on padding) and ``correspondence[f"{split}_mood"]`` ``(N,)`` the clip's mood."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        raise UserError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     spec = PRESETS[preset]
     rng = np.random.default_rng(seed)
     maps = _maps(spec, rng)
@@ -133,7 +135,7 @@ def generate(preset: str = "tiny", seed: int = 0, n_clips: int | None = None) ->
             "id": np.array([f"{preset}-{seed}-{split}-{i}" for i in range(size)]),
             "raw_text": np.array([" ".join(["w"] * c[1]["text"]) for c in clips]),
         }
-        for modality in ("audio", "vision"):
+        for modality in ALIGNED:
             table = np.full((size, spec["lengths"][modality]), -1, dtype=np.int16)
             for i, clip in enumerate(clips):
                 table[i, : clip[1][modality]] = clip[2][modality]

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from alignlib import PROFILES
 from alignlib.common import threads
+from alignlib.common.errors import UserError
 from alignlib.experiments import sweeps
-from alignlib.experiments.sweep import SweepError, read_runs
+from alignlib.experiments.sweep import read_runs
 
 
 def main(argv: list[str] | None = None) -> int:
+    threads.configure()  # before any sweep loads torch; the workers get their share through run_workers
     parser = argparse.ArgumentParser(prog="python -m alignlib.experiments",
                                      description="Run one of the papers' experiments as a resumable sweep.")
     known = sweeps()
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_workers(args, sweep.results_path(args.out), base, len(grid))
     try:
         record = sweep.run(args.profile, args.out, args.resume, args.device, progress=not args.quiet, command=command)
-    except SweepError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     done = sum(r["seconds"] for r in record["runs"].values())

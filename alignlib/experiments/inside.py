@@ -41,10 +41,9 @@ def execute(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
     config = training.train_config(run, root, device)
     kept = analysis.train_keeping_epochs(config)
     test = load_mmsa(config.data).splits["test"]
-    truth = analysis.truth_tables(config.data, "test")
     clips, blur = range(min(run["analysis"]["clips"], len(test))), run["analysis"]["blur"]
     rows = [{"epoch": epoch, "metrics": summary}
-            for epoch, summary in enumerate(analysis.epoch_summaries(config, kept, test, truth, clips, blur))]
+            for epoch, summary in enumerate(analysis.epoch_summaries(config, kept, test, test.alignment, clips, blur))]
     tested = json.loads((Path(config.out) / "test_metrics.json").read_text())  # the checkpoint best on validation
     rows[-1]["metrics"].update({f"test_{k}": v for k, v in tested.items()
                                 if isinstance(v, (int, float)) and k not in ("epoch", "test_missing_rate")})

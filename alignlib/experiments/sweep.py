@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Callable
 
 from alignlib import PROFILES, PROJECT_ROOT, __version__
+from alignlib.common.errors import UserError
 from alignlib.common.files import atomic_write_json
 
 RUN_OVERHEAD_S = 1.0  # seconds a run spends around its main loop (model build, data, evaluation), for estimates
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A sweep that cannot start as asked (the message says why)."""
 
 

@@ -2,7 +2,7 @@
 a run's entry in a grid, its executor (:func:`alignlib.train.train`, resuming an interrupted run
 from its ``last.pt``; then, where the data has its frame-to-word tables, the correspondence the
 model found) and its time estimate; and each sweep's reference lines (a ``references`` run:
-:func:`alignlib.analysis.references` on the sweep's data), with :func:`reference_summary`."""
+:func:`alignlib.data.references.score_references` on the sweep's data), with :func:`reference_summary`."""
 from __future__ import annotations
 
 import dataclasses
@@ -76,11 +76,11 @@ def with_references(execute):
     def run_or_reference(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
         if run["kind"] != "references":
             return execute(run, root, device)
-        from alignlib.analysis import references
+        from alignlib.data.references import score_references
 
         path = ensure_data(run["data"], root)
         rows = [{"reference": name, "reference_seed": seed, "metrics": metrics}
-                for name, per_seed in references(path).items() for seed, metrics in enumerate(per_seed)]
+                for name, per_seed in score_references(path).items() for seed, metrics in enumerate(per_seed)]
         return {"data": os.path.relpath(path, root)}, rows
     return run_or_reference
 
@@ -151,6 +151,7 @@ def correspondence_metrics(config) -> dict:
     Empty for data without tables or for models with no per-modality tokens."""
     from alignlib import analysis
     from alignlib.data import load_mmsa
+    from alignlib.experiments.stats import mean_ci
     from alignlib.models.checkpoint import load_model
     from alignlib.models.sentiment import AlignMamba1, AlignMamba2
 
@@ -161,15 +162,11 @@ def correspondence_metrics(config) -> dict:
     method = "model" if isinstance(model, AlignMamba1) else "exact"
     found = analysis.correspondences(model, test, test.alignment, range(len(test)),
                                      methods=() if method == "model" else ("exact",))
-    batch = analysis.clip_batch(test, range(len(test)))
-    states = analysis.token_states(model, batch)
-    from alignlib.experiments.stats import mean_ci
-
     per_clip = {m: mean_ci(found.clip_accuracy[m][method]) for m in analysis.SOURCES}
     return {**{f"correspondence_accuracy_{m}": found.accuracy[m][method] for m in analysis.SOURCES},
             **{f"correspondence_accuracy_{m}_clip_{k}": per_clip[m][i]
                for m in analysis.SOURCES for i, k in enumerate(("mean", "low", "high"))},
-            **{f"state_spread_{m}": analysis.state_spread(states[m], batch.masks[m]) for m in states}}
+            **{f"state_spread_{m}": analysis.state_spread(state, found.masks[m]) for m, state in found.states.items()}}
 
 
 @with_references

@@ -25,13 +25,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from alignlib.common.errors import UserError
 from alignlib.common.files import atomic_open
 from alignlib.models.sentiment import ModelConfig, build_model
 
 FORMAT = "alignlib checkpoint 1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be used: missing, unreadable, or made for another model or data."""
 
 

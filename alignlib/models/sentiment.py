@@ -18,15 +18,21 @@ from torch import nn
 
 from alignlib.align import mmd, ot
 from alignlib.align.monotone import MonotoneAligner
+from alignlib.common.errors import UserError
 from alignlib.common.sequences import concat_packed, gather_time, last_real, masked_mean, pack, proportional_windows, unpack
-from alignlib.data.mmsa import MODALITIES, Batch
+from alignlib.data.mmsa import ALIGNED, MODALITIES, Batch
 from alignlib.ssm.coupled import CoupledMambaLayer
 from alignlib.ssm.mamba import Block, MambaLayer, MambaStack
 from alignlib.ssm.modality_mamba import ModalityAwareMamba
 
 TEXT, AUDIO, VISION = MODALITIES
 READOUTS = ("auto", "mean", "modality_mean", "last")
-ALIGNMAMBA1_PLANS = ("relaxed", "proportional", "oracle", "shuffled", "learned")
+
+
+def alignmamba1_plans() -> tuple[str, ...]:
+    """AlignMamba-1's plans: every method of :data:`alignlib.align.ot.PLAN_METHODS` (``relaxed`` the
+    paper's; ``proportional`` the ablation's proportional-time windows) and ``learned``."""
+    return (*ot.PLAN_METHODS, "learned")
 
 
 @dataclass
@@ -43,35 +49,36 @@ class ModelConfig:
     align_loss: bool = True  # AlignMamba-2 ablation "w/o alignment loss" when False
     moe: bool = True  # AlignMamba-2 ablation "w/o MoE" when False
     routing: str = "modality"  # AlignMamba-2 ablation "learnable routing": "learned"
-    plan: str = "relaxed"  # AlignMamba-1: relaxed (paper) | proportional (ablation "w/o local OT") | oracle | shuffled | learned
+    lambda_balance: float = 0.01  # AlignMamba-2 with learned routing: weight of the routers' load-balancing loss
+    plan: str = "relaxed"  # AlignMamba-1: relaxed (paper) | proportional (ablation "w/o local OT") | oracle | shuffled | learned | another plan method of align.ot
     lambda_align: float = 1.0  # AlignMamba-1 with plan=learned: weight of the aligner's own loss
     readout: str = "auto"  # sequence models: mean | modality_mean | last | auto (the model's measured default)
     n_heads: int = 4  # MulT
 
     def __post_init__(self):
         if self.readout not in READOUTS:
-            raise ValueError(f"readout: unknown {self.readout!r}; choose one of {READOUTS}")
+            raise UserError(f"readout: unknown {self.readout!r}; choose one of {READOUTS}")
         if self.routing not in ("modality", "learned"):
-            raise ValueError(f"routing: unknown {self.routing!r}; choose 'modality' or 'learned'")
+            raise UserError(f"routing: unknown {self.routing!r}; choose 'modality' or 'learned'")
         for name in ("d_model", "n_layers", "d_state", "n_heads"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+                raise UserError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: must be in [0, 1), got {self.dropout}")
-        if self.plan not in ALIGNMAMBA1_PLANS:
-            raise ValueError(f"plan: unknown {self.plan!r}; choose one of {ALIGNMAMBA1_PLANS}")
-        for name in ("lambda_ot", "lambda_mmd", "lambda_align"):
+            raise UserError(f"dropout: must be in [0, 1), got {self.dropout}")
+        if self.plan not in alignmamba1_plans():
+            raise UserError(f"plan: unknown {self.plan!r}; choose one of {alignmamba1_plans()}")
+        for name in ("lambda_ot", "lambda_mmd", "lambda_align", "lambda_balance"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+                raise UserError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.blur <= 0:
-            raise ValueError(f"blur: must be > 0, got {self.blur}")
+            raise UserError(f"blur: must be > 0, got {self.blur}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown model option(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise UserError(f"unknown model option(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**values)
 
 
@@ -140,11 +147,12 @@ class AlignMamba1(_Base):
     """Local alignment of audio and video onto the text tokens (``M^T X``), the MMD global alignment
     loss, the interleaved sequence ``[a1, v1, l1, a2, ...]`` through a Mamba stack.
 
-    ``config.plan`` chooses how the frames reach the words: ``relaxed`` (the paper: AlignMamba-1's
-    relaxed OT between the projected features, without gradient), ``proportional`` (the ablation
-    "w/o local OT": proportional-time windows), ``oracle`` and ``shuffled`` (controls that read the
-    batch's true frame-to-word tables: the true plan, a control at a given budget, and the true segments on the wrong
-    words), ``learned`` (a :class:`~alignlib.align.monotone.MonotoneAligner` per modality on the raw
+    ``config.plan`` chooses how the frames reach the words (:func:`alignmamba1_plans`): ``relaxed``
+    (the paper: AlignMamba-1's relaxed OT between the projected features), ``proportional`` (the
+    ablation "w/o local OT": proportional-time windows), ``oracle`` and ``shuffled`` (controls that
+    read the batch's true frame-to-word tables: a true-plan control at a given budget, and
+    the true segments on the wrong words), any other plan method of :mod:`alignlib.align.ot` (all without gradient), or
+    ``learned`` (a :class:`~alignlib.align.monotone.MonotoneAligner` per modality on the raw
     features, trained by its own likelihood with weight ``lambda_align``; it never reads the
     tables). Every text slot holds one audio, one video and one text token, so ``mean`` and
     ``modality_mean`` coincide."""
@@ -153,12 +161,14 @@ class AlignMamba1(_Base):
         super().__init__(dims, config)
         self.stack = MambaStack(config.d_model, config.n_layers, config.dropout, d_state=config.d_state)
         if config.plan == "learned":
-            self.aligners = nn.ModuleDict({m: MonotoneAligner(dims[m], dims[TEXT]) for m in (AUDIO, VISION)})
+            self.aligners = nn.ModuleDict({m: MonotoneAligner(dims[m], dims[TEXT]) for m in ALIGNED})
 
     @property
     def needs_alignment(self) -> bool:
-        """Whether the batch must carry the true frame-to-word tables (the oracle and shuffled controls)."""
-        return self.config.plan in ("oracle", "shuffled")
+        """Whether the batch must carry the true frame-to-word tables: a plan method that reads them
+        (its setting ``truth``: the oracle and shuffled controls)."""
+        method = ot.PLAN_METHODS.get(self.config.plan)
+        return method is not None and "truth" in method.settings
 
     def plans(self, batch: Batch, h: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """``({"audio", "vision": plan (B, T_m, T_l)}, {"align_audio", ...: loss (B,)})``: the plans onto
@@ -170,13 +180,11 @@ class AlignMamba1(_Base):
             if m == TEXT:
                 continue
             frame_mask = batch.masks[m]
-            if self.config.plan == "relaxed":
-                plans[m] = ot.plan(h[m].detach(), text.detach(), frame_mask, text_mask, method="relaxed")
-            elif self.config.plan == "proportional":
+            if self.config.plan == "proportional":
                 _, packed_mask, order = pack(frame_mask, frame_mask)
                 windows = proportional_windows(packed_mask, text_mask, h[m].dtype)  # (B, T_l, T_m), packed frames
                 plans[m] = unpack(windows.transpose(1, 2), order)
-            elif self.config.plan in ("oracle", "shuffled"):
+            elif self.needs_alignment:
                 if batch.alignment is None:
                     raise ValueError(f"plan={self.config.plan!r} needs the batch's true frame-to-word tables "
                                      "(a synthetic file, loaded with alignment=True)")
@@ -184,11 +192,13 @@ class AlignMamba1(_Base):
                 rank = batch.masks[TEXT].long().cumsum(1) - 1  # each word's place among the real words
                 packed = torch.where(truth >= 0, rank.gather(1, truth.clamp_min(0)), -1)
                 plans[m] = ot.plan(h[m], text, frame_mask, text_mask, method=self.config.plan, truth=packed)
-            else:
+            elif self.config.plan == "learned":
                 words, _, _ = pack(batch.features[TEXT], batch.masks[TEXT])
                 with torch.enable_grad():
                     plans[m], loss = self.aligners[m](batch.features[m], words, frame_mask, text_mask)
                 losses[f"align_{m}"] = loss * batch.present[:, k]
+            else:  # relaxed (the paper) or another plan method of align.ot, without gradient
+                plans[m] = ot.plan(h[m].detach(), text.detach(), frame_mask, text_mask, method=self.config.plan)
         return plans, losses
 
     def forward(self, batch: Batch):
@@ -202,7 +212,7 @@ class AlignMamba1(_Base):
             aux["align"] = self.config.lambda_align * sum(losses.values()).sum() / present
         if self.training and self.config.lambda_mmd > 0:
             aux["mmd"] = self.config.lambda_mmd * sum(
-                mmd.mmd2(aligned[m], text, text_mask, text_mask).mean() for m in (AUDIO, VISION))
+                mmd.mmd2(aligned[m], text, text_mask, text_mask).mean() for m in ALIGNED)
         interleaved = torch.stack([aligned[AUDIO], aligned[VISION], text], dim=2).flatten(1, 2)  # (B, 3 T_l, d)
         mask = text_mask.repeat_interleave(3, dim=1)
         ids = torch.stack([modality_ids(text_mask, m) for m in (AUDIO, VISION, TEXT)], dim=2).flatten(1, 2)
@@ -239,7 +249,7 @@ class AlignMamba2(_Base):
     def forward(self, batch: Batch):
         h, masks, aux = self.unimodal_states(batch), batch.masks, {}
         if self.training and self.config.align_loss:
-            pairs = [(h[m], h[TEXT], masks[m], masks[TEXT]) for m in (AUDIO, VISION)]
+            pairs = [(h[m], h[TEXT], masks[m], masks[TEXT]) for m in ALIGNED]
             aux["ot"] = self.config.lambda_ot * sum(ot.ot_distance(*p, blur=self.config.blur).mean() for p in pairs)
             aux["mmd"] = self.config.lambda_mmd * sum(mmd.mmd2(*p).mean() for p in pairs)
         hidden, mask, ids = packed_concat(h, masks)
@@ -249,7 +259,7 @@ class AlignMamba2(_Base):
             hidden, losses = block(hidden, mask, **routing)
             balance.extend(losses.values())
         if balance and self.training:
-            aux["load_balance"] = 0.01 * sum(balance)
+            aux["load_balance"] = self.config.lambda_balance * sum(balance)
         return self.head(readout(self.norm(hidden), mask, ids, self.readout)).squeeze(-1), aux
 
 
@@ -352,7 +362,7 @@ MODELS = {
 def build_model(name: str, dims: dict[str, int], config: ModelConfig | None = None) -> nn.Module:
     """A model from the registry for features of widths ``dims`` (``{"text": d_l, "audio": d_a, "vision": d_v}``)."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+        raise UserError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     missing = [m for m in MODALITIES if m not in dims]
     if missing:
         raise ValueError(f"dims: missing {missing}")

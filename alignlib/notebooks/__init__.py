@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alignlib import PROFILES, PROJECT_ROOT
+from alignlib.common import threads
+from alignlib.common.errors import MissingFileError, UserError
 from alignlib.common.files import atomic_write_bytes, atomic_write_json
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -63,14 +65,14 @@ def discover(only: str | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> list
 def profile_parameters(notebook: Path, profile: str) -> dict:
     """Parameters of a profile: none for ``default`` (the notebook's own), a YAML file for ``full``."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+        raise UserError(f"unknown profile {profile!r}; choose one of {PROFILES}")
     if profile == "default":
         return {}
     import yaml
 
     path = PARAMS_DIR / f"{notebook.stem}.{profile}.yaml"
     if not path.exists():
-        raise FileNotFoundError(f"{notebook.name}: no {profile} parameter file at {path}")
+        raise MissingFileError(f"{notebook.name}: no {profile} parameter file at {path}")
     return yaml.safe_load(path.read_text()) or {}
 
 
@@ -193,6 +195,7 @@ def run_suite(profile: str, only: str | None, out_dir: Path, cell_timeout: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    threads.configure()  # every kernel started here inherits the count and the passive wait
     parser = argparse.ArgumentParser(prog="python -m alignlib.notebooks", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="execute notebooks with papermill")
@@ -204,5 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-solutions", dest="solutions", action="store_false",
                      help="leave the exercises unanswered, as a student sees them (default: check the reference solutions)")
     args = parser.parse_args(argv)
-    return run_suite(args.profile, args.only, args.out, args.cell_timeout, args.solutions)
+    try:
+        return run_suite(args.profile, args.only, args.out, args.cell_timeout, args.solutions)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 

@@ -11,8 +11,6 @@ import numpy as np
 
 from alignlib.widgets.base import LEGEND_ABOVE_RIGHT, Explorer, watch
 
-SOURCES = ("audio", "vision")
-
 
 def _numpy(value) -> np.ndarray:
     return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
@@ -65,7 +63,7 @@ class LearnedPlanExplorer(Explorer):
         n_clips = len(_numpy(first.masks["text"]))
         if any(len(_numpy(e.masks["text"])) != n_clips for epochs in self.runs.values() for e in epochs):
             raise ValueError("runs: every epoch must hold the same clips")
-        modalities = [m for m in SOURCES if (m, method) in first.plans]
+        modalities = [m for m in first.truth if (m, method) in first.plans]
         if modality not in modalities:
             raise ValueError(f"modality: no {method!r} plan for {modality!r}; choose one of {modalities}")
         if run is not None and run not in self.runs:

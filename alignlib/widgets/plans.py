@@ -164,13 +164,6 @@ def solve_plan(pair: AlignmentPair, method: str, blur: float, tol: float = EXPLO
     )
 
 
-def compute_plan_state(method: str, n_source: int, n_target: int, noise: float, warp: float,
-                       blur: float, dim: int = 16, seed: int = 0) -> PlanState:
-    """The state :class:`TransportPlanExplorer` shows for a synthetic pair with these settings."""
-    source = SyntheticPairSource(n_source, n_target, noise, warp, dim, seed)
-    return solve_plan(source.pair("synthetic", "source -> target"), method, blur)
-
-
 def _correspondence_lines(state: PlanState):
     """Segments from each source token (top row) to its heaviest target (bottom row), split into
     correct and wrong ones; ``None`` separates segments in one plotly trace."""

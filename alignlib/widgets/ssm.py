@@ -81,10 +81,6 @@ class ImpulseResponseExplorer(Explorer):
     def _colours(self):
         return ["darkorange" if s else "lightgray" for s in self._sequence_view()[1]]
 
-    def symbol_noise_ratio(self) -> float:
-        """Mean ``Delta_t`` on symbol tokens over mean ``Delta_t`` on the others, over all sequences."""
-        return float(self.deltas[self.is_symbol].mean() / self.deltas[~self.is_symbol].mean())
-
     def _title(self, kernel: np.ndarray) -> str:
         abar = math.exp(-self.delta.value * self.a.value)
         half_life = math.log(2) / (self.delta.value * self.a.value)
