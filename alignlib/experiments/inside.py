@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alignlib.align.ot import BLUR
 from alignlib.experiments import plots, stats, training
-from alignlib.experiments.sweep import RUN_OVERHEAD_S, Sweep
+from alignlib.experiments.sweep import RUN_OVERHEAD_S, Sweep, run_id
 
 VARIANTS = {"AM2 with losses": ("alignmamba2", {}), "AM2 without losses": ("alignmamba2", {"align_loss": False}),
             "AM2 OT weight 1": ("alignmamba2", {"lambda_ot": 1.0}), "AlignMamba-1": ("alignmamba1", {}),
@@ -93,8 +93,7 @@ COMPARED = ("audio_exact", "vision_exact", "ot", "mmd", "test_MAE")  # their pai
 PLAN_METHODS = ("exact", "entropic", "relaxed", "model")  # "model": AlignMamba-1's own plan
 NO_CHANGE = "no change"  # the zero that a change from initialisation is tested against
 # the converged AlignMamba-2 variants of the ablations sweep (same data and sizes), whose states' spread it records
-SPREAD_VARIANTS = {"AlignMamba-2": "with losses", "w/o OT loss": "without the OT loss",
-                   "w/o MMD loss": "without the MMD loss", "w/o dual alignment loss": "without losses"}
+SPREAD_VARIANTS = ("AlignMamba-2", "w/o OT loss", "w/o MMD loss", "w/o dual alignment loss")
 
 
 def checkpoints(record: dict):
@@ -217,8 +216,8 @@ def spread_table(ablations: dict):
     without losses, paired over seeds (:func:`~alignlib.experiments.stats.paired_differences`),
     with both means (``mean_variant``, ``mean_without``)."""
     _, runs = training.split(ablations)
-    runs = runs[runs.variant.isin(list(SPREAD_VARIANTS)) & runs.metric.str.startswith("state_spread_")]
-    result = stats.paired_differences(runs, "w/o dual alignment loss", variants=list(SPREAD_VARIANTS))
+    runs = runs[runs.variant.isin(SPREAD_VARIANTS) & runs.metric.str.startswith("state_spread_")]
+    result = stats.paired_differences(runs, "w/o dual alignment loss", variants=SPREAD_VARIANTS)
     means = runs.groupby(["variant", "metric"]).value.mean()
     return result.assign(modality=result.metric.str[len("state_spread_"):],
                          mean_variant=[means[v, m] for v, m in zip(result.variant, result.metric)],
@@ -350,3 +349,68 @@ def show(record: dict, ablations: dict | None = None) -> None:
     if ablations is not None:
         display(spread_table(ablations)[["variant", "modality", "mean_variant", "mean_without", "verdict"]].round(4))
     display(Markdown(experts_summary(record)))
+
+
+# -- the notebook's own (default-profile) runs, through the same view ---------------------------------
+def as_record(summaries: dict) -> dict:
+    """A record in the sweep's layout from ``{(variant, seed): [one checkpoint summary per epoch]}``
+    (:func:`alignlib.analysis.epoch_summaries`, epoch 0 first), so that runs made outside the sweep go
+    through the same view (:func:`plan_table`, :func:`loss_table`, :func:`plot_curves`, :func:`routing_mi`)."""
+    grid = [{"id": run_id(variant, seed), "factors": {"variant": variant, "seed": seed}} for variant, seed in summaries]
+    return {"sweep": "inside", "grid": grid,
+            "runs": {run["id"]: {"rows": [{"epoch": epoch, "metrics": metrics} for epoch, metrics in
+                                          enumerate(summaries[run["factors"]["variant"], run["factors"]["seed"]])]}
+                     for run in grid}}
+
+
+def learning_curves(configs: dict):
+    """``{(variant, seed): TrainConfig}`` -> one row per run and epoch of its ``metrics.jsonl``
+    (``variant, seed, epoch, steps, train_task, valid_MAE``, ...)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"variant": variant, "seed": seed, **json.loads(line)} for (variant, seed), config in configs.items()
+                         for line in (Path(config.out) / "metrics.jsonl").read_text().splitlines()])
+
+
+def plot_learning_curves(curves):
+    """Training L1 and validation MAE against the epoch, one line per variant (mean over seeds). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.6), sharey=True)
+    for ax, column, title in zip(axes, ("train_task", "valid_MAE"), ("training L1 (MAE, with dropout)", "validation MAE")):
+        for variant, part in curves.groupby("variant", sort=False):
+            ax.plot(*zip(*part.groupby("epoch")[column].mean().items()), "o-", label=variant)
+        ax.set(title=title, xlabel="epoch")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_clip_plans(models: dict, split, truth: dict, clip: int):
+    """The exact plans of one clip from audio and video onto its words, per model: the plan with each
+    frame's true word (magenta circles) and the proportional guess's staircase (white); under each, the
+    frames joined to their heaviest word (green: right, red: wrong). Returns the figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from alignlib import analysis
+
+    panels = [(name, model, modality) for name, model in models.items() for modality in analysis.SOURCES]
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.5 * len(panels), 8), gridspec_kw={"height_ratios": [3, 1]})
+    for col, (name, model, modality) in enumerate(panels):
+        found = analysis.correspondences(model, split, truth, [clip], methods=("exact", "proportional"))
+        frames, words = found.masks[modality][0], found.masks["text"][0]
+        plan = found.plans[modality, "exact"][0][frames][:, words].numpy()
+        true_word = found.truth[modality][0][frames].numpy()
+        rows = np.arange(len(true_word))
+        axes[0, col].imshow(plan, aspect="auto", cmap="viridis")
+        axes[0, col].scatter(true_word, rows, s=12, facecolors="none", edgecolors="magenta")
+        axes[0, col].plot(found.plans[modality, "proportional"][0][frames].argmax(1).numpy(), rows, color="white", lw=1)
+        axes[0, col].set(title=f"{name}\n{modality}: {found.accuracy[modality]['exact']:.0%} recovered",
+                         xlabel="word", ylabel="frame")
+        for i, j in enumerate(plan.argmax(1)):
+            axes[1, col].plot([i / max(len(rows) - 1, 1), j / max(int(words.sum()) - 1, 1)], [1, 0], lw=0.7,
+                              color="seagreen" if j == true_word[i] else "crimson")
+        axes[1, col].set(yticks=[0, 1], yticklabels=["words", "frames"], xticks=[])
+    fig.tight_layout()
+    return fig
