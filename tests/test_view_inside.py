@@ -165,3 +165,23 @@ def test_the_answer_is_formatted_from_the_record(record, ablations):
     share = inside.share_changes(record).set_index("metric").loc["fusion.1.in_proj_text"]
     assert f"{share.init:.3f} → {share.end:.3f}" in experts
     assert not math.isnan(share.mde)
+
+
+def test_runs_laid_out_by_as_record_read_as_the_sweeps_own(record):
+    """The notebook's own runs go through the same view: the committed rows, laid out again, give the same tables."""
+    summaries = {(run["factors"]["variant"], run["factors"]["seed"]): [row["metrics"] for row in run["rows"]]
+                 for run in record["runs"].values() if run["factors"]["variant"] != "references"}
+    again = inside.as_record(summaries)
+    assert inside.plan_table(again).equals(inside.plan_table(record))
+    assert inside.routing_mi(again).equals(inside.routing_mi(record))
+
+
+def test_the_curves_figure_draws_every_plan_variant(record):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figure = inside.plot_curves(record)
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert [label for label in labels if label in inside.VARIANTS] == list(inside.PLAN_VARIANTS)
+    assert "proportional guess" in labels and "chance" in labels
+    matplotlib.pyplot.close(figure)
