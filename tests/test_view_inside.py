@@ -185,3 +185,13 @@ def test_the_curves_figure_draws_every_plan_variant(record):
     assert [label for label in labels if label in inside.VARIANTS] == list(inside.PLAN_VARIANTS)
     assert "proportional guess" in labels and "chance" in labels
     matplotlib.pyplot.close(figure)
+
+
+def test_show_displays_the_committed_results(record, ablations, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    inside.show(record, ablations)
+    shown = capsys.readouterr().out
+    assert record["command"] in shown and "200 scored test clips" in shown
+    matplotlib.pyplot.close("all")

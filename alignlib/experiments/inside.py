@@ -244,8 +244,10 @@ def summary(record: dict, ablations: dict | None = None) -> str:
         "**The claim.** AlignMamba-2 adds an OT loss \"to capture fine-grained, token-level correspondences\" "
         "and an MMD loss for the distributions' statistics, and credits them with its ablation gains; the paper "
         "measures the task metrics only, never whether a frame ends up near the word it belongs to.",
-        f"**Our number** ({n} seeds, converged, {record['grid'][1]['analysis']['clips']} scored test clips of the "
-        "synthetic benchmark, which stores every frame's word). The exact OT plan between the trained AlignMamba-2's "
+        f"**Our number** ({n} seeds a model, trained with early stopping on the validation MAE: "
+        f"{int(mae.flat.sum())} of {int(mae.n.sum())} runs ended on a flat validation curve; "
+        f"{record['grid'][1]['analysis']['clips']} scored test clips of the synthetic benchmark, which stores every "
+        "frame's word). The exact OT plan between the trained AlignMamba-2's "
         f"states puts {_interval(am2[0], 'end')} of the audio and {_interval(am2[1], 'end')} of the video frames on their word "
         f"({places}: the proportional guess, which reads no state, reaches "
         f"{am2[0].proportional:.3f} and {am2[1].proportional:.3f}, chance {am2[0].chance:.3f}). Against the same model "
@@ -326,7 +328,8 @@ def plot_curves(record: dict):
         else:
             ax.set(title=f"{metric.upper()} loss, test clips (unweighted)")
         ax.legend(fontsize=7)
-    fig.suptitle(f"inside sweep: mean and 95 % band over {int(curves['n'].max())} seeds")
+    seeds = int(curves["n"].max())
+    fig.suptitle(f"mean and 95 % band over {seeds} seeds" if seeds > 1 else "one seed (no interval)")
     fig.tight_layout()
     return fig
 
@@ -337,13 +340,19 @@ def show(record: dict, ablations: dict | None = None) -> None:
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
 
+    run = next(run for run in record["grid"] if run["kind"] == "inside")
     print(f"{record['command']}: {len(record['runs'])} runs, git "
-          f"{', '.join(sorted({r['software']['git'][:8] for r in record['runs'].values() if 'software' in r}))}")
+          f"{', '.join(sorted({r['software']['git'][:8] for r in record['runs'].values() if 'software' in r}))}; "
+          f"data {run['data']['preset']} preset, at most {run['train']['epochs']} epochs (patience "
+          f"{run['train']['patience']}, at most {run['train']['max_steps']} optimiser steps), d_model "
+          f"{run['train']['model_options']['d_model']}, {run['analysis']['clips']} scored test clips per checkpoint")
     plot_curves(record)
     plt.show()
     cells = plan_table(record).assign(end=lambda t: [_interval(r, "end") for _, r in t.iterrows()])
-    display(cells.pivot(index=["variant", "modality"], columns="method", values="end")[list(PLAN_METHODS)].fillna("")
-            .assign(proportional=cells.groupby(["variant", "modality"]).proportional.first().round(3)))
+    table = cells.pivot(index=["variant", "modality"], columns="method", values="end")[list(PLAN_METHODS)].fillna("")
+    table = table.assign(proportional=cells.groupby(["variant", "modality"]).proportional.first().round(3),
+                         chance=cells.groupby(["variant", "modality"]).chance.first().round(3))
+    display(table.reindex([v for v in PLAN_VARIANTS if v in table.index], level="variant"))
     display(comparisons(record)[["variant", "metric", "mean", "low", "high", "verdict"]].round(4))
     display(test_mae(record).round(3))
     if ablations is not None:
