@@ -62,7 +62,7 @@ def stem_of(key: str) -> str:
 
 INSIDE_QUICK = {"data_path": str(PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl"), "epochs": 1,
                 "n_clips": 4}
-INSIDE_NEEDS = ("import math", "VARIANTS = ")
+INSIDE_NEEDS = ("import tempfile", "VARIANTS = ")
 # To cover a new explorer, add its notebook here (Choose, for a dropdown, is in browser_tools).
 # The served copies run with quicker parameters: the explorers of 01, 02 and 04 do not depend on
 # them; 03's shows the step sizes of a copying model trained for fewer steps, and the reference

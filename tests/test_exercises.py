@@ -227,13 +227,6 @@ WRONG = {
             (torch.nn.functional.normalize(states, dim=-1) * mask[..., None]).sum(1), dim=-1)[:, None]).sum(-1))
          [mask].mean(), "pooled over all real tokens"),
     ],
-    "clip_accuracy_interval": [
-        (lambda guess, truth, mask: solutions.clip_accuracy_interval(guess, truth, torch.ones_like(mask)),
-         "padded frames count"),
-        (lambda guess, truth, mask: ci_normal((((guess == truth) & mask).sum(1) / mask.sum(1)).double()), "1.96"),
-        (lambda guess, truth, mask: [((guess == truth) & mask).sum() / mask.sum()] * 3, "pools every real frame"),
-        (lambda guess, truth, mask: 0.5, "three numbers"),
-    ],
     "order_matters_to_alignmamba2": [(True, "hardly depends on it")],
     "mean_interval": [
         (ci_normal, "Student's t"),
@@ -351,3 +344,53 @@ def test_the_runner_fills_in_solutions_and_the_page_folds_them(tmp_path):
     student = nbformat.read(notebooks.execute(notebook, tmp_path / "student", solutions=False).output, as_version=4)
     shown = student.cells[-1].outputs[0]["data"]["text/plain"]
     assert "not answered yet" in shown and "details" not in student.cells[-1].outputs[0]["data"]["text/html"]
+
+
+# 07's second exercise: the nearest word of each frame on centred states
+def nearest_words(frames, words, frame_mask, word_mask, frame_centre, word_centre, cosine=True, masked=True):
+    x, y = frames - frame_centre, words - word_centre
+    score = (torch.nn.functional.normalize(x, dim=-1) @ torch.nn.functional.normalize(y, dim=-1).mT if cosine
+             else -torch.cdist(x, y))
+    return (score.masked_fill(~word_mask[:, None, :], -math.inf) if masked else score).argmax(2)
+
+
+def real_mean(x, mask):
+    return x[mask].mean(0)
+
+
+def clip_means(x, mask):
+    return ((x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True))[:, None, :]
+
+
+WRONG_NEAREST_WORDS = [
+    (lambda f, w, fm, wm: nearest_words(f, w, fm, wm, 0.0, 0.0), "not centred"),
+    (lambda f, w, fm, wm: nearest_words(f, w, fm, wm, f.flatten(0, 1).mean(0), w.flatten(0, 1).mean(0)),
+     "padded tokens count in the mean"),
+    (lambda f, w, fm, wm: nearest_words(f, w, fm, wm, clip_means(f, fm), clip_means(w, wm)), "centred per clip"),
+    (lambda f, w, fm, wm: nearest_words(f, w, fm, wm, real_mean(f, fm), real_mean(w, wm), cosine=False), "by distance"),
+    (lambda f, w, fm, wm: nearest_words(f, w, fm, wm, real_mean(f, fm), real_mean(w, wm), masked=False),
+     "a padded word was chosen"),
+    (lambda f, w, fm, wm: nearest_words(f, w, fm, wm, real_mean(f, fm), real_mean(w, wm))[:, :-1], "shape"),
+]
+WRONG["centred_nearest_words"] = WRONG_NEAREST_WORDS  # for the inventory of checks above
+
+
+@pytest.mark.parametrize("wrong, hint", WRONG_NEAREST_WORDS, ids=[hint for _, hint in WRONG_NEAREST_WORDS])
+def test_a_wrong_nearest_word_fails_with_its_hint(wrong, hint):
+    verdict = exercises.check("centred_nearest_words", wrong)
+    assert verdict.status == "failed" and hint in verdict.message, verdict
+
+
+def test_the_nearest_word_check_reports_the_trained_states():
+    """Given a model's states, the check also compares the answer there and reports both guesses' accuracy."""
+    generator = torch.Generator().manual_seed(0)
+    words = torch.randn(2, 4, 3, generator=generator, dtype=torch.float64)
+    truth = torch.tensor([[0, 1, 2, 3, 3], [0, 0, 1, 2, -1]])
+    frames = words.gather(1, truth.clamp_min(0)[..., None].expand(-1, -1, 3)) + 5.0  # each frame its word, offset
+    masks = {"audio": truth >= 0, "text": torch.ones(2, 4, dtype=torch.bool)}
+    verdict = exercises.check("centred_nearest_words", solutions.centred_nearest_words,
+                              states={"audio": frames, "text": words}, masks=masks, truth=truth)
+    assert verdict.passed and "centred guess puts 1.000 of the audio frames" in verdict.message, verdict
+    wrong = exercises.check("centred_nearest_words", WRONG_NEAREST_WORDS[0][0],
+                            states={"audio": frames, "text": words}, masks=masks, truth=truth)
+    assert wrong.status == "failed"

@@ -180,13 +180,11 @@ def state_spread(states, mask):
     return ((distance * mask).sum(1) / mask.sum(1)).mean()
 
 
-def clip_accuracy_interval(guess, truth, mask):
-    from scipy import stats
-
-    per_clip = (((guess == truth) & mask).sum(1) / mask.sum(1)).double()
-    n = len(per_clip)
-    half = stats.t.ppf(0.975, n - 1) * per_clip.std() / math.sqrt(n)  # torch's std divides by n - 1
-    return per_clip.mean(), per_clip.mean() - half, per_clip.mean() + half
+def centred_nearest_words(frames, words, frame_mask, word_mask):
+    frames = frames - frames[frame_mask].mean(0)  # each modality's mean over the real tokens of the batch
+    words = words - words[word_mask].mean(0)
+    similarity = torch.nn.functional.normalize(frames, dim=-1) @ torch.nn.functional.normalize(words, dim=-1).mT
+    return similarity.masked_fill(~word_mask[:, None, :], -math.inf).argmax(2)  # (B, T): real words only
 
 
 order_matters_to_alignmamba2 = False  # trained with set-level losses, it reads the audio and video as bags
