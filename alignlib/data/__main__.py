@@ -1,11 +1,13 @@
-"""``python -m alignlib.data synth --preset tiny|short|mosi|mosei --seed S [--n CLIPS] --out FILE [--yes]``"""
+"""``python -m alignlib.data synth --preset tiny|short|mosi|mosei --seed S [--n CLIPS] --out FILE [--yes]``
+and ``python -m alignlib.data csd --words W.csd --text T.csd --audio A.csd --vision V.csd --labels L.csd
+--out FILE [--folds FILE] [--unassigned SPLIT]``"""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from alignlib.data import synthetic
+from alignlib.data import from_sdk, synthetic
 
 LARGE = 1 << 30  # files above 1 GiB need --yes
 
@@ -36,12 +38,15 @@ def _main(argv: list[str] | None) -> int:
                        help="total clips, split in the preset's train/valid/test proportions")
     synth.add_argument("--out", required=True, help="output .pkl (the correspondence goes to OUT.correspondence.npz)")
     synth.add_argument("--yes", action="store_true", help="write files larger than 1 GiB without asking")
+    _add_csd_parser(commands)
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give a file name such as {out / 'synthetic.pkl'}")
     if out.parent.exists() and not out.parent.is_dir():
         raise ValueError(f"--out {out}: {out.parent} is not a folder")
+    if args.command == "csd":
+        return _csd(args)
 
     size = synthetic.estimated_bytes(args.preset, args.n)
     sizes = synthetic.split_sizes(args.preset, args.n)
@@ -51,6 +56,33 @@ def _main(argv: list[str] | None) -> int:
         return 2
     data, correspondence = synthetic.generate(args.preset, args.seed, args.n)
     path = synthetic.write(args.out, data, correspondence)
+    print(f"wrote {path} and {synthetic.correspondence_path(path)}")
+    return 0
+
+
+def _add_csd_parser(commands) -> None:
+    csd = commands.add_parser("csd", help="convert CMU-MultimodalSDK computational sequences (.csd) into our data format")
+    for name, what in (("words", "timestamped words (sp marks a silence)"), ("text", "timestamped word vectors"),
+                       ("audio", "acoustic features (COVAREP)"), ("vision", "visual features (FACET, OpenFace)"),
+                       ("labels", "opinion segment labels")):
+        csd.add_argument(f"--{name}", required=True, metavar=f"{name.upper()}.csd", help=what)
+    csd.add_argument("--folds", default=None, help="JSON {split: [ids]} or the SDK's cmu_*_std_folds.py; ids of videos or segments")
+    csd.add_argument("--unassigned", choices=from_sdk.SPLITS, default="train", help="the split of segments in no fold")
+    csd.add_argument("--out", required=True, help="output .pkl (the frame-to-word tables go to OUT.correspondence.npz)")
+
+
+def _csd(args) -> int:
+    folds = from_sdk.read_folds(args.folds) if args.folds else None
+    built = from_sdk.build({name: getattr(args, name) for name in from_sdk.SEQUENCES}, folds, args.unassigned,
+                           progress=True)
+    path = synthetic.write(args.out, built.data, built.correspondence)
+    print("segments: " + ", ".join(f"{split} {n}" for split, n in built.counts.items())
+          + f" ({built.unassigned} in no fold, put in {args.unassigned})")
+    for reason, ids in built.skipped.items():
+        print(f"left out {len(ids)} segment(s), {reason}: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}")
+    replaced = {name: n for name, n in built.replaced_neg_inf.items() if n}
+    if replaced:
+        print(f"-inf features replaced by 0: {replaced}")
     print(f"wrote {path} and {synthetic.correspondence_path(path)}")
     return 0
 

@@ -9,12 +9,13 @@ and others, which are kept but not used. Shapes are read from the arrays. As MMS
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from alignlib.common import safe_pickle
 
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
@@ -30,7 +31,8 @@ NO_WORD = -2
 
 
 class MalformedDataError(ValueError):
-    """The file is not a readable MMSA pickle; the message says what is wrong and where."""
+    """The file is not a readable data file (an MMSA pickle, its tables, a computational sequence); the
+    message says what is wrong and where."""
 
 
 @dataclass
@@ -128,16 +130,22 @@ def _load_split(name: str, split, path: Path, replaced: dict[str, int]) -> Split
     return Split(features, masks, labels, ids, split)
 
 
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file (never a pickled object); a damaged file raises :class:`MalformedDataError`."""
+    try:
+        with np.load(path) as archive:
+            return {key: archive[key] for key in archive.files}
+    except Exception as error:  # zipfile, zlib and numpy each raise their own type on a damaged archive
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise MalformedDataError(f"{path}: unreadable tables ({reason}); is the file truncated?") from None
+
+
 def _attach_alignment(splits: dict[str, Split], path: Path) -> None:
     """Read the frame-to-word tables of a synthetic file (``PATH.correspondence.npz``) into each split."""
     tables = path.with_name(path.name + ".correspondence.npz")
     if not tables.is_file():
         return
-    try:
-        with np.load(tables) as archive:
-            found = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:
-        raise MalformedDataError(f"{tables}: unreadable correspondence tables ({type(error).__name__}: {error})") from None
+    found = read_npz(tables)
     for name, split in splits.items():
         keys = [f"{name}_{m}" for m in ALIGNED]
         if not all(key in found for key in keys):
@@ -149,18 +157,23 @@ def _attach_alignment(splits: dict[str, Split], path: Path) -> None:
 
 
 def load_mmsa(path: str | os.PathLike | None = None) -> MMSAData:
-    """Read and validate an MMSA pickle (``path`` or ``$ALIGNLIB_DATA``).
+    """Read and validate an MMSA pickle (``path`` or ``$ALIGNLIB_DATA``), with a restricted unpickler
+    (:mod:`alignlib.common.safe_pickle`: numpy arrays and builtin containers only, no code runs).
 
-    Raises :class:`MalformedDataError` for an unreadable or truncated file, a missing split or key,
+    Raises :class:`MalformedDataError` for an unreadable, truncated or unsafe file, a missing split or key,
     labels of the wrong length, NaN, or splits that disagree on a modality's feature width.
     """
     path = resolve_path(path)
     try:
         with path.open("rb") as handle:
-            raw = pickle.load(handle)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
-        raise MalformedDataError(f"{path}: not a readable MMSA pickle ({type(error).__name__}: {error}); "
-                                 "is the file truncated?") from None
+            raw = safe_pickle.load(handle)
+    except safe_pickle.UnsafePickleError as error:
+        raise MalformedDataError(f"{path}: {error}") from None
+    except OSError:
+        raise
+    except Exception as error:  # the restricted unpickler runs no code: any other failure is a damaged file
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise MalformedDataError(f"{path}: not a readable MMSA pickle ({reason}); is the file truncated?") from None
     if not isinstance(raw, dict):
         raise MalformedDataError(f"{path}: expected a dict with splits {SPLITS}, got {type(raw).__name__}")
     missing = [s for s in SPLITS if s not in raw]
