@@ -81,13 +81,22 @@ def resolve_path(path: str | os.PathLike | None) -> Path:
     return path
 
 
+def _array(split: dict, key: str, dtype, where: str) -> np.ndarray:
+    """``split[key]`` as an array of ``dtype``; a value that is not one raises :class:`MalformedDataError`."""
+    try:
+        return np.asarray(split[key], dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise MalformedDataError(f"{where}: {key} is not an array{'' if dtype is None else ' of numbers'} ({reason})") from None
+
+
 def _mask(split: dict, modality: str, features: np.ndarray, where: str) -> np.ndarray:
     """Padding mask from ``<modality>_lengths`` when present (the first ``len`` steps are real), else
     the rows that are not all zero (if a sample is all zeros, every step counts as real)."""
     count, length = features.shape[:2]
     lengths = split.get(f"{modality}_lengths")
     if lengths is not None:
-        lengths = np.asarray(lengths).reshape(-1)
+        lengths = _array(split, f"{modality}_lengths", np.int64, where).reshape(-1)
         if lengths.shape != (count,):
             raise MalformedDataError(f"{where}: {modality}_lengths has {lengths.size} values for {count} samples")
         if (lengths < 0).any() or (lengths > length).any():
@@ -106,11 +115,11 @@ def _load_split(name: str, split, path: Path, replaced: dict[str, int]) -> Split
     missing = [key for key in REQUIRED_KEYS if key not in split]
     if missing:
         raise MalformedDataError(f"{where}: missing key(s) {missing}")
-    labels = np.asarray(split["regression_labels"], dtype=np.float32).reshape(-1)
+    labels = _array(split, "regression_labels", np.float32, where).reshape(-1)
     count = labels.size
     features, masks = {}, {}
     for modality in MODALITIES:
-        array = np.asarray(split[modality], dtype=np.float32)
+        array = _array(split, modality, np.float32, where)
         if array.ndim != 3:
             raise MalformedDataError(f"{where}: {modality} should be (N, T, d), got shape {array.shape}")
         if array.shape[0] != count:
@@ -124,7 +133,7 @@ def _load_split(name: str, split, path: Path, replaced: dict[str, int]) -> Split
         masks[modality] = _mask(split, modality, array, where)
     if not np.isfinite(labels).all():
         raise MalformedDataError(f"{where}: regression_labels contain NaN or infinite values")
-    ids = np.asarray(split["id"]).reshape(-1)
+    ids = _array(split, "id", None, where).reshape(-1)
     if ids.size != count:
         raise MalformedDataError(f"{where}: id has {ids.size} entries but regression_labels has {count}")
     return Split(features, masks, labels, ids, split)
