@@ -9,7 +9,11 @@ import json
 import h5py
 import numpy as np
 import pytest
+import torch
 
+from alignlib import PROJECT_ROOT, analysis
+from alignlib.align import ot
+from alignlib.data import csd_sample
 from alignlib.data import NO_WORD, PADDING, load_mmsa, synthetic
 from alignlib.data.__main__ import main as data_cli
 from alignlib.data.csd import ComputationalSequence, CsdError, write_csd
@@ -246,3 +250,33 @@ def test_cli_converts_and_reports(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and "audio.csd: not a readable HDF5 file" in err[0]
     assert data_cli([*argv, "--folds", str(tmp_path / "none.json")]) == 2
     assert capsys.readouterr().err.strip().endswith("none.json: no such file")
+
+
+def test_shipped_sample_matches_its_command_and_converts(tmp_path):
+    shipped = PROJECT_ROOT / "data_samples" / "csd_synthetic"
+    paths = csd_sample.write(tmp_path / "again")
+    for path in paths.values():
+        assert path.read_bytes() == (shipped / path.name).read_bytes(), f"{path.name} differs from its command's output"
+    assert sum(p.stat().st_size for p in shipped.iterdir()) < 200_000
+    with ComputationalSequence(shipped / "acoustic.csd") as sequence:
+        assert "SYNTHETIC" in sequence.metadata["computational sequence description"]
+    sources = {name: shipped / file for name, file in csd_sample.FILES.items()}
+    built = build(sources, read_folds(shipped / "folds.json"))
+    assert built.counts == {"train": 5, "valid": 3, "test": 3} and not built.skipped and built.unassigned == 0
+    tables = built.correspondence["train_audio"]
+    assert (tables == NO_WORD).any() and (tables == PADDING).any()
+
+
+def test_pause_frames_are_left_out_of_correspondence_accuracy():
+    truth = torch.tensor([[0, 1, NO_WORD, 1, PADDING], [NO_WORD, 0, 0, 2, 1]])
+    mask = torch.tensor([[True, True, True, True, False], [True] * 5])
+    plan = torch.rand(2, 5, 3, generator=torch.Generator().manual_seed(0))
+    guess = plan.argmax(2)
+    pairs = [(int(g), int(t)) for gs, ts, ms in zip(guess, truth, mask) for g, t, m in zip(gs, ts, ms) if m and t >= 0]
+    expected = sum(g == t for g, t in pairs) / len(pairs)
+    assert len(pairs) == 7
+    assert ot.correspondence_accuracy(plan, truth, mask) == pytest.approx(expected)
+    assert ot.correspondence_accuracy(plan, truth) == pytest.approx(expected)
+    assert analysis.frame_accuracy(guess, truth, mask) == pytest.approx(expected)
+    per_clip = [sum(g == t for g, t in pairs[:3]) / 3, sum(g == t for g, t in pairs[3:]) / 4]
+    np.testing.assert_allclose(analysis.per_clip_accuracy(guess, truth, mask), per_clip)
