@@ -280,3 +280,16 @@ def test_pause_frames_are_left_out_of_correspondence_accuracy():
     assert analysis.frame_accuracy(guess, truth, mask) == pytest.approx(expected)
     per_clip = [sum(g == t for g, t in pairs[:3]) / 3, sum(g == t for g, t in pairs[3:]) / 4]
     np.testing.assert_allclose(analysis.per_clip_accuracy(guess, truth, mask), per_clip)
+
+
+def test_word_vectors_without_silences_are_matched_by_interval(tmp_path):
+    """MOSEI's plain word-vector sequence leaves out the sp rows; each word still gets its own vector."""
+    paths, source = sequences(tmp_path)
+    with_sp = build(paths)
+    spoken = {v: [i for i, (w, _, _) in enumerate(WORDS[v]) if w != "sp"] for v in WORDS}
+    sdk_file(paths["text"], "text", {v: (f[spoken[v]], i[spoken[v]]) for v, (f, i) in source["text"].items()})
+    without_sp = build(paths)
+    np.testing.assert_array_equal(without_sp.data["train"]["text"], with_sp.data["train"]["text"])
+    sdk_file(paths["text"], "text", {v: (f[spoken[v][1:]], i[spoken[v][1:]]) for v, (f, i) in source["text"].items()})
+    with pytest.raises(CsdError, match=r"text.csd: video 'vidA': no word vector for the word 'hello' at 0.400-1.000 s"):
+        build(paths)

@@ -4,7 +4,7 @@
 A labelled segment ``<video>[<k>]`` is the ``k``-th interval ``[start, end)`` of the labels sequence;
 its label is the first column of that row. Its **words** are the entries of the words sequence
 (``sp`` silences left out) whose midpoint lies in the segment, in time order, with their rows of the
-word-vector sequence as text features (the two sequences hold the same rows). Its **frames** are the
+word-vector sequence as text features (matched by interval). Its **frames** are the
 acoustic and visual rows whose midpoint lies in the segment. A frame's word is the segment word
 whose interval ``[start, end)`` holds the frame's midpoint, or :data:`~alignlib.data.NO_WORD` (a
 pause, or the part of a word whose midpoint falls in the next segment); padding is
@@ -96,6 +96,23 @@ def segment(video: str, k: int, bounds: np.ndarray, label: float, words: Entry, 
                    frames, times, tables)
 
 
+def word_vectors(words: Entry, text: Entry, where: str) -> np.ndarray:
+    """``(T_words, d_l)``: the word-vector row of each word, matched by interval (a vector sequence may
+    hold the silences too, as the SDK's ``..._with_SP`` files do, or only the words); zeros for ``sp``."""
+    if len(text.intervals) == len(words.intervals) and np.allclose(text.intervals, words.intervals, atol=1e-6):
+        return text.features
+    rows = {tuple(np.round(interval, 4)): i for i, interval in enumerate(text.intervals)}
+    vectors = np.zeros((len(words.intervals), text.features.shape[1]), dtype=np.float32)
+    for i, (word, interval) in enumerate(zip(words.features[:, 0], words.intervals)):
+        if word.strip().lower() == PAUSE:
+            continue
+        row = rows.get(tuple(np.round(interval, 4)))
+        if row is None:
+            raise CsdError(f"{where}: no word vector for the word {str(word)!r} at {interval[0]:.3f}-{interval[1]:.3f} s")
+        vectors[i] = text.features[row]
+    return vectors
+
+
 def read_folds(path: str | os.PathLike) -> dict[str, str]:
     """``{id: split}`` from a file of ids: JSON ``{"train": [...], "valid": [...], "test": [...]}``, or the
     SDK's standard folds module (``cmu_mosi_std_folds.py``, ``cmu_mosei_std_folds.py``: its
@@ -162,16 +179,14 @@ def _video_segments(sequences: dict[str, ComputationalSequence], video: str, ski
     words, text = sequences["words"].read(video), sequences["text"].read(video)
     if words.features.dtype.kind != "U":
         raise CsdError(f"{sequences['words'].path}: video {video!r}: features should be words, got numbers")
-    if len(text.intervals) != len(words.intervals) or not np.allclose(text.intervals, words.intervals, atol=1e-6):
-        raise CsdError(f"{sequences['text'].path}: video {video!r}: {len(text.intervals)} word vectors whose "
-                       f"intervals differ from the {len(words.intervals)} words of {sequences['words'].path}")
     streams = {m: sequences[m].read(video) for m in FRAMES}
     for m, entry in (("text", text), *streams.items(), ("labels", marks)):
         if entry.features.dtype.kind == "U" or entry.features.shape[1] == 0:
             raise CsdError(f"{sequences[m].path}: video {video!r}: features should be numbers, got "
                            f"{'words' if entry.features.shape[1] else 'no column'}")
+    vectors = word_vectors(words, text, f"{sequences['text'].path}: video {video!r}")
     for k, bounds in enumerate(marks.intervals):
-        found = segment(video, k, bounds, float(marks.features[k, 0]), words, text.features, streams)
+        found = segment(video, k, bounds, float(marks.features[k, 0]), words, vectors, streams)
         empty = [m for m, n in (("words", len(found.words)), *((m, len(found.times[m])) for m in FRAMES)) if n == 0]
         if empty:
             skipped[f"no {' and no '.join(empty)} in the segment"].append(found.id)
