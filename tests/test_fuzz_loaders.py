@@ -3,7 +3,6 @@ the loaders' one-line :class:`~alignlib.data.MalformedDataError` (or load, when 
 valid file), never in another exception."""
 import io
 import pickle
-import sys
 from pathlib import Path
 
 import h5py
@@ -16,10 +15,8 @@ from hypothesis.extra import numpy as hnp
 from alignlib.data import MalformedDataError, load_mmsa, synthetic
 from alignlib.data.csd import ComputationalSequence
 from alignlib.data.from_sdk import build
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_csd import sequences  # noqa: E402
-from test_safe_pickle import mmsa_file  # noqa: E402
+from test_csd import sequences
+from test_safe_pickle import mmsa_file
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 PICKLE = pickle.dumps(mmsa_file(), protocol=pickle.HIGHEST_PROTOCOL)
@@ -74,6 +71,7 @@ structures = st.recursive(leaves, lambda inner: st.lists(inner, max_size=3) | st
 KEYS = ("text", "audio", "vision", "regression_labels", "id", "audio_lengths", "vision_lengths")
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast", "ignore::numpy.exceptions.ComplexWarning")
 @FUZZ
 @given(replaced=st.dictionaries(st.tuples(st.sampled_from(("train", "valid", "test")), st.sampled_from(KEYS)),
                                 structures, min_size=1, max_size=3),
