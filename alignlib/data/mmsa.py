@@ -142,8 +142,12 @@ def _load_split(name: str, split, path: Path, replaced: dict[str, int]) -> Split
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` file (never a pickled object); a damaged file raises :class:`MalformedDataError`."""
     try:
-        with np.load(path) as archive:
-            return {key: archive[key] for key in archive.files}
+        with path.open("rb") as handle:  # closed on every error, which np.load(path) does not promise
+            archive = np.load(handle)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with archive:
+                return {key: archive[key] for key in archive.files}
     except Exception as error:  # zipfile, zlib and numpy each raise their own type on a damaged archive
         reason = " ".join(f"{type(error).__name__}: {error}".split())
         raise MalformedDataError(f"{path}: unreadable tables ({reason}); is the file truncated?") from None
