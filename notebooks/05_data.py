@@ -370,7 +370,8 @@ for modality in ("audio", "vision"):
 # Then run this notebook with `data_path="build/mosi_sdk.pkl"`, or point notebooks 07 and 10 at it:
 # their plans are scored against P2FA's words. The videos are read one at a time, so a MOSEI
 # acoustic file of several GB never sits in memory whole; the padded output is as long as the
-# longest segment.
+# longest segment, unless `--max-words`, `--max-audio` or `--max-vision N` keep only the first N
+# rows of longer ones (the command says how many it cut; a kept frame of a cut word counts as in no word).
 
 # %% [markdown]
 # ## Recorded metrics

@@ -293,3 +293,18 @@ def test_word_vectors_without_silences_are_matched_by_interval(tmp_path):
     sdk_file(paths["text"], "text", {v: (f[spoken[v][1:]], i[spoken[v][1:]]) for v, (f, i) in source["text"].items()})
     with pytest.raises(CsdError, match=r"text.csd: video 'vidA': no word vector for the word 'hello' at 0.400-1.000 s"):
         build(paths)
+
+
+def test_limits_cut_long_segments_and_say_so(tmp_path):
+    paths, source = sequences(tmp_path)
+    built = build(paths, limits={"text": 3, "audio": 8})
+    assert built.cut == {"text": 1, "audio": 3}  # vidA[0] has 4 words; all three segments more than 8 audio frames
+    data = built.data["train"]
+    row = list(data["id"]).index("vidA[0]")
+    assert data["text"].shape[1] == 3 and data["audio"].shape[1] == 8 and data["text_lengths"][row] == 3
+    # the first 8 of vidA[0]'s frames; frames of its 4th word ("world", cut) count as in no word
+    assert built.correspondence["train_audio"][row].tolist() == [0, 0, 0, 1, 1, 1, N, N]
+    np.testing.assert_array_equal(data["audio"][row], source["audio"]["vidA"][0][2:10])
+    assert built.correspondence["train_vision"][row].tolist() == [0, 0, 1, 1, 1, N, N, N, N, N]
+    with pytest.raises(ValueError, match="limits must be at least 1"):
+        build(paths, limits={"audio": 0})

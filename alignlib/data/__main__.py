@@ -1,6 +1,6 @@
 """``python -m alignlib.data synth --preset tiny|short|mosi|mosei --seed S [--n CLIPS] --out FILE [--yes]``
 and ``python -m alignlib.data csd --words W.csd --text T.csd --audio A.csd --vision V.csd --labels L.csd
---out FILE [--folds FILE] [--unassigned SPLIT]``"""
+--out FILE [--folds FILE] [--unassigned SPLIT] [--max-words N] [--max-audio N] [--max-vision N]``"""
 from __future__ import annotations
 
 import argparse
@@ -68,18 +68,25 @@ def _add_csd_parser(commands) -> None:
         csd.add_argument(f"--{name}", required=True, metavar=f"{name.upper()}.csd", help=what)
     csd.add_argument("--folds", default=None, help="JSON {split: [ids]} or the SDK's cmu_*_std_folds.py; ids of videos or segments")
     csd.add_argument("--unassigned", choices=from_sdk.SPLITS, default="train", help="the split of segments in no fold")
+    for name, what in (("words", "words"), ("audio", "acoustic frames"), ("vision", "visual frames")):
+        csd.add_argument(f"--max-{name}", type=int, default=None, metavar="N",
+                         help=f"keep the first N {what} of a longer segment (default: pad to the longest)")
     csd.add_argument("--out", required=True, help="output .pkl (the frame-to-word tables go to OUT.correspondence.npz)")
 
 
 def _csd(args) -> int:
     folds = from_sdk.read_folds(args.folds) if args.folds else None
+    limits = {m: n for m, n in (("text", args.max_words), ("audio", args.max_audio), ("vision", args.max_vision))
+              if n is not None}
     built = from_sdk.build({name: getattr(args, name) for name in from_sdk.SEQUENCES}, folds, args.unassigned,
-                           progress=True)
+                           progress=True, limits=limits)
     path = synthetic.write(args.out, built.data, built.correspondence)
     print("segments: " + ", ".join(f"{split} {n}" for split, n in built.counts.items())
           + f" ({built.unassigned} in no fold, put in {args.unassigned})")
     for reason, ids in built.skipped.items():
         print(f"left out {len(ids)} segment(s), {reason}: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}")
+    if built.cut:
+        print(f"segments cut to the --max-* lengths: {built.cut}")
     replaced = {name: n for name, n in built.replaced_neg_inf.items() if n}
     if replaced:
         print(f"-inf features replaced by 0: {replaced}")

@@ -59,6 +59,22 @@ class Built:
     unassigned: int
     skipped: dict[str, list[str]] = field(default_factory=dict)
     replaced_neg_inf: dict[str, int] = field(default_factory=dict)
+    cut: dict[str, int] = field(default_factory=dict)
+
+
+def cut(found: Segment, limits: dict[str, int]) -> tuple[Segment, list[str]]:
+    """``found`` with at most ``limits[m]`` words (``"text"``) or frames (``"audio"``, ``"vision"``), the
+    first ones kept; a kept frame whose word was cut gets :data:`NO_WORD`. Also the modalities cut."""
+    over = [m for m, n in (("text", len(found.words)), *((m, len(found.times[m])) for m in FRAMES))
+            if m in limits and n > limits[m]]
+    if not over:
+        return found, over
+    words = limits.get("text", len(found.words))
+    keep = {m: limits.get(m, len(found.times[m])) for m in FRAMES}
+    tables = {m: np.where(found.tables[m][: keep[m]] < words, found.tables[m][: keep[m]], NO_WORD) for m in FRAMES}
+    return Segment(found.id, found.label, found.words[:words], found.text[:words], found.word_intervals[:words],
+                   {m: found.frames[m][: keep[m]] for m in FRAMES}, {m: found.times[m][: keep[m]] for m in FRAMES},
+                   tables), over
 
 
 def frame_words(word_intervals: np.ndarray, midpoints: np.ndarray) -> np.ndarray:
@@ -232,21 +248,28 @@ def _assemble(by_split: dict[str, list[Segment]], widths: dict[str, int]) -> tup
 
 
 def build(paths: dict[str, str | os.PathLike], folds: dict[str, str] | None = None, unassigned: str = "train",
-          progress: bool = False) -> Built:
+          progress: bool = False, limits: dict[str, int] | None = None) -> Built:
     """Build our data format from the computational sequences ``paths[name]`` for each name in
     :data:`SEQUENCES` (``words``, ``text`` word vectors, ``audio``, ``vision``, ``labels``).
 
     ``folds`` maps video or segment ids to a split (:func:`read_folds`; a segment id wins over its
-    video's); a segment in no fold goes to ``unassigned``. The correspondence holds, per split,
+    video's); a segment in no fold goes to ``unassigned``. ``limits`` caps the words (``"text"``) or
+    frames (``"audio"``, ``"vision"``) kept per segment (:func:`cut`; ``Built.cut`` counts the segments
+    cut per modality), else every sequence is padded to its longest segment. The correspondence holds, per split,
     ``{split}_{audio,vision}`` ``(N, T_m)`` int16 tables, ``{split}_{audio,vision}_times`` the frames'
     midpoints and ``{split}_word_intervals (N, T_l, 2)`` the words' intervals (seconds, NaN on padding)."""
     if unassigned not in SPLITS:
         raise ValueError(f"unassigned: unknown split {unassigned!r}; choose one of {list(SPLITS)}")
-    folds = folds or {}
+    folds, limits = folds or {}, limits or {}
+    if any(n < 1 for n in limits.values()):
+        raise ValueError(f"limits must be at least 1, got {limits}")
     sequences = _open_all(paths)
     try:
-        by_split, skipped, widths, counted = defaultdict(list), defaultdict(list), {}, 0
+        by_split, skipped, widths, counted, cuts = defaultdict(list), defaultdict(list), {}, 0, defaultdict(int)
         for found in _segments(sequences, progress, skipped):
+            found, over = cut(found, limits)
+            for m in over:
+                cuts[m] += 1
             split = folds.get(found.id) or folds.get(found.id.rsplit("[", 1)[0])
             counted += split is None
             by_split[split or unassigned].append(found)
@@ -262,4 +285,5 @@ def build(paths: dict[str, str | os.PathLike], folds: dict[str, str] | None = No
         for sequence in sequences.values():
             sequence.close()
     data, correspondence = _assemble(by_split, widths)
-    return Built(data, correspondence, {s: len(by_split.get(s, [])) for s in SPLITS}, counted, dict(skipped), replaced)
+    return Built(data, correspondence, {s: len(by_split.get(s, [])) for s in SPLITS}, counted, dict(skipped), replaced,
+                 dict(cuts))
