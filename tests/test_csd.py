@@ -291,7 +291,7 @@ def test_word_vectors_without_silences_are_matched_by_interval(tmp_path):
     without_sp = build(paths)
     np.testing.assert_array_equal(without_sp.data["train"]["text"], with_sp.data["train"]["text"])
     sdk_file(paths["text"], "text", {v: (f[spoken[v][1:]], i[spoken[v][1:]]) for v, (f, i) in source["text"].items()})
-    with pytest.raises(CsdError, match=r"text.csd: video 'vidA': no word vector for the word 'hello' at 0.400-1.000 s"):
+    with pytest.raises(CsdError, match=r"text.csd: video 'vidA': no word vector for the word 'hello' at 0.400-1.000 s of .*words.csd"):
         build(paths)
 
 

@@ -108,10 +108,11 @@ def test_damaged_computational_sequences(csd_files, name, cut, flips):
     folder, paths, blobs = csd_files
     broken = folder / f"broken_{name}.csd"
     broken.write_bytes(damaged(blobs[name], cut, flips))
+    given_paths = {**paths, name: broken}
     try:
-        build({**paths, name: broken})
-    except MalformedDataError as error:
-        assert "\n" not in str(error) and str(broken) in str(error)
+        build(given_paths)
+    except MalformedDataError as error:  # usually blames the damaged file; a mismatch may blame its partner
+        assert "\n" not in str(error) and any(str(path) in str(error) for path in given_paths.values())
 
 
 datasets = hnp.arrays(hnp.integer_dtypes() | hnp.floating_dtypes() | hnp.boolean_dtypes() | hnp.byte_string_dtypes(max_len=3),

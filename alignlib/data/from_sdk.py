@@ -112,7 +112,7 @@ def segment(video: str, k: int, bounds: np.ndarray, label: float, words: Entry, 
                    frames, times, tables)
 
 
-def word_vectors(words: Entry, text: Entry, where: str) -> np.ndarray:
+def word_vectors(words: Entry, text: Entry, where: str, words_path: Path) -> np.ndarray:
     """``(T_words, d_l)``: the word-vector row of each word, matched by interval (a vector sequence may
     hold the silences too, as the SDK's ``..._with_SP`` files do, or only the words); zeros for ``sp``."""
     if len(text.intervals) == len(words.intervals) and np.allclose(text.intervals, words.intervals, atol=1e-6):
@@ -124,7 +124,8 @@ def word_vectors(words: Entry, text: Entry, where: str) -> np.ndarray:
             continue
         row = rows.get(tuple(np.round(interval, 4)))
         if row is None:
-            raise CsdError(f"{where}: no word vector for the word {str(word)!r} at {interval[0]:.3f}-{interval[1]:.3f} s")
+            raise CsdError(f"{where}: no word vector for the word {str(word)!r} at {interval[0]:.3f}-{interval[1]:.3f} s "
+                           f"of {words_path}")
         vectors[i] = text.features[row]
     return vectors
 
@@ -200,7 +201,7 @@ def _video_segments(sequences: dict[str, ComputationalSequence], video: str, ski
         if entry.features.dtype.kind == "U" or entry.features.shape[1] == 0:
             raise CsdError(f"{sequences[m].path}: video {video!r}: features should be numbers, got "
                            f"{'words' if entry.features.shape[1] else 'no column'}")
-    vectors = word_vectors(words, text, f"{sequences['text'].path}: video {video!r}")
+    vectors = word_vectors(words, text, f"{sequences['text'].path}: video {video!r}", sequences["words"].path)
     for k, bounds in enumerate(marks.intervals):
         found = segment(video, k, bounds, float(marks.features[k, 0]), words, vectors, streams)
         empty = [m for m, n in (("words", len(found.words)), *((m, len(found.times[m])) for m in FRAMES)) if n == 0]
