@@ -148,6 +148,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
                 raise ValueError("a single .npy array, not an .npz archive")
             with archive:
                 return {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
     except Exception as error:  # zipfile, zlib and numpy each raise their own type on a damaged archive
         reason = " ".join(f"{type(error).__name__}: {error}".split())
         raise MalformedDataError(f"{path}: unreadable tables ({reason}); is the file truncated?") from None
