@@ -128,13 +128,16 @@ def token_states(model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
 
 
 def frame_accuracy(guess: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> float:
-    """Share of all real frames whose guessed word is the true one; ``guess``, ``truth``, ``mask``: ``(B, T_m)``
-    (for a plan ``(B, T_m, T_l)``, its heaviest entry per frame: ``plan.argmax(2)``)."""
+    """Share of all real frames with a word whose guessed word is the true one; ``guess``, ``truth``,
+    ``mask``: ``(B, T_m)`` (for a plan ``(B, T_m, T_l)``, its heaviest entry per frame: ``plan.argmax(2)``);
+    frames whose truth is negative (padding, :data:`~alignlib.data.NO_WORD` in a pause) are left out."""
+    mask = mask & (truth >= 0)
     return ((guess == truth) & mask).sum().item() / max(mask.sum().item(), 1)
 
 
 def per_clip_accuracy(guess: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     """:func:`frame_accuracy` per clip: ``(B, T_m)`` x3 -> ``(B,)``."""
+    mask = mask & (truth >= 0)
     hits = ((guess == truth) & mask).sum(1).double()
     return (hits / mask.sum(1).clamp_min(1)).numpy()
 

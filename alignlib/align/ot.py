@@ -404,9 +404,8 @@ def correspondence_accuracy(plan: torch.Tensor, truth: torch.Tensor, x_mask: tor
     """Share of real source tokens whose heaviest plan entry is the true target token.
 
     Args:
-        plan: ``(B, Tm, Tn)``; truth: ``(B, Tm)`` index of the true target of each source token.
+        plan: ``(B, Tm, Tn)``; truth: ``(B, Tm)`` index of the true target of each source token; a
+            negative code (padding, or a frame in a pause with no word) is left out, as is ``~x_mask``.
     """
-    hits = plan.argmax(dim=2) == truth
-    if x_mask is not None:
-        return hits[x_mask].float().mean().item()
-    return hits.float().mean().item()
+    scored = truth >= 0 if x_mask is None else (truth >= 0) & x_mask
+    return (plan.argmax(dim=2) == truth)[scored].float().mean().item()

@@ -9,7 +9,6 @@ and others, which are kept but not used. Shapes are read from the arrays. As MMS
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from alignlib.common.errors import MissingFileError, UserError
+from alignlib.common import safe_pickle
 
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
@@ -32,7 +32,8 @@ NO_WORD = -2
 
 
 class MalformedDataError(UserError):
-    """The file is not a readable MMSA pickle; the message says what is wrong and where."""
+    """The file is not a readable data file (an MMSA pickle, its tables, a computational sequence); the
+    message says what is wrong and where."""
 
 
 @dataclass
@@ -81,13 +82,22 @@ def resolve_path(path: str | os.PathLike | None) -> Path:
     return path
 
 
+def _array(split: dict, key: str, dtype, where: str) -> np.ndarray:
+    """``split[key]`` as an array of ``dtype``; a value that is not one raises :class:`MalformedDataError`."""
+    try:
+        return np.asarray(split[key], dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise MalformedDataError(f"{where}: {key} is not an array{'' if dtype is None else ' of numbers'} ({reason})") from None
+
+
 def _mask(split: dict, modality: str, features: np.ndarray, where: str) -> np.ndarray:
     """Padding mask from ``<modality>_lengths`` when present (the first ``len`` steps are real), else
     the rows that are not all zero (if a sample is all zeros, every step counts as real)."""
     count, length = features.shape[:2]
     lengths = split.get(f"{modality}_lengths")
     if lengths is not None:
-        lengths = np.asarray(lengths).reshape(-1)
+        lengths = _array(split, f"{modality}_lengths", np.int64, where).reshape(-1)
         if lengths.shape != (count,):
             raise MalformedDataError(f"{where}: {modality}_lengths has {lengths.size} values for {count} samples")
         if (lengths < 0).any() or (lengths > length).any():
@@ -106,11 +116,11 @@ def _load_split(name: str, split, path: Path, replaced: dict[str, int]) -> Split
     missing = [key for key in REQUIRED_KEYS if key not in split]
     if missing:
         raise MalformedDataError(f"{where}: missing key(s) {missing}")
-    labels = np.asarray(split["regression_labels"], dtype=np.float32).reshape(-1)
+    labels = _array(split, "regression_labels", np.float32, where).reshape(-1)
     count = labels.size
     features, masks = {}, {}
     for modality in MODALITIES:
-        array = np.asarray(split[modality], dtype=np.float32)
+        array = _array(split, modality, np.float32, where)
         if array.ndim != 3:
             raise MalformedDataError(f"{where}: {modality} should be (N, T, d), got shape {array.shape}")
         if array.shape[0] != count:
@@ -124,10 +134,26 @@ def _load_split(name: str, split, path: Path, replaced: dict[str, int]) -> Split
         masks[modality] = _mask(split, modality, array, where)
     if not np.isfinite(labels).all():
         raise MalformedDataError(f"{where}: regression_labels contain NaN or infinite values")
-    ids = np.asarray(split["id"]).reshape(-1)
+    ids = _array(split, "id", None, where).reshape(-1)
     if ids.size != count:
         raise MalformedDataError(f"{where}: id has {ids.size} entries but regression_labels has {count}")
     return Split(features, masks, labels, ids, split)
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file (never a pickled object); a damaged file raises :class:`MalformedDataError`."""
+    try:
+        with path.open("rb") as handle:  # closed on every error, which np.load(path) does not promise
+            archive = np.load(handle)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with archive:
+                return {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise MissingFileError(f"{path}: no such file") from None
+    except Exception as error:  # zipfile, zlib and numpy each raise their own type on a damaged archive
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise MalformedDataError(f"{path}: unreadable tables ({reason}); is the file truncated?") from None
 
 
 def _attach_alignment(splits: dict[str, Split], path: Path) -> None:
@@ -135,11 +161,7 @@ def _attach_alignment(splits: dict[str, Split], path: Path) -> None:
     tables = path.with_name(path.name + ".correspondence.npz")
     if not tables.is_file():
         return
-    try:
-        with np.load(tables) as archive:
-            found = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:
-        raise MalformedDataError(f"{tables}: unreadable correspondence tables ({type(error).__name__}: {error})") from None
+    found = read_npz(tables)
     for name, split in splits.items():
         keys = [f"{name}_{m}" for m in ALIGNED]
         if not all(key in found for key in keys):
@@ -151,20 +173,23 @@ def _attach_alignment(splits: dict[str, Split], path: Path) -> None:
 
 
 def load_mmsa(path: str | os.PathLike | None = None) -> MMSAData:
-    """Read and validate an MMSA pickle (``path`` or ``$ALIGNLIB_DATA``).
+    """Read and validate an MMSA pickle (``path`` or ``$ALIGNLIB_DATA``), with a restricted unpickler
+    (:mod:`alignlib.common.safe_pickle`: numpy arrays and builtin containers only, no code runs).
 
-    Raises :class:`MalformedDataError` for an unreadable or truncated file, a missing split or key,
+    Raises :class:`MalformedDataError` for an unreadable, truncated or unsafe file, a missing split or key,
     labels of the wrong length, NaN, or splits that disagree on a modality's feature width.
     """
     path = resolve_path(path)
     try:
         with path.open("rb") as handle:
-            raw = pickle.load(handle)
+            raw = safe_pickle.load(handle)
+    except safe_pickle.UnsafePickleError as error:
+        raise MalformedDataError(f"{path}: {error}") from None
     except OSError as error:
         raise UserError(f"{path}: unreadable ({error.strerror or error})") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
-        raise MalformedDataError(f"{path}: not a readable MMSA pickle ({type(error).__name__}: {error}); "
-                                 "is the file truncated?") from None
+    except Exception as error:  # the restricted unpickler runs no code: any other failure is a damaged file
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise MalformedDataError(f"{path}: not a readable MMSA pickle ({reason}); is the file truncated?") from None
     if not isinstance(raw, dict):
         raise MalformedDataError(f"{path}: expected a dict with splits {SPLITS}, got {type(raw).__name__}")
     missing = [s for s in SPLITS if s not in raw]

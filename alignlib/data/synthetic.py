@@ -25,7 +25,7 @@ import numpy as np
 
 from alignlib.common.errors import UserError
 from alignlib.common.files import atomic_open
-from alignlib.data.mmsa import ALIGNED
+from alignlib.data.mmsa import ALIGNED, read_npz
 
 PRESETS = {
     "tiny": dict(splits=(96, 32, 32), lengths=dict(text=16, audio=40, vision=48), dims=dict(text=32, audio=5, vision=20)),
@@ -164,6 +164,5 @@ def write(path: str | Path, data: dict, correspondence: dict) -> Path:
 
 
 def load_correspondence(path: str | Path) -> dict[str, np.ndarray]:
-    """The frame-to-word tables saved beside a generated file."""
-    with np.load(correspondence_path(path)) as archive:
-        return {key: archive[key] for key in archive.files}
+    """The frame-to-word tables saved beside a generated or converted file."""
+    return read_npz(correspondence_path(path))
