@@ -31,17 +31,23 @@ def cells(record: dict, metric: str = "MAE"):
     return summary[summary.metric == metric].reset_index(drop=True)
 
 
+def regressors(table):
+    """``table`` (columns ``lambda_ot``, ``lambda_mmd``) with the regressors of :data:`FORMULA`:
+    ``log10_ot``, ``log10_mmd`` (log10 of the weight; a weight of 0 at the smallest nonzero weight)
+    and the indicators ``ot_off``, ``mmd_off`` (the weight is 0)."""
+    table = table.copy()
+    for name in ("ot", "mmd"):
+        weight = table[f"lambda_{name}"]
+        table[f"{name}_off"] = (weight == 0).astype(float)
+        table[f"log10_{name}"] = np.log10(weight.where(weight > 0, weight[weight > 0].min()))
+    return table
+
+
 def runs_table(record: dict):
-    """One row per trained run: ``lambda_ot, lambda_mmd, seed, MAE`` and the regressors of
-    :data:`FORMULA` (``log10_ot``, ``ot_off``, ``log10_mmd``, ``mmd_off``)."""
+    """One row per trained run: ``lambda_ot, lambda_mmd, seed, MAE`` and the :func:`regressors`."""
     runs = training.trained_runs(record)
     table = runs[runs.metric == "MAE"][["lambda_ot", "lambda_mmd", "seed", "value"]].rename(columns={"value": "MAE"})
-    for name, column in (("ot", "lambda_ot"), ("mmd", "lambda_mmd")):
-        weight = table[column]
-        smallest = weight[weight > 0].min()
-        table[f"{name}_off"] = (weight == 0).astype(float)
-        table[f"log10_{name}"] = np.log10(weight.where(weight > 0, smallest))
-    return table.reset_index(drop=True)
+    return regressors(table.reset_index(drop=True))
 
 
 def trend(record: dict):

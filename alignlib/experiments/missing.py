@@ -120,6 +120,15 @@ def summary(record: dict) -> str:
     return " ".join(text)
 
 
+def reference_shares(record: dict):
+    """What each reference line adds, as a share of the way from ``constant`` to ``bound`` (test MAE):
+    ``text_only`` (the words alone), ``set_level`` (the bags of audio and video cues on top), ``bound``."""
+    lines = training.reference_summary(record)
+    mae = lines[lines.metric == "MAE"].set_index("reference")["mean"]
+    order = ["constant", "text_only", "set_level", "bound"]
+    return (-mae[order].diff().iloc[1:]) / (mae["constant"] - mae["bound"])
+
+
 def fusion_rows(record: dict):
     """The peers of AlignMamba-1 Table 3's fusion rows at r = 0: ``model, paper row, paper Acc-2, Acc-2`` (%)."""
     import pandas as pd

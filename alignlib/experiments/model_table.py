@@ -80,6 +80,21 @@ def paired_rows(record: dict, reference: str = "AlignMamba-2", metrics=("MAE",))
     return stats.paired_differences(training.trained_runs(record), reference, metrics=metrics)
 
 
+def paper_rows(record: dict):
+    """The paper's MOSI Acc-2 / F1 (%) beside ours (Acc-2 Non0 and F1, mean [95 % interval] over seeds, %)
+    for the models the paper's Table 1 reports."""
+    import pandas as pd
+
+    summary = stats.clipped_summary(training.trained_runs(record), ["variant"]).set_index(["variant", "metric"])
+    rows = []
+    for variant, (acc, f1) in PAPER_TABLE.items():
+        ours = {m: summary.loc[(variant, m)] for m in ("Non0_acc_2", "Non0_F1_score")}
+        rows.append({"model": variant, "paper Acc-2 / F1": f"{acc} / {f1}",
+                     **{f"here {name}": f"{100 * r['mean']:.1f} [{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}]"
+                        for name, r in zip(("Acc-2", "F1"), ours.values())}})
+    return pd.DataFrame(rows).set_index("model")
+
+
 def control_rows(learned: dict):
     """The oracle and the learned plan at equal sizes on MOSI-length clips (the ``learned`` sweep's
     record): test MAE per variant (``n, mean, ci_low, ci_high``) and the learned plan minus the oracle,
