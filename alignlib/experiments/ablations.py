@@ -73,7 +73,9 @@ def grid(settings: dict) -> list[dict]:
 
 
 # -- results view (notebook 08) -----------------------------------------------------------------------
-PAPER_BASELINE = {"Cobra (AlignMamba-2 Table 1)": (82.3, 82.1)}  # the single-stream Mamba baseline, MOSI Acc-2 / F1 %
+SINGLE_STREAM = {  # the single-stream Mamba in the papers, MOSI Acc-2 / F1 %
+    "Cobra (AlignMamba-2 Table 1)": (82.3, 82.1), "Single-stream (AlignMamba-1 Table 3)": (82.3, 82.1),
+    "w/o both (AlignMamba-2 Table 3)": PAPER_ABLATIONS["w/o both"]}
 PAIRED_METRICS = ("MAE", "Non0_acc_2")
 
 
@@ -171,8 +173,7 @@ def summary(record: dict) -> str:
     papers = [v for v in rows.index if not is_control(v)]
     n_seeds = int(stats.summary(training.trained_runs(record), ["variant"])["n"].max())
     mae = paired[paired.metric == "MAE"]
-    cobra = next(iter(PAPER_BASELINE.values()))
-    single = PAPER_ABLATIONS["w/o both"]
+    single = SINGLE_STREAM["w/o both (AlignMamba-2 Table 3)"]
     text = [f"**Ablations.** The papers (MOSI Acc-2): without the dual alignment loss AlignMamba-2 loses "
             f"{-paper_drop('w/o dual alignment loss', 'AlignMamba-2'):.1f} points, without the experts "
             f"{-paper_drop('w/o Modality-Aware Mamba', 'AlignMamba-2'):.1f}, without both "
@@ -193,9 +194,10 @@ def summary(record: dict) -> str:
             + (f"{len(differing(paired))} differ ({'; '.join(differing(paired))})." if differing(paired) else
                f"none differs: every MAE difference is not distinguishable (adjusted p ≥ {mae.p_adjusted.min():.2g}), "
                f"with minimal detectable effects of {mae.mde.min():.3f} to {mae.mde.max():.3f} MAE."),
-            f"The papers report {cobra[0]} / {cobra[1]} for Cobra, for AlignMamba-1's single-stream baseline and for "
-            f"AlignMamba-2 'w/o both' ({single[0]} / {single[1]}): three rows agree because without its alignment "
-            "losses and its experts AlignMamba-2 is that single-stream Mamba baseline, as its paper says."]
+            (f"The papers report the same MOSI Acc-2 / F1, {' / '.join(map(str, single))}, for "
+             f"{', '.join(SINGLE_STREAM)}: three rows agree because without its alignment losses and its experts "
+             "AlignMamba-2 is that single-stream Mamba baseline, as its paper says."
+             if len(set(SINGLE_STREAM.values())) == 1 else "")]
     for control in [v for v in rows.index if is_control(v)]:
         row = rows.loc[control]
         text.append(f"{control}: MAE {row['mean']:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}], {row.to_bound:.0%} of "
