@@ -14,6 +14,7 @@ from statsmodels.stats.power import TTestPower
 from alignlib import PROJECT_ROOT
 from alignlib.experiments import ablations, efficiency, lambda_grid, missing, model_table, stats
 from alignlib.experiments.sweep import load
+from alignlib.models.sentiment import ModelConfig
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 
@@ -249,7 +250,7 @@ def test_efficiency_views_against_the_raw_points(records):
             fit = sps.linregress(x, np.log([metrics[metric] for _, metrics in ok]))
             assert slopes.loc[model, metric] == pytest.approx(fit.slope)
     limits = efficiency.limits(record)
-    for model, heads in (("mult", 4), ("alignmamba1", 1)):
+    for model, heads in (("mult", ModelConfig().n_heads), ("alignmamba1", 1)):
         failed = min(length for (m, length), row in raw.items() if m == model and row["status"] == "oom")
         assert limits.loc[model, "failed_at"] == failed
         assert limits.loc[model, "square_gib"] == pytest.approx(heads * 4 * failed ** 2 / 2 ** 30)

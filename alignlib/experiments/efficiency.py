@@ -199,9 +199,16 @@ def skip(run: dict, finished: dict) -> tuple[dict, list[dict]] | None:
 # -- results view (notebook 08) -----------------------------------------------------------------------
 PAPER_EFFICIENCY = ("AlignMamba-2 Fig. 4/5 (GPU, 10k to 100k tokens): MulT about 10 GB and 100 ms at 10k tokens and out "
                     "of memory at 20k, AlignMamba-1 out of memory near 80k, AlignMamba-2 linear up to 100k")
-# the L x L matrix each model materialises: (how many of them a failed allocation holds, what they are)
-SQUARE_MATRICES = {"mult": (4, "the attention weights of one cross-modal block, one L × L matrix per head"),
-                   "alignmamba1": (1, "its explicit L × L transport plan")}
+SQUARE_MATRICES = {"mult": "the attention weights of one cross-modal block, one L × L matrix per head",
+                   "alignmamba1": "its explicit L × L transport plan"}  # what each model materialises
+
+
+def square_matrices(model: str) -> int:
+    """How many L × L matrices ``model``'s fusion module allocates at once: one per attention head
+    (MulT-style), one transport plan (AlignMamba-1), none (AlignMamba-2)."""
+    from alignlib.models.sentiment import ModelConfig
+
+    return {"mult": ModelConfig().n_heads, "alignmamba1": 1}.get(model, 0)
 
 
 def points(record: dict):
@@ -249,7 +256,7 @@ def limits(record: dict):
         ok, failed = part[part.status == "ok"], part[part.status.isin(["oom", "timeout"])]
         longest = ok.loc[ok.length.idxmax()] if len(ok) else None
         first = failed.loc[failed.length.idxmin()] if len(failed) else None
-        count = SQUARE_MATRICES.get(model, (0, ""))[0]
+        count = square_matrices(model)
         rows.append({"model": model, "longest": None if longest is None else int(longest.length),
                      "peak_mib": math.nan if longest is None else longest.peak_mib,
                      "latency_ms": math.nan if longest is None else longest.latency_ms,
@@ -284,7 +291,7 @@ def summary(record: dict) -> str:
                     f"{slope.loc[model, 'latency_ms']:.2f} for time)")
         if row.failure == "oom" and math.isfinite(row.square_gib):
             sentence += (f" and runs out of memory at {row.failed_at:.0f}: the allocation that failed, "
-                         f"{row.failed_gib:.1f} GiB, is {SQUARE_MATRICES[model][1]} at that length "
+                         f"{row.failed_gib:.1f} GiB, is {SQUARE_MATRICES[model]} at that length "
                          f"({row.square_gib:.1f} GiB in float32)")
         elif isinstance(row.failure, str):
             sentence += f" and fails ({row.failure}) at {row.failed_at:.0f}"
