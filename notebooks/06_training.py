@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -23,16 +23,13 @@
 # Modality-Aware Mamba layer (04) and the data and metrics (05).
 #
 # **What you will learn**
-# 1. how AlignMamba-2 is assembled from those pieces (Algorithm 1 of the paper);
-# 2. what a model *can* reach on the synthetic benchmark: four reference lines computed from the
-#    generator's latent cues, from predicting the mean to knowing every cue bound to its word;
-# 3. how to train AlignMamba-2, a concatenation-Mamba baseline (as Cobra) and AlignMamba-1 given the
-#    true frame-to-word plan (the control that shows what alignment is worth) with `alignlib.train`,
-#    until the validation curve is flat, and how to read the learning curves;
-# 4. how the test metrics compare with the reference lines and with the paper's table (and why the
-#    paper's numbers are not comparable);
-# 5. where every model stands in the committed, converged model table (three seeds), and what
-#    AlignMamba-2's alignment losses can and cannot give its fusion layers.
+# 1. what AlignMamba-2 and its peers reach on the synthetic benchmark, beside the paper's table (the answer, next);
+# 2. how AlignMamba-2 is assembled from those pieces (Algorithm 1 of the paper);
+# 3. what a model *can* reach here: four reference lines computed from the generator's latent cues,
+#    from predicting the mean to knowing every cue bound to its word;
+# 4. what AlignMamba-2's alignment losses can and cannot tell its fusion layers;
+# 5. how to read the committed model table (every model converged, three seeds, beside the lines and
+#    the controls), and how to train a model with `alignlib.train` and read its learning curves.
 
 # %% tags=["parameters"]
 data_path: str = ""  # a synthetic MMSA pickle (its tables beside it); empty: generate synth_preset
@@ -45,12 +42,12 @@ lr: float = 0.003  # Adam's learning rate (the library's default is 1e-3; small 
 d_model: int = 32  # model width
 n_layers: int = 1  # fusion layers
 seed: int = 0  # seeds the data and the runs
-results_dir: str = "../benchmarks/results"  # the committed full-profile model table, experiments_models.json
+results_dir: str = "../benchmarks/results"  # the committed full-profile sweeps, experiments_<sweep>.json
 run_dir: str = ""  # where the runs are written; empty: a temporary folder
 metrics_path: str = ""  # where the runner records this notebook's key numbers
 solutions: bool = False  # True: the Exercises section checks the reference solutions (the regression run sets it)
 
-# %%
+# %% tags=["setup"]
 import json
 import tempfile
 from pathlib import Path
@@ -59,23 +56,37 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 import torch
+from IPython.display import Markdown, display
 
 from alignlib.align import mmd, ot
 from alignlib.data import MMSADataset, collate, load_mmsa, synthetic
 from alignlib.data.references import score_references
-from alignlib.experiments import model_table, stats, training
-from alignlib.experiments.sweep import load, tidy
+from alignlib.experiments import model_table
+from alignlib.experiments.sweep import load
 from alignlib.models.sentiment import ModelConfig, build_model
 from alignlib.notebooks import record_metrics
 from alignlib.train import TrainConfig, train
 
 sns.set_theme(context="notebook", style="whitegrid")
+committed = {name: load(path) for name in ("models", "learned")
+             if (path := Path(results_dir) / f"experiments_{name}.json").exists()}
 run_root = Path(run_dir or tempfile.mkdtemp())
 if not data_path:
     data_path = str(run_root / f"synthetic_{synth_preset}.pkl")
     synthetic.write(data_path, *synthetic.generate(synth_preset, seed, synth_clips or None))
 data = load_mmsa(data_path)
-print(f"{Path(data_path).name}: " + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items()), "| widths", data.dims)
+
+# %% [markdown]
+# ## The answer
+#
+# Generated from the committed `models` sweep (`benchmarks/results/experiments_models.json`: every
+# model trained to convergence with three seeds on the `short` preset, MOSI's 2199 clips and feature
+# widths), beside the paper's table. Comparisons are paired by seed and Holm-adjusted; a difference
+# that is not distinguishable comes with the smallest effect the design could detect.
+
+# %%
+if "models" in committed:
+    display(Markdown(model_table.summary(committed["models"], committed.get("learned"))))
 
 # %% [markdown]
 # ## 1 · The model, piece by piece (Algorithm 1)
@@ -137,126 +148,7 @@ print(f"knowing which frame belongs to which word is worth {reference_mae['set_l
       f"of MAE here: from {reference_mae['set_level']:.3f} (set_level) to {reference_mae['bound']:.3f} (bound)")
 
 # %% [markdown]
-# ## 3 · Training to convergence: AlignMamba-2, the concatenation baseline, and the oracle plan
-#
-# `alignlib.train.train` is what `python -m alignlib.train` runs: Adam, ReduceLROnPlateau
-# on the validation MAE, gradient clipping at 1.0, dropout 0.2, early stopping after `patience`
-# epochs without a better validation MAE (and an optional budget of optimiser steps), per-epoch
-# learning curves in `metrics.jsonl`, atomic `best.pt` / `last.pt`, and the test metrics of the
-# best epoch with how the run ended (`optimizer_steps`, `stopped_by`, `valid_flat`).
-#
-# The third model is the control: AlignMamba-1 (notebook 01's relaxed plan, `M^T X`, then the
-# interleaved sequence) given the **true** plan from the benchmark's tables (`plan="oracle"`). It is
-# the architecture's ceiling: what fusing aligned tokens is worth when the alignment is right.
-
-# %%
-runs = {}
-for name, model, options in (("AlignMamba-2", "alignmamba2", {}), ("concat", "concat", {}),
-                             ("AlignMamba-1, oracle plan", "alignmamba1", {"plan": "oracle"})):
-    out = run_root / name.replace(" ", "_").replace(",", "")
-    config = TrainConfig(model=model, data=data_path, out=str(out), epochs=epochs, batch_size=batch_size, seed=seed,
-                         lr=lr, patience=patience, model_options={"d_model": d_model, "n_layers": n_layers, **options})
-    test = train(config, progress=False)
-    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    runs[name] = {"test": test, "log": log}
-    print(f"{name:>26}: test MAE {test['MAE']:.3f}, Corr {test['Corr']:.3f}, Acc-2 (Non0) {test['Non0_acc_2']:.3f} | "
-          f"{test['optimizer_steps']} optimiser steps, {test['epochs_run']} epochs, stopped by {test['stopped_by']}, "
-          f"validation curve {'flat' if test['valid_flat'] else 'still falling'}")
-
-# %%
-fig, axes = plt.subplots(1, 3, figsize=(16, 4))
-for k, (name, run) in enumerate(runs.items()):
-    epochs_seen = [r["epoch"] for r in run["log"]]
-    axes[0].plot(epochs_seen, [r["train_task"] for r in run["log"]], "o-", color=f"C{k}", label=f"{name} train")
-    axes[0].plot(epochs_seen, [r["valid_MAE"] for r in run["log"]], "s--", color=f"C{k}", label=f"{name} valid")
-    axes[1].plot(epochs_seen, [r["valid_Non0_acc_2"] for r in run["log"]], "o-", label=name)
-for name, style in (("set_level", "--"), ("bound", "-")):
-    axes[0].axhline(reference_mae[name], color="grey", linestyle=style, label=f"reference {name}")
-alignment_log = runs["AlignMamba-2"]["log"]
-axes[2].plot([r["epoch"] for r in alignment_log], [r["train_ot"] for r in alignment_log], "o-", label="0.001 x OT")
-axes[2].plot([r["epoch"] for r in alignment_log], [r["train_mmd"] for r in alignment_log], "s-", label="0.01 x MMD")
-axes[0].set(title="MAE (train: with dropout)", xlabel="epoch")
-axes[1].set(title="validation Acc-2 (Non0)", xlabel="epoch")
-axes[2].set(title="AlignMamba-2 alignment losses (weighted)", xlabel="epoch", yscale="log")
-for ax in axes:
-    ax.legend(fontsize=7)
-plt.tight_layout()
-plt.show()
-
-# %% [markdown]
-# Each test MAE beside the reference lines (formatted from the numbers above; one seed, so read the
-# order, not small gaps):
-
-# %%
-for name, run in runs.items():
-    mae = run["test"]["MAE"]
-    side = "below" if mae < reference_mae["set_level"] else "above"
-    print(f"{name:>26}: MAE {mae:.3f}, {side} the set_level line ({reference_mae['set_level']:.3f}) by "
-          f"{abs(reference_mae['set_level'] - mae):.3f}; the bound line is {reference_mae['bound']:.3f}")
-
-# %% [markdown]
-# ## 4 · Beside the paper's table
-#
-# The paper reports, on the real CMU-MOSI (Table 1, Acc-2 / F1 in %): AlignMamba-2 87.0 / 87.0,
-# AlignMamba-1 86.9 / 86.9, Cobra (concatenation Mamba) 82.3 / 82.1. **The numbers below are not
-# comparable**: they come from this project's synthetic benchmark, whose labels and features are
-# generated, not annotated. What can be compared is the *ordering* and the size of the gaps, and
-# that only from converged models with several seeds: section 5.
-
-# %%
-paper = {"AlignMamba-2": (87.0, 87.0), "concat": (82.3, 82.1), "AlignMamba-1, oracle plan": ("-", "-")}
-print(f"{'model':>26} | {'paper MOSI Acc-2 / F1':>22} | {'here Acc-2 / F1 (synthetic)':>28}")
-for name, run in runs.items():
-    acc, f1 = 100 * run["test"]["Non0_acc_2"], 100 * run["test"]["Non0_F1_score"]
-    print(f"{name:>26} | {paper[name][0]:>10} / {paper[name][1]:<9} | {acc:>14.1f} / {f1:<11.1f}")
-
-# %% [markdown]
-# ## 5 · The model table: every model converged, three seeds, beside the references
-#
-# One seed of small models on a few hundred clips says little. The `models` sweep of
-# `alignlib.experiments` trains every model of the suite with three seeds to convergence on the
-# `short` preset (MOSI's 2199 clips and feature widths, clips of 8-16 words) and records its test
-# metrics, optimiser steps, whether its validation curve had flattened, the correspondence its
-# model found (for AlignMamba-1 its own plan, for AlignMamba-2 the exact plan between its
-# unimodal states) and the reference lines of the same data. Besides the paper's models it has
-# AlignMamba-1's three controls: the **oracle** plan (the ceiling), a **shuffled** plan (each word's
-# true frames given to the word half a clip away: the right segments on the wrong words, the
-# negative) and the **learned** plan of notebook 10 (learned without the tables). The committed run
-# is read here; `python -m alignlib.experiments models --profile full --out build/experiments`
-# makes it again.
-
-# %%
-table_path = Path(results_dir) / "experiments_models.json"
-full = load(table_path) if table_path.exists() else None
-if full is None:
-    print(f"no committed model table at {table_path}")
-else:
-    shown = model_table.show(full, "model table (full profile)")
-    display(shown)
-
-# %%
-if full is not None:
-    trained = tidy(full)
-    finals = stats.summary(trained[trained.variant != "references"], ["variant"])
-    lines = training.reference_summary(full)
-    set_level = stats.mean_of(lines, "MAE", reference="set_level")
-    bound = stats.mean_of(lines, "MAE", reference="bound")
-    print(f"set_level {set_level:.3f}, bound {bound:.3f} (test MAE)")
-    for variant in model_table.VARIANTS:
-        row = finals[(finals.variant == variant) & (finals.metric == "MAE")]
-        if row.empty:
-            continue
-        row = row.iloc[0]
-        verdict = ("below set_level: uses alignment" if row.ci_high < set_level else
-                   "above set_level" if row.ci_low > set_level else "at the set_level line")
-        print(f"{variant:>28}: MAE {row['mean']:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}] -> {verdict} "
-              f"({set_level - row['mean']:+.3f} from set_level; {(set_level - row['mean']) / (set_level - bound):.0%} "
-              "of the way to bound)")
-
-# %% [markdown]
-# ## 6 · What the alignment losses give the fusion layers
-#
-# Two measurements explain what AlignMamba-2's two extra losses can contribute on this benchmark.
+# ## 3 · What the alignment losses give the fusion layers
 #
 # **Do they see token positions?** The OT and MMD losses compare the *set* of audio states with
 # the *set* of text states. The cell below takes one batch's unimodal states $H_A$, $H_L$, shuffles
@@ -286,25 +178,97 @@ for name, (in_order, reordered) in losses.items():
 # label needs the second: an audio frame's emphasis matters only for the word it belongs to (it
 # doubles that word's polarity). Nothing in $\mathcal{L}_{OT}$ or $\mathcal{L}_{MMD}$ carries that
 # information to the fusion layers; they have to find it from the task loss alone, as the
-# concatenation baseline does.
+# concatenation baseline does. How large the two losses are beside the task loss is measured in
+# "Reproduce it" below.
 #
-# **How large are they beside the task loss?** With the paper's weights (0.001 and 0.01), their
-# share of the training objective in this notebook's AlignMamba-2 run:
+# ## 4 · The model table: every model converged, three seeds, beside the references
+#
+# One seed of small models on a few hundred clips says little. The `models` sweep of
+# `alignlib.experiments` trains every model of the suite with three seeds to convergence on the
+# `short` preset (clips of 8-16 words) and records its test metrics, optimiser steps, whether its
+# validation curve had stopped improving, the correspondence its model found (for AlignMamba-1 its
+# own plan, for AlignMamba-2 the exact plan between its unimodal states) and the reference lines of
+# the same data. Besides the paper's models it has AlignMamba-1's three controls: the **oracle**
+# plan (the true plan from the tables: a true-plan control at this training budget, not a ceiling,
+# see the answer), a **shuffled** plan (each word's true frames given to the word half a clip away:
+# the right segments on the wrong words, the negative) and the **learned** plan of notebook 10
+# (learned without the tables). `python -m alignlib.experiments models --profile full --out
+# build/experiments` makes it again. Below the table: each model's paired difference to AlignMamba-2
+# (Holm over the models), then each model against the reference lines.
+
+# %%
+if "models" in committed:
+    model_table.show(committed["models"], "model table (full profile)")
+    display(model_table.reference_rows(committed["models"]))
+
+# %% [markdown]
+# **Beside the paper's table.** The paper reports Acc-2 / F1 on the real CMU-MOSI (its Table 1);
+# ours come from the synthetic benchmark, whose labels and features are generated, not annotated, so
+# the numbers are not comparable: only the ordering and the gaps are, and only where the paired
+# differences above can tell them apart.
+
+# %%
+if "models" in committed:
+    display(model_table.paper_rows(committed["models"]))
+
+# %% [markdown]
+# ## Reproduce it
+#
+# `alignlib.train.train` is what `python -m alignlib.train` runs: Adam, ReduceLROnPlateau on the
+# validation MAE, gradient clipping at 1.0, dropout 0.2, early stopping after `patience` epochs
+# without a better validation MAE (and an optional budget of optimiser steps), per-epoch learning
+# curves in `metrics.jsonl`, atomic `best.pt` / `last.pt`, and the test metrics of the best epoch
+# with how the run ended (`optimizer_steps`, `stopped_by`, `valid_flat`: whether the validation curve
+# had stopped improving). Here it trains three of the table's models at this notebook's sizes (one
+# seed, the small data generated above): AlignMamba-2, the concatenation baseline and AlignMamba-1
+# given the true plan. One seed has no interval: read the order against the reference lines, not
+# small gaps.
+
+# %%
+runs = {}
+for name, model, options in (("AlignMamba-2", "alignmamba2", {}), ("concat", "concat", {}),
+                             ("AlignMamba-1, oracle plan", "alignmamba1", {"plan": "oracle"})):
+    out = run_root / name.replace(" ", "_").replace(",", "")
+    config = TrainConfig(model=model, data=data_path, out=str(out), epochs=epochs, batch_size=batch_size, seed=seed,
+                         lr=lr, patience=patience, model_options={"d_model": d_model, "n_layers": n_layers, **options})
+    test = train(config, progress=False)
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    runs[name] = {"test": test, "log": log}
+    side = "below" if test["MAE"] < reference_mae["set_level"] else "above"
+    print(f"{name:>26}: test MAE {test['MAE']:.3f} ({side} set_level {reference_mae['set_level']:.3f}; bound "
+          f"{reference_mae['bound']:.3f}), Corr {test['Corr']:.3f}, Acc-2 (Non0) {test['Non0_acc_2']:.3f} | "
+          f"{test['optimizer_steps']} optimiser steps, {test['epochs_run']} epochs, stopped by {test['stopped_by']}, "
+          f"validation curve {'stopped improving' if test['valid_flat'] else 'still falling'}")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+for k, (name, run) in enumerate(runs.items()):
+    epochs_seen = [r["epoch"] for r in run["log"]]
+    axes[0].plot(epochs_seen, [r["train_task"] for r in run["log"]], "o-", color=f"C{k}", label=f"{name} train")
+    axes[0].plot(epochs_seen, [r["valid_MAE"] for r in run["log"]], "s--", color=f"C{k}", label=f"{name} valid")
+    axes[1].plot(epochs_seen, [r["valid_Non0_acc_2"] for r in run["log"]], "o-", label=name)
+for name, style in (("set_level", "--"), ("bound", "-")):
+    axes[0].axhline(reference_mae[name], color="grey", linestyle=style, label=f"reference {name}")
+alignment_log = runs["AlignMamba-2"]["log"]
+axes[2].plot([r["epoch"] for r in alignment_log], [r["train_ot"] for r in alignment_log], "o-", label="0.001 x OT")
+axes[2].plot([r["epoch"] for r in alignment_log], [r["train_mmd"] for r in alignment_log], "s-", label="0.01 x MMD")
+axes[0].set(title="MAE (train: with dropout)", xlabel="epoch")
+axes[1].set(title="validation Acc-2 (Non0)", xlabel="epoch")
+axes[2].set(title="AlignMamba-2 alignment losses (weighted)", xlabel="epoch", yscale="log")
+for ax in axes:
+    ax.legend(fontsize=7)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **How large are the alignment losses beside the task loss?** With the paper's weights (0.001 and
+# 0.01), their share of the training objective in this AlignMamba-2 run, first and last epoch: a
+# small share means their gradients are a small correction to the task's, so even where they could
+# help they can move what the fusion layers learn only a little.
 
 # %%
 share = [(r["train_ot"] + r["train_mmd"]) / r["train_loss"] for r in alignment_log]
 print(f"alignment share of the training loss: first epoch {share[0]:.2%}, last epoch {share[-1]:.2%}")
-
-# %% [markdown]
-# A share of a few percent at most: their gradients are a small correction to the task's, so even
-# where they could help, they can move what the fusion layers learn only a little.
-
-# %% [markdown]
-# ## Recorded metrics
-#
-# The regression suite compares these with `tests/baselines/06_training.json`.
-
-# %%
 record_metrics(
     metrics_path,
     **{f"reference_{name}_mae": value for name, value in reference_mae.items()},
@@ -353,12 +317,13 @@ def mult_acc_7(pred, truth):
 exercise.check("mult_acc_7", mult_acc_7)
 
 # %% [markdown]
-# ### 2 · When is a validation curve flat? (§3)
+# ### 2 · When has a validation curve stopped improving? (Reproduce it)
 #
-# Each run above reports whether its validation curve had flattened. Write the rule: a curve (one
-# validation MAE per epoch) is flat when the best of its last `window` epochs improves on the best
-# before them by less than `tolerance`, as a share of that earlier best. A curve of `window` epochs
-# or fewer has nothing before its window and is not flat yet.
+# Each run above reports whether its validation curve had stopped improving (`valid_flat`). Write
+# the rule: a curve (one validation MAE per epoch) has stopped improving when the best of its last
+# `window` epochs improves on the best before them by less than `tolerance`, as a share of that
+# earlier best. A curve of `window` epochs or fewer has nothing before its window: it has not
+# stopped improving yet.
 #
 # *The check*: your rule against `alignlib.train.validation_flat` on six curves.
 
@@ -371,7 +336,7 @@ def validation_flat(history, window, tolerance):
 exercise.check("validation_flat", validation_flat)
 
 # %% [markdown]
-# ### 3 · A prediction about the oracle model, then the cell that tests it (§3)
+# ### 3 · A prediction about the oracle model, then the cell that tests it (Reproduce it)
 #
 # AlignMamba-1 with the oracle plan was trained with every frame transported onto its true word.
 # Give the trained model, at test time, the **shuffled** plan instead: each clip's word segments stay

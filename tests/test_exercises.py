@@ -250,6 +250,51 @@ WRONG = {
 }
 
 
+def lambda_slope(lambda_ot, lambda_mmd, seed, mae, with_seed=True, log=torch.log10, quantile=None, keep_zero=True):
+    """Notebook 08's exercise 3 with one typical mistake switched on: no seed column, natural
+    logarithms, a normal quantile, or the λ_OT = 0 runs dropped."""
+    if not keep_zero:
+        kept = lambda_ot > 0
+        lambda_ot, lambda_mmd, seed, mae = lambda_ot[kept], lambda_mmd[kept], seed[kept], mae[kept]
+    floor = [log(torch.where(w > 0, w, w[w > 0].min())) for w in (lambda_ot, lambda_mmd)]
+    columns = [torch.ones_like(mae), floor[0], (lambda_ot == 0).double(), floor[1], (lambda_mmd == 0).double()]
+    columns = [c for c in columns if keep_zero or c is not columns[2]]
+    columns += [(seed == s).double() for s in seed.unique()[1:]] if with_seed else []
+    design = torch.stack(columns, 1)
+    coef = torch.linalg.lstsq(design, mae[:, None]).solution[:, 0]
+    df = len(mae) - design.shape[1]
+    se = ((mae - design @ coef).pow(2).sum() / df * torch.linalg.inv(design.T @ design)[1, 1]).sqrt()
+    half = (quantile or scipy_stats.t.ppf(0.975, df)) * se
+    return coef[1], coef[1] - half, coef[1] + half
+
+
+WRONG["lambda_ot_slope"] = [
+    (lambda *a: lambda_slope(*a, with_seed=False), "the seed is missing"),
+    (lambda *a: lambda_slope(*a, log=torch.log), "natural logarithms"),
+    (lambda *a: lambda_slope(*a, quantile=1.96), "Student's t with n - p"),
+    (lambda *a: lambda_slope(*a, keep_zero=False), "runs were dropped"),
+    (lambda *a: lambda_slope(*a)[0], "three numbers"),
+]
+
+
+def test_the_lambda_slope_by_hand_is_statsmodels_ols():
+    """The reference solution of notebook 08's exercise 3 against statsmodels' OLS fitted directly on
+    a grid with a known slope (the check itself compares with ``stats.trend``)."""
+    import numpy as np
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(5)
+    ot = np.repeat([0.0, 1e-3, 1e-2, 1e-1, 1.0], 6)
+    mmd = np.tile([0.0, 1e-2, 1.0], 10)
+    seed = np.tile([0, 0, 0, 1, 1, 1], 5)
+    mae = 0.5 + 0.02 * np.log10(np.where(ot > 0, ot, 1e-3)) + 0.1 * seed + rng.normal(0, 0.01, ot.size)
+    design = np.column_stack([np.ones_like(ot), np.log10(np.where(ot > 0, ot, 1e-3)), ot == 0,
+                              np.log10(np.where(mmd > 0, mmd, 1e-2)), mmd == 0, seed]).astype(float)
+    fit = sm.OLS(mae, design).fit()
+    got = solutions.lambda_ot_slope(*(torch.tensor(v, dtype=torch.float64) for v in (ot, mmd, seed, mae)))
+    assert [float(v) for v in got] == pytest.approx([fit.params[1], *fit.conf_int(0.05)[1]], rel=1e-8)
+
+
 def test_every_check_has_a_solution_wrong_answers_and_a_docstring():
     assert set(CHECKS) == set(WRONG)
     for name, check in CHECKS.items():

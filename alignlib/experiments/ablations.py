@@ -1,11 +1,8 @@
 """The ablations sweep: AlignMamba-2's Table 3 (with the OT and MMD losses also removed one at a time
 and a parameter-matched vanilla fusion) and AlignMamba-1's alignment ablations (its Table 3); and
-notebook 08's view of them: a table beside the paper's rows, intervals, verdicts, paired differences."""
+its results view (notebook 08): a table beside the paper's rows, each row against the reference lines,
+the paired differences (Holm-adjusted) and the answer in words."""
 from __future__ import annotations
-
-import math
-
-import numpy as np
 
 from alignlib.experiments import plots, stats, training
 from alignlib.experiments.sweep import Sweep
@@ -75,7 +72,13 @@ def grid(settings: dict) -> list[dict]:
                                                   for label, model, options in variants(settings) for seed in settings["seeds"]]
 
 
-# -- notebook 08 --------------------------------------------------------------------------------------
+# -- results view (notebook 08) -----------------------------------------------------------------------
+SINGLE_STREAM = {  # the single-stream Mamba in the papers, MOSI Acc-2 / F1 %
+    "Cobra (AlignMamba-2 Table 1)": (82.3, 82.1), "Single-stream (AlignMamba-1 Table 3)": (82.3, 82.1),
+    "w/o both (AlignMamba-2 Table 3)": PAPER_ABLATIONS["w/o both"]}
+PAIRED_METRICS = ("MAE", "Non0_acc_2")
+
+
 def table(record: dict):
     """``(stats, table)``: :func:`~alignlib.experiments.stats.clipped_summary` per variant, and the
     mean [95 % interval] per variant and metric beside the paper's MOSI row."""
@@ -89,66 +92,9 @@ def table(record: dict):
     return summary, shown
 
 
-def compare_to_reference(summary, reference: str, metric: str, lower_is_better: bool) -> None:
-    """Print, for each variant, whether its interval of ``metric`` lies apart from the reference's."""
-    rows = summary[summary.metric == metric].set_index("variant")
-    ref = rows.loc[reference]
-    for variant, row in rows.iterrows():
-        if variant == reference:
-            continue
-        if not (math.isfinite(row.ci_low) and math.isfinite(ref.ci_low)):
-            verdict = "no interval to compare with"
-        elif row.ci_high < ref.ci_low or row.ci_low > ref.ci_high:
-            better = (row["mean"] < ref["mean"]) == lower_is_better
-            verdict = "better than" if better else "worse than"
-        else:
-            verdict = "not distinguishable from"
-        spread = f"[{row.ci_low:.3f}, {row.ci_high:.3f}]" if math.isfinite(row.ci_low) else "(one seed)"
-        print(f"  {variant:<58} {metric} {row['mean']:.3f} {spread}: {verdict} {reference}")
-
-
-def one_sign_check(record: dict) -> None:
-    """Print whether every run predicts one sign for every test clip (its Acc-2 is then one of the two
-    signs' shares of the test clips, which sum to 1)."""
-    results = training.trained_runs(record)
-    acc = results[results.metric == "Non0_acc_2"].value.round(9)
-    f1 = results[results.metric == "Non0_F1_score"].value.round(9)
-    shares = sorted(acc.unique())
-    if len(shares) == 1 or (len(shares) == 2 and abs(sum(shares) - 1) < 1e-6):
-        print(f"  every run's Acc-2 is {' or '.join(f'{v:.3f}' for v in shares)} (the shares of the two signs among the "
-              f"test clips) and its F1 {' or '.join(f'{v:.3f}' for v in sorted(f1.unique()))}: each model predicts one "
-              "sign for every test clip, so Acc-2 and F1 cannot separate the variants here, and their wide "
-              "intervals only say that the seeds picked different signs")
-    else:
-        print(f"  Acc-2 ranges over {acc.min():.3f} to {acc.max():.3f} across runs, F1 over {f1.min():.3f} to {f1.max():.3f}")
-
-
-def show(record: dict, title: str):
-    """The table, the MAE and Acc-2 intervals per variant, and the verdicts against AlignMamba-2 and
-    AlignMamba-1; returns the summary table."""
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    summary, shown = table(record)
-    print(f"{title}: {record['command']}")
-    display(shown)
-    references = training.reference_summary(record)
-    fig, axes = plt.subplots(1, 2, figsize=(15, 5), sharey=True)
-    plots.intervals(axes[0], summary, "variant", "MAE")
-    plots.intervals(axes[1], summary, "variant", "Non0_acc_2")
-    plots.reference_lines(axes[0], references, "MAE")
-    plots.reference_lines(axes[1], references, "Non0_acc_2")
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{title}: test metrics, mean and 95 % t-interval over {int(summary['n'].max())} seeds "
-                 "(clipped to the metric's range)")
-    plt.tight_layout()
-    plt.show()
-    one_sign_check(record)
-    print("\n".join(training.reference_sentences(training.reference_rows(summary, references, "variant"), "variant")))
-    compare_to_reference(summary, "AlignMamba-2", "MAE", lower_is_better=True)
-    compare_to_reference(summary[summary.variant.str.startswith("AlignMamba-1")], "AlignMamba-1", "MAE",
-                         lower_is_better=True)
-    return summary
+def is_control(variant: str) -> bool:
+    """Whether a row is one of the controls beyond the papers (AlignMamba-1 given the true or the learned plan)."""
+    return variant.startswith("AlignMamba-1, ")
 
 
 def paired_groups(variants) -> dict[str, list[str]]:
@@ -158,94 +104,158 @@ def paired_groups(variants) -> dict[str, list[str]]:
             "AlignMamba-1": [v for v in variants if v.startswith("AlignMamba-1 ")]}
 
 
-def paired_rows(record: dict, reference: str, variants, metrics=("MAE", "Non0_acc_2")) -> list[dict]:
-    """Per variant and metric, the mean over seeds of (variant - reference) and its paired 95 %
-    t-interval: ``{"variant", "reference", "metric", "mean", "low", "high", "per seed"}``."""
-    results = training.trained_runs(record)
-    by_seed = results[results.metric.isin(metrics)].pivot_table(index=["variant", "seed"], columns="metric",
-                                                                values="value")
-    present = set(by_seed.index.get_level_values("variant"))
-    rows = []
-    for variant in [v for v in variants if v in present and v != reference] if reference in present else []:
-        difference = (by_seed.loc[variant] - by_seed.loc[reference]).dropna()
-        for metric in metrics:
-            mean, low, high = stats.mean_ci(difference[metric].to_numpy())
-            rows.append({"variant": variant, "reference": reference, "metric": metric, "mean": mean, "low": low, "high": high,
-                         "per seed": np.round(difference[metric], 3).tolist()})
-    return rows
+def paired_rows(record: dict, metrics=PAIRED_METRICS):
+    """Every ablation minus its reference model, paired by seed: :func:`~alignlib.experiments.stats.paired_families`
+    over :func:`paired_groups` (the whole table one Holm family per metric), one row per (variant, metric)."""
+    runs = training.trained_runs(record)
+    variants = [v for v in dict.fromkeys(runs.variant) if not is_control(v)]
+    return stats.paired_families(runs, paired_groups(variants), metrics)
 
 
-def paired_differences(record: dict, reference: str, variants, metrics=("MAE", "Non0_acc_2")):
-    """:func:`paired_rows` as notebook 08's table: the difference, its verdict and the per-seed values."""
+def compare_to_reference(record: dict, reference: str, metric: str = "MAE"):
+    """The rows of :func:`paired_rows` against ``reference`` for ``metric``: ``variant, mean, low,
+    high, p_adjusted, mde, verdict`` (negative MAE differences are improvements)."""
+    rows = paired_rows(record, [metric])
+    return rows[rows.reference == reference][["variant", "mean", "low", "high", "p_adjusted", "mde", "verdict"]]
+
+
+def paired_differences(record: dict, metrics=PAIRED_METRICS):
+    """:func:`paired_rows` as notebook 08's table: per variant and metric the difference with its
+    95 % interval, its verdict and the per-seed values."""
+    rows = paired_rows(record, metrics)
+    rows = rows.assign(difference=[f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in zip(rows["mean"], rows.low, rows.high)])
+    order = list(dict.fromkeys(zip(rows.reference, rows.variant)))
+    return rows.pivot(index=["reference", "variant"], columns="metric", values=["difference", "verdict", "per_seed"]) \
+        .reindex(order)
+
+
+def one_sign_check(record: dict):
+    """Per metric (Acc-2, F1), the values the runs reached: ``distinct, low, high`` and ``one_sign``
+    (every run's Acc-2 is one of two shares that sum to 1: each model predicts one sign for every
+    test clip, and Acc-2 and F1 cannot separate the variants)."""
     import pandas as pd
 
-    rows = paired_rows(record, reference, variants, metrics)
-    if not rows:
-        return pd.DataFrame()
-    for row in rows:
-        row["difference"] = f"{row['mean']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
-        row["seeds"] = len(row["per seed"])
-        row["verdict"] = ("one seed: no interval" if not math.isfinite(row["low"]) else
-                          "interval excludes 0" if row["low"] > 0 or row["high"] < 0 else "interval includes 0")
-    order = list(dict.fromkeys(row["variant"] for row in rows))
-    return pd.DataFrame(rows).pivot(index="variant", columns="metric",
-                                    values=["difference", "verdict", "per seed"]).reindex(order)
+    results = training.trained_runs(record)
+    acc = results[results.metric == "Non0_acc_2"].value.round(9).unique()
+    one_sign = len(acc) == 1 or (len(acc) == 2 and abs(acc.sum() - 1) < 1e-6)
+    rows = [{"metric": metric, "distinct": values.round(9).nunique(), "low": values.min(), "high": values.max(),
+             "one_sign": one_sign}
+            for metric in ("Non0_acc_2", "Non0_F1_score") for values in [results[results.metric == metric].value]]
+    return pd.DataFrame(rows)
 
 
-def is_control(variant: str) -> bool:
-    """Whether a row is one of the controls beyond the papers (AlignMamba-1 given the true or the learned plan)."""
-    return variant.startswith("AlignMamba-1, ")
+def placement(record: dict):
+    """:func:`~alignlib.experiments.training.reference_rows` of every variant (MAE against its
+    data's lines) with ``audio_on_word``, the share of audio frames its plan puts on their word."""
+    summary = stats.summary(training.trained_runs(record), ["variant"])
+    rows = training.reference_rows(summary, training.reference_summary(record), "variant")
+    audio = summary[summary.metric == "correspondence_accuracy_audio"].set_index("variant")["mean"]
+    return rows.assign(audio_on_word=rows.variant.map(audio))
+
+
+def paper_drop(variant: str, reference: str) -> float:
+    """The paper's MOSI Acc-2 of ``variant`` minus that of ``reference`` (percentage points)."""
+    return PAPER_ABLATIONS[variant][0] - PAPER_ABLATIONS[reference][0]
+
+
+def differing(paired) -> list[str]:
+    """The rows of a :func:`paired_rows` table whose Holm-adjusted p is below ALPHA, in words."""
+    return [f"{r.variant} against {r.reference}: {r.metric} {r['mean']:+.3f} [{r.low:+.3f}, {r.high:+.3f}], "
+            f"adjusted p = {r.p_adjusted:.2g}" for _, r in paired.iterrows() if r.p_adjusted < stats.ALPHA]
+
+
+def summary(record: dict) -> str:
+    """The answer: the papers' ablation claims, where our rows lie against the reference lines, the
+    paired differences after Holm's adjustment (or the smallest effect they could detect), the three
+    paper rows that agree, and the true-plan control."""
+    rows = placement(record).set_index("variant")
+    paired = paired_rows(record)
+    papers = [v for v in rows.index if not is_control(v)]
+    n_seeds = int(stats.summary(training.trained_runs(record), ["variant"])["n"].max())
+    mae = paired[paired.metric == "MAE"]
+    single = SINGLE_STREAM["w/o both (AlignMamba-2 Table 3)"]
+    text = [f"**Ablations.** The papers (MOSI Acc-2): without the dual alignment loss AlignMamba-2 loses "
+            f"{-paper_drop('w/o dual alignment loss', 'AlignMamba-2'):.1f} points, without the experts "
+            f"{-paper_drop('w/o Modality-Aware Mamba', 'AlignMamba-2'):.1f}, without both "
+            f"{-paper_drop('w/o both', 'AlignMamba-2'):.1f}; AlignMamba-1 loses "
+            f"{-paper_drop('AlignMamba-1 w/o local OT', 'AlignMamba-1'):.1f} without its local OT and "
+            f"{-paper_drop('AlignMamba-1 w/o global MMD', 'AlignMamba-1'):.1f} without its global MMD.",
+            f"Here ({n_seeds} seeds, the synthetic benchmark) all {len(papers)} rows of the papers and our extra "
+            f"ablations lie at or above the `set_level` line ({rows.set_level.iloc[0]:.3f}; MAE "
+            f"{rows.loc[papers, 'mean'].min():.3f} to {rows.loc[papers, 'mean'].max():.3f})"
+            if (rows.loc[papers, "position"] != "below").all() else
+            f"Here ({n_seeds} seeds) {int((rows.loc[papers, 'position'] == 'below').sum())} of {len(papers)} rows lie "
+            f"below the `set_level` line ({rows.set_level.iloc[0]:.3f})",
+            f"and their plans put {rows.loc[papers, 'audio_on_word'].min():.2f} to "
+            f"{rows.loc[papers, 'audio_on_word'].max():.2f} of the audio frames on their word: no model binds a cue "
+            "to its word, so removing a loss or a layer has no alignment to take away."
+            if (rows.loc[papers, "position"] != "below").all() else ".",
+            f"Paired by seed and Holm-adjusted over the table's {len(mae)} comparisons per metric, "
+            + (f"{len(differing(paired))} differ ({'; '.join(differing(paired))})." if differing(paired) else
+               f"none differs: every MAE difference is not distinguishable (adjusted p ≥ {mae.p_adjusted.min():.2g}), "
+               f"with minimal detectable effects of {mae.mde.min():.3f} to {mae.mde.max():.3f} MAE."),
+            (f"The papers report the same MOSI Acc-2 / F1, {' / '.join(map(str, single))}, for "
+             f"{', '.join(SINGLE_STREAM)}: three rows agree because without its alignment losses and its experts "
+             "AlignMamba-2 is that single-stream Mamba baseline, as its paper says."
+             if len(set(SINGLE_STREAM.values())) == 1 else "")]
+    for control in [v for v in rows.index if is_control(v)]:
+        row = rows.loc[control]
+        text.append(f"{control}: MAE {row['mean']:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}], {row.to_bound:.0%} of "
+                    f"the way from `set_level` to `bound`" + (" (the true-plan control at this budget)." if "oracle" in
+                                                                  control else "."))
+    return " ".join(text)
 
 
 def conclusion(record: dict) -> str:
-    """The committed ablations in words, every figure formatted from ``record`` (MAE; Acc-2 is
-    ``Non0_acc_2``): where the rows of the papers lie against the reference lines, what the controls
-    reach, and each paired difference to its reference model whose 95 % interval excludes 0."""
-    references = training.reference_summary(record)
-    if references is None:
+    """The committed ablations in detail, every figure formatted from ``record``: each row against the
+    reference lines, each paired difference whose interval excludes 0 only before Holm's adjustment,
+    AlignMamba-1's plan against the proportional windows of its row without local OT, and whether
+    Acc-2 can separate the rows."""
+    rows = placement(record)
+    if rows.empty:
         return "No reference lines were recorded with these runs: they cannot be placed."
-    lines = references[references.metric == "MAE"].set_index("reference")["mean"]
-    summary = stats.summary(training.trained_runs(record), ["variant"]).set_index(["variant", "metric"])
-    if summary["n"].max() < 2:
-        return "One seed: no intervals, so nothing here can be placed against the lines or compared."
-    variants = list(dict.fromkeys(summary.index.get_level_values("variant")))
-    rows = [v for v in variants if not is_control(v)]
-    mae = summary.xs("MAE", level="metric")
-    above = [v for v in rows if mae.loc[v, "ci_low"] > lines["set_level"]]
-    on_line = [v for v in rows if v not in above and mae.loc[v, "ci_high"] >= lines["set_level"]]
-    audio = summary.xs("correspondence_accuracy_audio", level="metric")["mean"]
-    text = [f"**What the committed ablations say** ({int(summary['n'].max())} seeds). Of the {len(rows)} rows "
-            f"without a control (the papers' rows and our extra ablations), {len(above)} sit above the `set_level` "
-            f"line ({lines['set_level']:.3f}) and {len(on_line)} on it (its interval covers the line): MAE "
-            f"{mae.loc[rows, 'mean'].min():.3f} to {mae.loc[rows, 'mean'].max():.3f}. Their plans (AlignMamba-1's "
-            f"own, the exact plan between AlignMamba-2's states) put {audio[rows].min():.2f} to "
-            f"{audio[rows].max():.2f} of the audio frames on their word."
-            + (" None of them gets below the line: none has bound a cue to its word." if len(above) + len(on_line) == len(rows)
-               else "")]
-    for control in [v for v in variants if is_control(v)]:
-        share = (lines["set_level"] - mae.loc[control, "mean"]) / (lines["set_level"] - lines["bound"])
-        text.append(f"{control}: MAE {mae.loc[control, 'mean']:.3f} [{mae.loc[control, 'ci_low']:.3f}, "
-                    f"{mae.loc[control, 'ci_high']:.3f}], {share:.0%} of the way from `set_level` to `bound` "
-                    f"({lines['bound']:.3f}), audio frames on their word {audio[control]:.2f}.")
-    paired = [row for reference, group in paired_groups(rows).items() for row in paired_rows(record, reference, group)]
-    apart = [row for row in paired if row["low"] > 0 or row["high"] < 0]
-    for row in apart:
-        reference = row["reference"]
-        better = (row["mean"] < 0) == (row["metric"] == "MAE")
-        name = "MAE" if row["metric"] == "MAE" else "Acc-2"
-        paper = PAPER_ABLATIONS.get(row["variant"])
-        opposite = paper is not None and better != (paper[0] > PAPER_ABLATIONS[reference][0])
-        text.append(f"Paired by seed, {row['variant']} against {reference}: {name} {row['mean']:+.3f} "
-                    f"[{row['low']:+.3f}, {row['high']:+.3f}], {'better' if better else 'worse'} than {reference}"
-                    + ("; the paper's row goes the other way." if opposite else "."))
-    if not apart:
-        text.append("No paired difference to its reference model has an interval that excludes 0.")
-    if "AlignMamba-1 w/o local OT" in rows and "AlignMamba-1" in rows:
+    paired = paired_rows(record)
+    text = ["**Each row against the reference lines** (test MAE): "
+            + "; ".join(training.reference_sentences(rows, "variant")) + "."]
+    unadjusted = paired[(paired.p < stats.ALPHA) & (paired.p_adjusted >= stats.ALPHA)]
+    for _, r in unadjusted.iterrows():
+        text.append(f"{r.variant} against {r.reference}: paired {r.metric} {r['mean']:+.3f} [{r.low:+.3f}, {r.high:+.3f}] "
+                    f"excludes 0 on its own (p = {r.p:.2g}), but not after Holm's adjustment over the table's "
+                    f"{int((paired.metric == r.metric).sum())} {r.metric} comparisons: {r.verdict}.")
+    audio = rows.set_index("variant").audio_on_word
+    if {"AlignMamba-1", "AlignMamba-1 w/o local OT"} <= set(audio.index):
         text.append(f"AlignMamba-1's relaxed plan puts {audio['AlignMamba-1']:.2f} of the audio frames on their word, "
-                    f"the proportional windows of the row without local OT {audio['AlignMamba-1 w/o local OT']:.2f}"
-                    + (": removing the local OT gives this model more position, not less." if
-                       audio["AlignMamba-1 w/o local OT"] > audio["AlignMamba-1"] else "."))
+                    f"the proportional windows of its row without local OT {audio['AlignMamba-1 w/o local OT']:.2f}.")
+    signs = one_sign_check(record)
+    if signs.one_sign.all():
+        text.append("Every run's Acc-2 is one of the two signs' shares of the test clips: each model predicts one sign "
+                    "for every clip, so Acc-2 and F1 cannot separate the rows.")
     return "\n\n".join(text)
+
+
+def show(record: dict, title: str):
+    """The table, the MAE and Acc-2 intervals per variant beside the reference lines, and the paired
+    differences; returns the summary table."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    summary, shown = table(record)
+    print(f"{title}: {record['command']}")
+    display(shown)
+    references = training.reference_summary(record)
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5), sharey=True)
+    for ax, metric in zip(axes, ("MAE", "Non0_acc_2")):
+        plots.intervals(ax, summary, "variant", metric)
+        plots.reference_lines(ax, references, metric)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title}: test metrics, mean and 95 % t-interval over {int(summary['n'].max())} seeds "
+                 "(clipped to the metric's range)")
+    plt.tight_layout()
+    plt.show()
+    display(one_sign_check(record))
+    if summary["n"].max() > 1:
+        display(paired_differences(record))
+    return summary
 
 
 SWEEP = Sweep(

@@ -1,4 +1,5 @@
-"""Means with Student-t confidence intervals (clipped to a metric's range for display), and log-log slopes."""
+"""Means with Student-t confidence intervals (clipped to a metric's range for display), log-log slopes,
+paired differences over seeds (Holm-adjusted, with the minimal detectable effect) and pooled least-squares trends."""
 from __future__ import annotations
 
 import math
@@ -113,7 +114,6 @@ def paired_differences(table, reference: str, variants=None, metrics=None, by: s
     :func:`alignlib.experiments.sweep.tidy`); ``variants``: which to compare (default: all but the reference).
     """
     import pandas as pd
-    from statsmodels.stats.multitest import multipletests
 
     table = table.dropna(subset=["value"])
     if metrics is not None:
@@ -139,11 +139,55 @@ def paired_differences(table, reference: str, variants=None, metrics=None, by: s
                          "per_seed": [round(float(v), 4) for v in d]})
     result = pd.DataFrame(rows, columns=[by, "reference", "metric", "n", "mean", "low", "high", "sd", "p", "mde",
                                          "per_seed"])
-    result["p_adjusted"] = math.nan
-    for metric, group in result.groupby("metric"):
+    return adjusted(result)
+
+
+def adjusted(result, family: str = "metric"):
+    """``result`` (rows with ``n, mean, p, mde``) with ``p_adjusted`` (Holm over the rows of each
+    ``family``: by default each metric's comparisons are one family) and ``verdict`` (:func:`verdict`)."""
+    from statsmodels.stats.multitest import multipletests
+
+    result = result.reset_index(drop=True).assign(p_adjusted=math.nan)
+    for _, group in result.groupby(family):
         tested = group[group.p.notna()]
         if len(tested):
             result.loc[tested.index, "p_adjusted"] = multipletests(tested.p.to_numpy(), alpha=ALPHA, method="holm")[1]
     result["verdict"] = [verdict(n, p, m, mean) for n, p, m, mean in
                          zip(result.n, result.p_adjusted, result.mde, result["mean"])]
     return result
+
+
+def paired_families(table, groups: dict, metrics=None, by: str = "variant", pair: str = "seed", level: float = 0.95):
+    """:func:`paired_differences` of several reference models at once, ``groups`` = ``{reference:
+    variants}``, Holm-adjusted over the whole table per metric (every comparison of a table is one
+    family, whichever reference it is made against)."""
+    import pandas as pd
+
+    parts = [paired_differences(table, reference, variants, metrics, by, pair, level)
+             for reference, variants in groups.items() if variants]
+    return adjusted(pd.concat(parts).drop(columns=["p_adjusted", "verdict"]))
+
+
+def trend(table, formula: str, terms=None, level: float = 0.95):
+    """A pooled least-squares model (statsmodels' OLS on ``formula``, e.g. ``"MAE ~ x + C(seed)"``)
+    over the rows of ``table`` (one row per run), one row per coefficient:
+
+    ``term, coef, low, high`` (its ``level`` t-interval), ``se``, ``p`` (t-test of 0), ``n`` (runs),
+    ``df`` (residual degrees of freedom), ``mde`` (the smallest coefficient the fit detects with
+    power :data:`POWER` at :data:`ALPHA`, from the noncentral t with ``df`` degrees of freedom),
+    ``p_adjusted`` (Holm over the ``terms`` shown: one family) and ``verdict``.
+    ``terms``: the coefficients to keep (default: all but the intercept)."""
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    fit = smf.ols(formula, data=table).fit()
+    interval = fit.conf_int(1 - level)
+    terms = [t for t in fit.params.index if t != "Intercept"] if terms is None else list(terms)
+    n, df = int(fit.nobs), float(fit.df_resid)
+    rows = [{"term": t, "coef": float(fit.params[t]), "low": float(interval.loc[t, 0]), "high": float(interval.loc[t, 1]),
+             "se": float(fit.bse[t]), "p": float(fit.pvalues[t]), "n": n, "df": df,
+             # a coefficient's t statistic is coef / se on df degrees of freedom: a one-sample t-test
+             # of df + 1 values whose standard deviation is se * sqrt(df + 1) has the same power
+             "mde": minimal_detectable_effect(float(fit.bse[t]) * math.sqrt(df + 1), int(df) + 1),
+             "mean": float(fit.params[t]), "family": "trend"} for t in terms]
+    return adjusted(pd.DataFrame(rows), family="family").drop(columns=["mean", "family"])

@@ -204,6 +204,24 @@ def paired_interval(a, b):
     return mean_interval(a - b)  # the seed moves both runs: the interval of the per-seed differences
 
 
+def lambda_ot_slope(lambda_ot, lambda_mmd, seed, mae):
+    from scipy import stats
+
+    def log10_with_floor(weight):  # a weight of 0 sits at the smallest weight tried; its indicator marks it
+        return torch.log10(torch.where(weight > 0, weight, weight[weight > 0].min()))
+
+    seeds = seed.unique()
+    columns = [torch.ones_like(mae), log10_with_floor(lambda_ot), (lambda_ot == 0).double(),
+               log10_with_floor(lambda_mmd), (lambda_mmd == 0).double(), *[(seed == s).double() for s in seeds[1:]]]
+    design = torch.stack(columns, dim=1)  # (n, p)
+    coef = torch.linalg.lstsq(design, mae[:, None]).solution[:, 0]
+    df = len(mae) - design.shape[1]
+    sigma2 = (mae - design @ coef).pow(2).sum() / df
+    se = (sigma2 * torch.linalg.inv(design.T @ design)[1, 1]).sqrt()
+    half = stats.t.ppf(0.975, df) * se
+    return coef[1], coef[1] - half, coef[1] + half
+
+
 # 10 · learned alignment
 
 def best_path_loop(scores):
