@@ -1,4 +1,5 @@
-"""``python -m alignlib.data synth --preset tiny|short|mosi|mosei --seed S [--n CLIPS] --out FILE [--yes]``"""
+"""``python -m alignlib.data synth --preset tiny|short|mosi|mosei --seed S [--n CLIPS] [--pause P] [--skip S]
+[--faint F] [--nonlinear K] --out FILE [--yes]``"""
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,14 @@ def _main(argv: list[str] | None) -> int:
                        help="total clips, split in the preset's train/valid/test proportions")
     synth.add_argument("--out", required=True, help="output .pkl (the correspondence goes to OUT.correspondence.npz)")
     synth.add_argument("--yes", action="store_true", help="write files larger than 1 GiB without asking")
+    knobs = synth.add_argument_group("difficulty (each 0 by default: the original benchmark)")
+    knobs.add_argument("--pause", type=float, default=0.0, help="share of the frames that belong to no word, in [0, 0.9]")
+    knobs.add_argument("--skip", type=float, default=0.0, help="share of the words that get no frame in a modality, in [0, 0.9]")
+    knobs.add_argument("--faint", type=float, default=0.0, help="how much of its word's content a frame loses, in [0, 1]")
+    knobs.add_argument("--nonlinear", type=float, default=0.0,
+                       help="mix of a fixed random two-layer network into the linear map of the frames, in [0, 1]")
     args = parser.parse_args(argv)
+    difficulty = synthetic.Difficulty(args.pause, args.skip, args.faint, args.nonlinear)
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give a file name such as {out / 'synthetic.pkl'}")
@@ -49,7 +57,7 @@ def _main(argv: list[str] | None) -> int:
     if size > LARGE and not args.yes:
         print(f"error: that is {size / 2**30:.1f} GiB; pass --yes to write it, or --n to make it smaller", file=sys.stderr)
         return 2
-    data, correspondence = synthetic.generate(args.preset, args.seed, args.n)
+    data, correspondence = synthetic.generate(args.preset, args.seed, args.n, **vars(difficulty))
     path = synthetic.write(args.out, data, correspondence)
     print(f"wrote {path} and {synthetic.correspondence_path(path)}")
     return 0
