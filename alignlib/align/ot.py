@@ -39,6 +39,7 @@ import torch
 
 from alignlib.common.checks import check_mask, check_pair, check_positive
 from alignlib.common.sequences import pack_order
+from alignlib.data.mmsa import NO_WORD, PADDING
 
 COSINE_DIAMETER = 2.0
 BLUR = 0.05  # the OT loss's blur (AlignMamba-2, GeomLoss's default): epsilon = BLUR**2
@@ -400,13 +401,25 @@ def marginals(plan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return plan.sum(dim=2), plan.sum(dim=1)
 
 
+def frame_words(plan: torch.Tensor, x_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, Tm)`` the target each source token is sent to: its heaviest plan entry, or
+    :data:`~alignlib.data.NO_WORD` where it sends less than half of its share ``1/n`` (``n`` real
+    source tokens: the rest of its mass went to no target, as a plan with a "no word" state sends
+    it), :data:`~alignlib.data.PADDING` on padding. Every plan that sends each real token's full
+    share (all of this module's but the controls on a pause) names a target for every real token."""
+    x_mask = torch.ones(plan.shape[:2], dtype=torch.bool, device=plan.device) if x_mask is None else x_mask
+    share = 1.0 / x_mask.sum(1, keepdim=True).clamp_min(1)
+    words = torch.where(plan.sum(2) < share / 2, NO_WORD, plan.argmax(dim=2))
+    return torch.where(x_mask, words, PADDING)
+
+
 def correspondence_accuracy(plan: torch.Tensor, truth: torch.Tensor, x_mask: torch.Tensor | None = None) -> float:
-    """Share of real source tokens whose heaviest plan entry is the true target token.
+    """Share of the real source tokens that have a target (``truth >= 0``: not padding, not
+    :data:`~alignlib.data.NO_WORD`) whose :func:`frame_words` entry is their true target.
 
     Args:
         plan: ``(B, Tm, Tn)``; truth: ``(B, Tm)`` index of the true target of each source token.
     """
-    hits = plan.argmax(dim=2) == truth
-    if x_mask is not None:
-        return hits[x_mask].float().mean().item()
-    return hits.float().mean().item()
+    truth = truth.to(plan.device)
+    scored = (truth >= 0) if x_mask is None else x_mask & (truth >= 0)
+    return (frame_words(plan, x_mask)[scored] == truth[scored]).float().mean().item()
