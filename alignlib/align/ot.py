@@ -316,8 +316,10 @@ def entropic_plan(
 
 def _polished_plan(cost, a, b, solver, x, y, blur, tol, max_iter):
     """The entropic plan of ``cost (B, Tm, Tn)``: GeomLoss's ``solver(a, x, b, y)`` warm-starts
-    :func:`sinkhorn_log` (float64) at ``epsilon = blur**2``."""
-    _, g = solver(a, x, b, y)
+    :func:`sinkhorn_log` (float64) at ``epsilon = blur**2``. GeomLoss leaves gradients switched on
+    when it returns; the context restores the caller's setting."""
+    with torch.set_grad_enabled(torch.is_grad_enabled()):
+        _, g = solver(a, x, b, y)
     epsilon = blur**2
     cost, a, b, g = cost.double(), a.double(), b.double(), g.double()
     f, g = sinkhorn_log(cost, a, b, epsilon, g=g, tol=tol, max_iter=max_iter)

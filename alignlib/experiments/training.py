@@ -42,12 +42,15 @@ def training_run(label: str, model: str, options: dict, seed: int, settings: dic
 
 
 def ensure_data(spec: dict, root: Path) -> Path:
-    """The synthetic data file a run asks for, generated once under ``root/data``."""
+    """The synthetic data file a run asks for (``preset``, ``n_clips``, ``seed`` and any difficulty
+    knobs, :class:`alignlib.data.synthetic.Difficulty`), generated once under ``root/data``."""
     from alignlib.data import synthetic
 
-    path = root / "data" / f"synthetic_{spec['preset']}_{spec['n_clips'] or 'preset'}_seed{spec['seed']}.pkl"
+    difficulty = synthetic.Difficulty(**{knob: spec[knob] for knob in synthetic.KNOB_LIMITS if knob in spec})
+    name = f"synthetic_{spec['preset']}_{spec['n_clips'] or 'preset'}_seed{spec['seed']}{difficulty.suffix}.pkl"
+    path = root / "data" / name
     if not path.exists():
-        synthetic.write(path, *synthetic.generate(spec["preset"], spec["seed"], spec["n_clips"]))
+        synthetic.write(path, *synthetic.generate(spec["preset"], spec["seed"], spec["n_clips"], **vars(difficulty)))
     return path
 
 

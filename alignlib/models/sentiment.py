@@ -26,7 +26,8 @@ from alignlib.ssm.modality_mamba import ModalityAwareMamba
 
 TEXT, AUDIO, VISION = MODALITIES
 READOUTS = ("auto", "mean", "modality_mean", "last")
-ALIGNMAMBA1_PLANS = ("relaxed", "proportional", "oracle", "shuffled", "learned")
+ALIGNMAMBA1_PLANS = ("relaxed", "proportional", "oracle", "shuffled", "learned", "time_prior")
+PLAN_TOL = 1e-7  # the time-prior plan's marginal error (L1): tight, so neither padding nor the batch changes a prediction
 
 
 @dataclass
@@ -39,12 +40,14 @@ class ModelConfig:
     dropout: float = 0.2
     lambda_ot: float = 0.001  # AlignMamba-2
     lambda_mmd: float = 0.01  # AlignMamba-1 and -2
-    blur: float = ot.BLUR  # OT loss (AlignMamba-2)
+    blur: float = ot.BLUR  # OT loss (AlignMamba-2); AlignMamba-1's time-prior plan
     align_loss: bool = True  # AlignMamba-2 ablation "w/o alignment loss" when False
     moe: bool = True  # AlignMamba-2 ablation "w/o MoE" when False
     routing: str = "modality"  # AlignMamba-2 ablation "learnable routing": "learned"
-    plan: str = "relaxed"  # AlignMamba-1: relaxed (paper) | proportional (ablation "w/o local OT") | oracle | shuffled | learned
+    plan: str = "relaxed"  # AlignMamba-1: relaxed (paper) | proportional (ablation "w/o local OT") | oracle | shuffled | learned | time_prior
     lambda_align: float = 1.0  # AlignMamba-1 with plan=learned: weight of the aligner's own loss
+    no_word: bool = False  # AlignMamba-1 with plan=learned: the aligner's "no word" state for pause frames
+    time_weight: float = 1.0  # AlignMamba-1 with plan=time_prior: weight of the time prior's cost
     readout: str = "auto"  # sequence models: mean | modality_mean | last | auto (the model's measured default)
     n_heads: int = 4  # MulT
 
@@ -60,7 +63,7 @@ class ModelConfig:
             raise ValueError(f"dropout: must be in [0, 1), got {self.dropout}")
         if self.plan not in ALIGNMAMBA1_PLANS:
             raise ValueError(f"plan: unknown {self.plan!r}; choose one of {ALIGNMAMBA1_PLANS}")
-        for name in ("lambda_ot", "lambda_mmd", "lambda_align"):
+        for name in ("lambda_ot", "lambda_mmd", "lambda_align", "time_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.blur <= 0:
@@ -145,15 +148,18 @@ class AlignMamba1(_Base):
     "w/o local OT": proportional-time windows), ``oracle`` and ``shuffled`` (controls that read the
     batch's true frame-to-word tables: the architecture's ceiling, and the true segments on the wrong
     words), ``learned`` (a :class:`~alignlib.align.monotone.MonotoneAligner` per modality on the raw
-    features, trained by its own likelihood with weight ``lambda_align``; it never reads the
-    tables). Every text slot holds one audio, one video and one text token, so ``mean`` and
+    features, trained by its own likelihood with weight ``lambda_align``, with a "no word" state if
+    ``no_word``; it never reads the tables), ``time_prior`` (order-preserving entropic OT between the
+    projected features, :func:`~alignlib.align.ot.time_prior_plan` at ``blur`` and ``time_weight``,
+    without gradient). Every text slot holds one audio, one video and one text token, so ``mean`` and
     ``modality_mean`` coincide."""
 
     def __init__(self, dims, config):
         super().__init__(dims, config)
         self.stack = MambaStack(config.d_model, config.n_layers, config.dropout, d_state=config.d_state)
         if config.plan == "learned":
-            self.aligners = nn.ModuleDict({m: MonotoneAligner(dims[m], dims[TEXT]) for m in (AUDIO, VISION)})
+            self.aligners = nn.ModuleDict({m: MonotoneAligner(dims[m], dims[TEXT], no_word=config.no_word)
+                                           for m in (AUDIO, VISION)})
 
     @property
     def needs_alignment(self) -> bool:
@@ -172,6 +178,9 @@ class AlignMamba1(_Base):
             frame_mask = batch.masks[m]
             if self.config.plan == "relaxed":
                 plans[m] = ot.plan(h[m].detach(), text.detach(), frame_mask, text_mask, method="relaxed")
+            elif self.config.plan == "time_prior":
+                plans[m] = ot.plan(h[m].detach(), text.detach(), frame_mask, text_mask, method="time_prior",
+                                   blur=self.config.blur, time_weight=self.config.time_weight, tol=PLAN_TOL)
             elif self.config.plan == "proportional":
                 _, packed_mask, order = pack(frame_mask, frame_mask)
                 windows = proportional_windows(packed_mask, text_mask, h[m].dtype)  # (B, T_l, T_m), packed frames
