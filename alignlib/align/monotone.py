@@ -288,21 +288,24 @@ class MonotoneAligner(nn.Module):
         self.temperature = temperature
         self.no_word = nn.Parameter(torch.randn(width)) if no_word else None
 
-    def scores(self, x, y, x_mask, y_mask) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(B, Tm, Tn)`` log p(frame | word), and ``(B, Tm)`` log p(frame | no word) (None without the state)."""
+    def scores(self, x, y, x_mask, y_mask) -> torch.Tensor:
+        """``(B, Tm, Tn)`` log p(frame | word)."""
         a = nn.functional.normalize(self.source(x), dim=-1)
         b = nn.functional.normalize(self.target(y), dim=-1)
+        return emission_scores(a @ b.transpose(1, 2) / self.temperature, x_mask, y_mask)
+
+    def no_word_scores(self, x, x_mask) -> torch.Tensor | None:
+        """``(B, Tm)`` log p(frame | no word), normalised over the frames as a word's scores are (None without the state)."""
         if self.no_word is None:
-            return emission_scores(a @ b.transpose(1, 2) / self.temperature, x_mask, y_mask), None
-        b = torch.cat([b, nn.functional.normalize(self.no_word, dim=0).expand(len(b), 1, -1)], 1)
-        scores = emission_scores(a @ b.transpose(1, 2) / self.temperature, x_mask,
-                                 nn.functional.pad(y_mask, (0, 1), value=True))
-        return scores[..., :-1], scores[..., -1]
+            return None
+        a = nn.functional.normalize(self.source(x), dim=-1)
+        similarity = a @ nn.functional.normalize(self.no_word, dim=0) / self.temperature
+        return emission_scores(similarity[..., None], x_mask)[..., 0]
 
     def forward(self, x, y, x_mask, y_mask) -> tuple[torch.Tensor, torch.Tensor]:
         """``(plan (B, Tm, Tn), loss (B,))``: the posterior with mass ``1/n`` per real frame (no
         gradient; a frame sends only its words' share, the rest goes to no word), and ``-log Z / n`` per clip."""
-        scores, no_word = self.scores(x, y, x_mask, y_mask)
+        scores, no_word = self.scores(x, y, x_mask, y_mask), self.no_word_scores(x, x_mask)
         frames = x_mask.sum(1).to(scores.dtype)
         loss = -log_partition(scores, x_mask, y_mask, no_word) / frames
         if no_word is None:
