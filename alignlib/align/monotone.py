@@ -104,7 +104,7 @@ def _unpack_words(values, order):
 
 def _shift(alpha, by=1):
     """``alpha[:, j - by]`` at column ``j`` (``NEG`` at the first ``by`` columns)."""
-    return torch.nn.functional.pad(alpha[:, :-by], (by, 0), value=NEG)
+    return torch.nn.functional.pad(alpha, (by, 0), value=NEG)[:, :alpha.shape[1]]
 
 
 def _step(alpha, skip):
