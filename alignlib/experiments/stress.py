@@ -68,20 +68,24 @@ def grid(settings: dict) -> list[dict]:
 
 @training.with_references
 def execute(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
-    """Train (resuming an interrupted run); one row: the test metrics (``test_*``), how the run
-    ended, :func:`training.correspondence_metrics` and the data's correspondence floors."""
+    """Train (resuming an interrupted run); one row: the test metrics (``test_*``) of the best epoch
+    (``best_epoch``), how the run ended, :func:`training.correspondence_metrics` and the data's
+    correspondence floors (:func:`alignlib.analysis.correspondence_floors`)."""
     from alignlib.analysis import correspondence_floors
     from alignlib.data import load_mmsa
     from alignlib.train import train
 
     config = training.train_config(run, root, device, resume=True)
     tested = train(config, progress=False)
-    metrics = {(k if k in CONVERGENCE else f"test_{k}"): v for k, v in tested.items() if k != "test_missing_rate"}
+    metrics = {("best_epoch" if k == "epoch" else k if k in CONVERGENCE else f"test_{k}"): v
+               for k, v in tested.items() if k != "test_missing_rate"}
     metrics.update(**training.correspondence_metrics(config), **correspondence_floors(load_mmsa(config.data).splits["test"]))
     return training.recorded(config, root), [{"metrics": metrics}]
 
 
 def estimate(run: dict) -> float:
+    """Seconds of a run on this project's 2-core CPU: :data:`EPOCH_SECONDS` scaled by width and
+    :data:`PLAN_COST`, at most :data:`~alignlib.experiments.training.EXPECTED_EPOCHS` epochs."""
     if run["kind"] == "references":
         return training.estimate(run)
     profile = "full" if run["data"]["preset"] == "mosi" else "default"
