@@ -50,7 +50,7 @@ def test_knobs_at_zero_reproduce_the_data_made_before_them(args):
     got_digest, got_sums = fingerprint(data, tables)
     assert got_digest == digest
     for modality, expected in sums.items():
-        np.testing.assert_allclose(got_sums[modality], expected, rtol=1e-9)
+        np.testing.assert_allclose(got_sums[modality], expected, rtol=1e-6)  # float32 features: BLAS may round differently
     again, again_tables = synthetic.generate(*args, pause=0.0, skip=0.0, faint=0.0, nonlinear=0.0)
     assert pickle.dumps(again) == pickle.dumps(data)
     assert all(np.array_equal(tables[k], again_tables[k], equal_nan=True) for k in tables)
