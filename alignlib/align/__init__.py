@@ -5,8 +5,7 @@
   ``monotone``), the OT loss and the blur ``BLUR``;
 * :mod:`~alignlib.align.monotone` -- monotone (time-ordered) alignment: the forward-backward
   recursion (optionally with a "no word" state for pauses), the ``monotone`` plan method and
-  :class:`~alignlib.align.monotone.MonotoneAligner`, a
-  plan learned without correspondence tables;
+  :class:`~alignlib.align.monotone.MonotoneAligner`, a plan learned without correspondence tables;
 * :mod:`~alignlib.align.mmd` -- global alignment: MMD estimators, the permutation test and the closed
   form for Gaussians.
 """
