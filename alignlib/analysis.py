@@ -26,7 +26,7 @@ from torch import nn
 from alignlib.align import mmd, ot
 from alignlib.common.sequences import pack, unpack
 from alignlib.data import MMSADataset, collate, synthetic
-from alignlib.data.mmsa import ALIGNED, MODALITIES, Batch, Split
+from alignlib.data.mmsa import ALIGNED, MODALITIES, NO_WORD, Batch, Split
 from alignlib.models.checkpoint import load_model, read_checkpoint
 from alignlib.models.sentiment import AlignMamba1, AlignMamba2, packed_concat
 from alignlib.ssm.modality_mamba import record_experts
@@ -128,18 +128,48 @@ def token_states(model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
 
 
 def frame_accuracy(guess: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> float:
-    """Share of all real frames with a word whose guessed word is the true one; ``guess``, ``truth``,
-    ``mask``: ``(B, T_m)`` (for a plan ``(B, T_m, T_l)``, its heaviest entry per frame: ``plan.argmax(2)``);
-    frames whose truth is negative (padding, :data:`~alignlib.data.NO_WORD` in a pause) are left out."""
-    mask = mask & (truth >= 0)
-    return ((guess == truth) & mask).sum().item() / max(mask.sum().item(), 1)
+    """Share of the real frames that have a word (``truth >= 0``; a pause, :data:`~alignlib.data.NO_WORD`,
+    counts as padding does) whose guessed word is the true one; ``guess``, ``truth``, ``mask``:
+    ``(B, T_m)`` (for a plan ``(B, T_m, T_l)``, :func:`alignlib.align.ot.frame_words`)."""
+    scored = mask & (truth >= 0)
+    return ((guess == truth) & scored).sum().item() / max(scored.sum().item(), 1)
 
 
 def per_clip_accuracy(guess: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     """:func:`frame_accuracy` per clip: ``(B, T_m)`` x3 -> ``(B,)``."""
-    mask = mask & (truth >= 0)
-    hits = ((guess == truth) & mask).sum(1).double()
-    return (hits / mask.sum(1).clamp_min(1)).numpy()
+    scored = mask & (truth >= 0)
+    hits = ((guess == truth) & scored).sum(1).double()
+    return (hits / scored.sum(1).clamp_min(1)).numpy()
+
+
+def pause_detection(guess: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """How well the guesses find the pauses among the real frames: ``{"precision", "recall", "f1"}`` of
+    the frames guessed :data:`~alignlib.data.NO_WORD` against the true pause frames (``(B, T_m)`` x3;
+    NaN where a ratio has nothing to count, as for a method that never says "no word")."""
+    said, true = (guess == NO_WORD) & mask, (truth == NO_WORD) & mask
+    hits = (said & true).sum().item()
+    precision = hits / said.sum().item() if said.any() else float("nan")
+    recall = hits / true.sum().item() if true.any() else float("nan")
+    f1 = 2 * hits / (said.sum().item() + true.sum().item()) if (said | true).any() else float("nan")
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def correspondence_floors(split: Split) -> dict[str, float]:
+    """What a guess that reads no feature scores on a synthetic split's frames that have a word:
+    ``{m}_chance`` (a word drawn uniformly: the mean of ``1 / W`` over those frames) and
+    ``{m}_proportional`` (:func:`alignlib.align.ot.proportional_plan`, every real frame at its
+    proportional time), for ``m`` audio and video."""
+    if split.alignment is None:
+        raise ValueError("correspondence_floors needs the split's true tables (a synthetic file)")
+    words = torch.as_tensor(split.masks["text"])
+    floors = {}
+    for m in SOURCES:
+        mask, truth = torch.as_tensor(split.masks[m]), torch.as_tensor(split.alignment[m])
+        scored = mask & (truth >= 0)
+        floors[f"{m}_chance"] = (1 / words.sum(1, keepdim=True).double()).expand_as(scored)[scored].mean().item()
+        proportional = ot.proportional_plan(mask[..., None].double(), words[..., None].double(), mask, words)
+        floors[f"{m}_proportional"] = frame_accuracy(ot.frame_words(proportional, mask), truth, mask)
+    return floors
 
 
 @dataclass
@@ -147,10 +177,11 @@ class Correspondences:
     """Plans and accuracies for some clips of a split.
 
     ``plans[(modality, method)]``: ``(B, T_m, T_l)``; ``truth[m]``: ``(B, T_m)`` word indices (-1 on
-    padding); ``states``: the aligned tokens (:func:`token_states`) ``{"text", "audio", "vision": (B, T, d)}``;
-    ``masks``: ``{"text", "audio", "vision": (B, T)}`` bool; ``accuracy[m][method]``: share
-    of all real frames whose heaviest plan entry is their true word; ``clip_accuracy[m][method]``:
-    the same per clip, ``(B,)``."""
+    padding, -2 on a pause); ``states``: the aligned tokens (:func:`token_states`) ``{"text", "audio", "vision": (B, T, d)}``;
+    ``masks``: ``{"text", "audio", "vision": (B, T)}`` bool; ``accuracy[m][method]``: share of the real
+    frames that have a word whose plan sends them to it (:func:`alignlib.align.ot.frame_words`,
+    :func:`frame_accuracy`); ``clip_accuracy[m][method]``: the same per clip, ``(B,)``;
+    ``pauses[m][method]``: :func:`pause_detection`."""
 
     plans: dict
     truth: dict
@@ -158,6 +189,7 @@ class Correspondences:
     masks: dict
     accuracy: dict
     clip_accuracy: dict
+    pauses: dict
 
 
 def correspondences(model: nn.Module, split: Split, truth: dict[str, np.ndarray], indices,
@@ -169,23 +201,22 @@ def correspondences(model: nn.Module, split: Split, truth: dict[str, np.ndarray]
     states = token_states(model, batch)
     own = own_plans(model, batch)
     rows = torch.as_tensor(np.atleast_1d(np.asarray(indices)))
-    plans, truths, accuracy, per_clip = {}, {}, {}, {}
+    plans, truths, accuracy, per_clip, pauses = {}, {}, {}, {}, {}
     for m in SOURCES:
         mask = batch.masks[m]
         truths[m] = torch.as_tensor(truth[m])[rows].long()
         if truths[m].shape != mask.shape:
             raise ValueError(f"truth[{m!r}]: expected rows of {mask.shape[1]} frames, got {tuple(truth[m].shape)}")
-        guesses = {}
         for method in methods:
             plans[(m, method)] = ot.plan(states[m].double(), states["text"].double(), mask, batch.masks["text"],
                                          method=method, blur=blur, **PLAN_SETTINGS)
-            guesses[method] = plans[(m, method)].argmax(dim=2)
         if own:
             plans[(m, "model")] = own[m]
-            guesses["model"] = own[m].argmax(dim=2)
+        guesses = {k: ot.frame_words(plans[(m, k)], mask) for k in (*methods, *(("model",) if own else ()))}
         accuracy[m] = {k: frame_accuracy(g, truths[m], mask) for k, g in guesses.items()}
         per_clip[m] = {k: per_clip_accuracy(g, truths[m], mask) for k, g in guesses.items()}
-    return Correspondences(plans, truths, states, batch.masks, accuracy, per_clip)
+        pauses[m] = {k: pause_detection(g, truths[m], mask) for k, g in guesses.items()}
+    return Correspondences(plans, truths, states, batch.masks, accuracy, per_clip, pauses)
 
 
 @torch.no_grad()

@@ -31,6 +31,51 @@ def test_frame_accuracy_counts_hits_by_hand():
     np.testing.assert_allclose(analysis.per_clip_accuracy(plan.argmax(2), truth, mask), [2 / 3, 1 / 2])
 
 
+def test_scores_know_no_word_by_hand_and_by_scikit_learn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from alignlib.align import ot
+    from alignlib.data import NO_WORD
+
+    # clip 0: 4 real frames (share 1/4); frame 1 sends 0.1 < 1/8 (no word), frame 3 sends 0.2 (word 1)
+    plan = torch.tensor([[[0.25, 0.0], [0.05, 0.05], [0.0, 0.25], [0.05, 0.15]],
+                         [[0.0, 0.5], [0.5, 0.0], [0.0, 0.0], [0.0, 0.0]]])
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False]])
+    truth = torch.tensor([[0, NO_WORD, NO_WORD, 1], [1, NO_WORD, -1, -1]])
+    guess = ot.frame_words(plan, mask)
+    assert guess.tolist() == [[0, NO_WORD, 1, 1], [1, 0, -1, -1]]
+    # frames with a word: clip 0 frames 0, 3 (both hit), clip 1 frame 0 (hit); the pauses do not count
+    assert analysis.frame_accuracy(guess, truth, mask) == 1.0 == ot.correspondence_accuracy(plan, truth, mask)
+    np.testing.assert_allclose(analysis.per_clip_accuracy(guess, truth, mask), [1.0, 1.0])
+    rng = np.random.default_rng(0)
+    truth = torch.as_tensor(np.where(rng.random((6, 30)) < 0.3, NO_WORD, rng.integers(0, 5, (6, 30))))
+    guess = torch.as_tensor(np.where(rng.random((6, 30)) < 0.4, NO_WORD, rng.integers(0, 5, (6, 30))))
+    mask = torch.as_tensor(rng.random((6, 30)) < 0.8)
+    expected = precision_recall_fscore_support((truth[mask] == NO_WORD).numpy(), (guess[mask] == NO_WORD).numpy(),
+                                               average="binary")[:3]
+    found = analysis.pause_detection(guess, truth, mask)
+    np.testing.assert_allclose([found["precision"], found["recall"], found["f1"]], expected)
+    assert math.isnan(analysis.pause_detection(truth.clamp_min(0), truth, mask)["precision"])  # never says "no word"
+
+
+def test_correspondence_floors_by_a_loop(tmp_path):
+    from alignlib.data import synthetic
+
+    path = synthetic.write(tmp_path / "paused.pkl", *synthetic.generate("tiny", 0, 40, pause=0.3))
+    test = load_mmsa(path).splits["test"]
+    floors = analysis.correspondence_floors(test)
+    for m in ("audio", "vision"):
+        chance, hits, scored = [], 0, 0
+        for row, frames, words in zip(test.alignment[m], test.masks[m].sum(1), test.masks["text"].sum(1)):
+            for t in range(frames):
+                if row[t] >= 0:
+                    chance.append(1 / words)
+                    hits += row[t] == t * words // frames
+                    scored += 1
+        assert floors[f"{m}_chance"] == pytest.approx(np.mean(chance))
+        assert floors[f"{m}_proportional"] == pytest.approx(hits / scored)
+
+
 def fake_activity():
     """Two experts' + shared shares on one clip of 5 tokens (modalities 0, 0, 1, 2, padding)."""
     shares = torch.tensor([[[0.6, 0.0, 0.0, 0.4], [0.2, 0.0, 0.0, 0.8], [0.0, 0.5, 0.0, 0.5],

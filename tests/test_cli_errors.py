@@ -71,6 +71,9 @@ def test_malformed_data_and_unreadable_checkpoint(tmp_path, capsys):
     (["synth", "--out", "{tmp}/x.pkl", "--n", "0"], "--n must be at least 3"),
     (["synth", "--out", "{tmp}/x.pkl", "--preset", "big"], "invalid choice: 'big'"),
     (["synth", "--out", "{sample}/x.pkl"], "is not a folder"),
+    (["synth", "--out", "{tmp}/x.pkl", "--pause", "0.95"], "pause: must be in [0, 0.9], got 0.95"),
+    (["synth", "--out", "{tmp}/x.pkl", "--faint", "-1"], "faint: must be in [0, 1.0], got -1.0"),
+    (["synth", "--out", "{tmp}/x.pkl", "--skip", "lots"], "argument --skip: invalid float value: 'lots'"),
     (["bogus"], "invalid choice: 'bogus'"),
 ])
 def test_data_cli_errors(argv, message, tmp_path, capsys):

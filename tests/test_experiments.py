@@ -18,7 +18,8 @@ from scipy import stats as sps
 
 from alignlib import PROFILES, PROJECT_ROOT, analysis, notebooks
 from alignlib.data import digit_scenes, load_mmsa, references, synthetic
-from alignlib.experiments import ablations, efficiency, inside, lambda_grid, learned, missing, model_table, sweeps, training
+from alignlib.experiments import (ablations, efficiency, inside, lambda_grid, learned, missing, model_table, stress,
+                                  sweeps, training)
 from alignlib.experiments import emma as emma_sweep
 from alignlib.experiments.stats import loglog_slope, mean_ci, summary
 from alignlib.experiments.sweep import Sweep, SweepError, claim, claim_path, load, tidy
@@ -29,7 +30,8 @@ from alignlib.train import TrainConfig
 
 
 def test_every_sweep_declares_unique_runs_in_both_profiles():
-    assert sorted(sweeps()) == ["ablations", "efficiency", "emma", "inside", "lambda", "learned", "missing", "models"]
+    assert sorted(sweeps()) == ["ablations", "efficiency", "emma", "inside", "lambda", "learned", "missing", "models",
+                                "stress"]
     for name, sweep in sweeps().items():
         for profile in PROFILES:
             runs = sweep.runs(profile)
@@ -474,3 +476,94 @@ def test_models_sweep_has_the_controls_and_the_references():
     plans = {r["factors"]["variant"]: r["train"]["model_options"].get("plan") for r in runs[1:]}
     assert {plans[v] for v in plans if v.startswith("AlignMamba-1,")} == {"oracle", "shuffled", "learned"}
     assert {r["train"]["model"] for r in runs[1:]} == set(MODELS)
+
+
+def test_stress_grid_maps_each_knob_alone_and_the_combined_settings_with_their_references():
+    runs = stress.SWEEP.runs("full")
+    trained = [r for r in runs if r["kind"] == "train"]
+    levels = {knob: sorted({r["factors"][knob] for r in trained
+                            if all(r["factors"][k] == 0 for k in stress.KNOBS if k != knob)}) for knob in stress.KNOBS}
+    tops = {"pause": 0.6, "skip": 0.4, "faint": 0.9, "nonlinear": 1.0}
+    for knob, top in tops.items():
+        assert len(levels[knob]) >= 4 and levels[knob][0] == 0.0 and levels[knob][-1] >= top, (knob, levels[knob])
+    knobs = {r["factors"]["setting"]: {k: r["factors"][k] for k in stress.KNOBS} for r in runs}
+    assert knobs["moderate"] == {"pause": 0.2, "skip": 0.1, "faint": 0.5, "nonlinear": 0.5}
+    assert knobs["hard"] == {"pause": 0.4, "skip": 0.2, "faint": 0.75, "nonlinear": 1.0}
+    for setting, values in knobs.items():
+        mine = [r for r in runs if r["factors"]["setting"] == setting]
+        references = [r for r in mine if r["kind"] == "references"]
+        assert len(references) == 1 and all(r["data"] == references[0]["data"] for r in mine)
+        assert {k: references[0]["data"].get(k, 0.0) for k in stress.KNOBS} == values
+        assert {(r["factors"]["variant"], r["factors"]["seed"]) for r in mine if r["kind"] == "train"} == {
+            (label, seed) for label in stress.PLANS for seed in (0, 1, 2)}
+        assert all(r["data"]["preset"] == "mosi" for r in mine)
+    plans = {r["train"]["model_options"]["plan"] for r in trained}
+    assert plans == {"relaxed", "learned", "time_prior", "oracle", "shuffled"}
+    assert stress.SWEEP.estimate(trained[0]) > 0
+
+
+def test_stress_runs_record_accuracy_on_word_frames_pauses_floors_and_knobs(tmp_path):
+    settings = {**stress.SWEEP.profiles["default"], "epochs": 1, "settings": {"pause 0.4": {"pause": 0.4}}}
+    chosen = ("learned plan, no-word state", "oracle plan", "time-prior plan")
+    grid = [r for r in stress.grid(settings) if r["kind"] == "references" or r["factors"]["variant"] in chosen]
+    record = dataclasses.replace(stress.SWEEP, grid=lambda settings: grid).run(out=tmp_path, progress=False)
+    for run in grid:
+        done = record["runs"][run["id"]]
+        assert done["factors"]["pause"] == 0.4 and done["factors"]["skip"] == 0.0
+        if run["kind"] == "references":
+            continue
+        metrics = done["rows"][0]["metrics"]
+        assert {"correspondence_accuracy_audio", "correspondence_accuracy_vision", "test_MAE", "test_Corr",
+                "optimizer_steps", "stopped_by", "valid_flat", "pause_f1_audio", "vision_chance"} <= set(metrics)
+        path = tmp_path / done["config"]["data"]
+        assert synthetic.difficulty(path) == synthetic.Difficulty(pause=0.4)
+        floors = analysis.correspondence_floors(load_mmsa(path).splits["test"])
+        assert {k: metrics[k] for k in floors} == floors
+        if run["factors"]["variant"] == "oracle plan":  # the true plan: every word frame found, every pause said
+            assert metrics["correspondence_accuracy_audio"] == metrics["pause_f1_vision"] == 1.0
+        if run["factors"]["variant"] == "time-prior plan":  # sends every frame somewhere: it never says "no word"
+            assert metrics["pause_recall_audio"] == 0.0
+
+
+def stress_record(accuracy, mae, set_level=1.0, bound=0.5):
+    """A stress record by hand: ``accuracy[variant][setting]`` and ``mae[variant][setting]`` per seed 0, 1."""
+    settings = {"clean": {}, "pause 0.2": {"pause": 0.2}, "pause 0.4": {"pause": 0.4}, "hard": stress.COMBINED["hard"]}
+    grid, runs = [], {}
+    for name, knobs in settings.items():
+        where = {"setting": name, **{k: float(knobs.get(k, 0.0)) for k in stress.KNOBS}}
+        run = {"id": f"references {name}", "factors": {"variant": "references", "model": "references", **where}}
+        grid.append(run)
+        runs[run["id"]] = {"factors": run["factors"], "rows": [
+            {"reference": r, "reference_seed": seed, "metrics": {"MAE": value + 0.01 * seed}}
+            for r, value in (("set_level", set_level), ("bound", bound)) for seed in (0, 1)]}
+        for variant in accuracy:
+            for seed in (0, 1):
+                run = {"id": f"{name} {variant} {seed}", "factors": {"variant": variant, **where, "seed": seed}}
+                grid.append(run)
+                value = accuracy[variant][name]
+                runs[run["id"]] = {"factors": run["factors"], "rows": [{"metrics": {
+                    "correspondence_accuracy_audio": value, "correspondence_accuracy_vision": value + 0.1,
+                    "test_MAE": mae[variant][name] + 0.02 * seed}}]}
+    return {"sweep": "stress", "grid": grid, "runs": runs}
+
+
+def test_stress_views_find_where_a_plan_breaks():
+    record = stress_record(
+        accuracy={"fragile": {"clean": 0.9, "pause 0.2": 0.7, "pause 0.4": 0.3, "hard": 0.2},
+                  "sturdy": {"clean": 0.95, "pause 0.2": 0.9, "pause 0.4": 0.9, "hard": 0.9},
+                  "blind": {"clean": 0.95, "pause 0.2": 0.9, "pause 0.4": 0.9, "hard": 0.9}},
+        mae={"fragile": {"clean": 0.6, "pause 0.2": 0.7, "pause 0.4": 0.8, "hard": 0.99},
+             "sturdy": {"clean": 0.6, "pause 0.2": 0.6, "pause 0.4": 0.65, "hard": 0.7},
+             "blind": {"clean": 0.6, "pause 0.2": 1.2, "pause 0.4": 1.3, "hard": 1.3}})
+    points = stress.breaking_points(record).set_index("variant")
+    assert list(points.knob.unique()) == ["pause"]  # the other knobs were run at one level only
+    assert points.broken_at["fragile"] == 0.4 and math.isnan(points.broken_at["sturdy"])
+    assert points.broken_at["blind"] == 0.2  # its MAE reached set_level (1.005 over the two seeds)
+    assert points.accuracy_at_top["fragile"] == pytest.approx(0.3) and points.MAE_at_top["sturdy"] == pytest.approx(0.66)
+    hard = stress.combined_table(record).set_index("variant")
+    assert set(stress.combined_table(record).setting) == {"hard"}
+    assert hard.share_of_the_way["sturdy"] == pytest.approx((1.005 - 0.71) / (1.005 - 0.505))
+    sentences = stress.summary(record)
+    assert any(s.startswith("fragile breaks at pause 0.4") for s in sentences)
+    assert any(s.startswith("sturdy holds up to pause 0.4") for s in sentences)
+    assert any(s.startswith("On the hard setting, sturdy finds 0.90 of the word frames") for s in sentences)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from alignlib.align import monotone, ot
-from alignlib.data import MMSADataset, collate, load_mmsa
+from alignlib.data import NO_WORD, MMSADataset, collate, load_mmsa
 
 SAMPLE = "data_samples/synthetic_tiny.pkl"
 
@@ -51,6 +51,71 @@ def test_recursions_match_enumeration_with_padding_anywhere(seed):
         assert torch.allclose(log_z[b], expected_z)
         assert torch.allclose(post[b], expected_post, atol=1e-10)
         assert torch.equal(best[b], expected_best)
+
+
+def all_paths_with_no_word(n_frames: int, n_words: int):
+    """Every monotone path through the words and a "no word" state (CTC's blank) before, between and
+    after them: states 0 .. 2W (blank 2j before word j, word j at 2j + 1), starting on state 0 or 1,
+    ending on 2W - 1 or 2W, steps of 0 or 1, or 2 from a word to the next word (passing the blank)."""
+    for steps in itertools.product((0, 1, 2), repeat=n_frames - 1):
+        for first in (0, 1):
+            states = np.concatenate([[first], first + np.cumsum(steps, dtype=int)])
+            jumps = np.flatnonzero(np.asarray(steps) == 2)
+            if states[-1] in (2 * n_words - 1, 2 * n_words) and all(states[k + 1] % 2 == 1 for k in jumps):
+                yield states
+
+
+def brute_force_with_no_word(scores, no_word, frame_mask, word_mask):
+    """``(log Z, word posterior, no-word posterior, best path)`` of one clip with a "no word" state."""
+    frames = frame_mask.nonzero().flatten().tolist()
+    words = word_mask.nonzero().flatten().tolist()
+    paths = list(all_paths_with_no_word(len(frames), len(words)))
+    def score(f, state):
+        return scores[f, words[state // 2]] if state % 2 else no_word[f]
+    totals = torch.stack([sum(score(f, state) for f, state in zip(frames, path)) for path in paths])
+    log_z = torch.logsumexp(totals, 0)
+    post, blank = torch.zeros_like(scores), torch.zeros_like(no_word)
+    for path, total in zip(paths, totals):
+        for f, state in zip(frames, path):
+            if state % 2:
+                post[f, words[state // 2]] += (total - log_z).exp()
+            else:
+                blank[f] += (total - log_z).exp()
+    best = torch.full((scores.shape[0],), -1)
+    for f, state in zip(frames, paths[int(totals.argmax())]):
+        best[f] = words[state // 2] if state % 2 else NO_WORD
+    return log_z, post, blank, best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_recursions_with_a_no_word_state_match_enumeration(seed):
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(3, 7, 4, generator=generator, dtype=torch.float64)
+    no_word = torch.randn(3, 7, generator=generator, dtype=torch.float64)
+    frame_mask = torch.rand(3, 7, generator=generator) > 0.3
+    word_mask = torch.rand(3, 4, generator=generator) > 0.3
+    word_mask[:, 1] = True
+    frame_mask[:, :4] = True
+    log_z = monotone.log_partition(scores, frame_mask, word_mask, no_word)
+    post, blank = monotone.posterior(scores, frame_mask, word_mask, no_word)
+    best = monotone.best_path(scores, frame_mask, word_mask, no_word)
+    for b in range(3):
+        expected_z, expected_post, expected_blank, expected_best = brute_force_with_no_word(
+            scores[b], no_word[b], frame_mask[b], word_mask[b])
+        assert torch.allclose(log_z[b], expected_z)
+        assert torch.allclose(post[b], expected_post, atol=1e-10)
+        assert torch.allclose(blank[b], expected_blank, atol=1e-10)
+        assert torch.equal(best[b], expected_best)
+    torch.testing.assert_close((post.sum(2) + blank)[frame_mask], torch.ones(int(frame_mask.sum()), dtype=torch.float64))
+    # the gradient of log Z is the posterior, for the words and for the no-word state
+    scores.requires_grad_(True)
+    no_word.requires_grad_(True)
+    grads = torch.autograd.grad(monotone.log_partition(scores, frame_mask, word_mask, no_word).sum(), (scores, no_word))
+    torch.testing.assert_close(grads[0], post)
+    torch.testing.assert_close(grads[1], blank)
+    # a no-word state that can never win changes nothing
+    never = monotone.posterior(scores.detach(), frame_mask, word_mask, torch.full_like(no_word, -1e3))
+    torch.testing.assert_close(never[0], monotone.posterior(scores.detach(), frame_mask, word_mask))
 
 
 def test_gradient_of_log_partition_is_the_posterior():
@@ -160,3 +225,31 @@ def test_the_aligner_normalises_its_emissions_over_the_chosen_axis():
     assert torch.allclose(words.sum(1), torch.ones(2, 4)) and torch.allclose(frames.sum(2), torch.ones(2, 6))
     with pytest.raises(ValueError, match="normalise"):
         monotone.MonotoneAligner(3, 5, normalise="rows")
+
+
+def test_the_aligner_with_a_no_word_state_finds_the_pauses(tmp_path):
+    """On clips with 30 % pause frames, the aligner with the "no word" state learns which frames are
+    pauses (F1 against the tables) and still finds the words of the others; without it, every frame
+    is on a word."""
+    from alignlib import analysis
+    from alignlib.data import synthetic
+
+    data = load_mmsa(synthetic.write(tmp_path / "paused.pkl", *synthetic.generate("tiny", 0, pause=0.3)))
+    train = collate([MMSADataset(data.splits["train"])[i] for i in range(64)])
+    test = collate([MMSADataset(data.splits["test"], alignment=True)[i] for i in range(32)])
+    found = {}
+    for no_word in (False, True):
+        torch.manual_seed(0)
+        aligner = monotone.MonotoneAligner(data.dims["vision"], data.dims["text"], no_word=no_word)
+        optimiser = torch.optim.Adam(aligner.parameters(), lr=3e-3)
+        for _ in range(40):
+            _, loss = aligner(train.features["vision"], train.features["text"], train.masks["vision"], train.masks["text"])
+            optimiser.zero_grad()
+            loss.mean().backward()
+            optimiser.step()
+        with torch.no_grad():
+            plan, _ = aligner(test.features["vision"], test.features["text"], test.masks["vision"], test.masks["text"])
+        guess, truth, mask = ot.frame_words(plan, test.masks["vision"]), test.alignment["vision"], test.masks["vision"]
+        found[no_word] = analysis.frame_accuracy(guess, truth, mask), analysis.pause_detection(guess, truth, mask)
+    assert found[True][0] > 0.7 and found[True][1]["f1"] > 0.8, found
+    assert found[False][1]["recall"] == 0.0, found

@@ -265,3 +265,30 @@ def test_unknown_methods_and_settings_are_named_and_a_method_can_be_added(monkey
     assert ot.plan(x, y, method="exact", scale=2.0).sum().item() == pytest.approx(1.0)  # a setting of another method
     with pytest.raises(ValueError, match="'exact' is already registered"):
         ot.register_plan("exact")(uniform_plan)
+
+
+# -- order-preserving transport ---------------------------------------------------------------------
+def test_time_prior_plan_is_pots_sinkhorn_on_the_cost_with_the_time_term():
+    x, y = random_tokens(3, 9, 5, 4, seed=15)
+    x_mask = torch.ones(3, 9, dtype=torch.bool)
+    x_mask[1, 6:] = False
+    x_mask[2, 0] = False  # padding first: positions count the real tokens only
+    y_mask = torch.ones(3, 5, dtype=torch.bool)
+    y_mask[2, 4] = False
+    for weight in (0.0, 2.0):
+        plan = ot.plan(x, y, x_mask, y_mask, method="time_prior", blur=0.3, time_weight=weight, tol=1e-9,
+                       max_iter=20000)
+        for b in range(3):
+            rows, cols = x_mask[b].numpy(), y_mask[b].numpy()
+            n, w = rows.sum(), cols.sum()
+            cost = ot.cosine_cost(x[b:b + 1], y[b:b + 1])[0].numpy()[np.ix_(rows, cols)]
+            s, t = (np.arange(n) + 0.5) / n, (np.arange(w) + 0.5) / w
+            expected = pot.sinkhorn(uniform(n), uniform(w), cost + weight * np.abs(s[:, None] - t[None]), 0.3**2,
+                                    method="sinkhorn_log", stopThr=1e-13, numItermax=100000)
+            np.testing.assert_allclose(plan[b].numpy()[np.ix_(rows, cols)], expected, atol=1e-7)
+            assert plan[b][~x_mask[b]].abs().sum() == 0 and plan[b][:, ~y_mask[b]].abs().sum() == 0
+    # a heavy prior leaves the features no say: the plan is entropic transport along the diagonal
+    heavy = ot.plan(x, y, method="time_prior", blur=0.3, time_weight=50.0)
+    assert (heavy[0].argmax(1) == torch.div(torch.arange(9) * 5 + 2, 9, rounding_mode="floor")).float().mean() > 0.7
+    with pytest.raises(ValueError, match="time_weight: must be >= 0"):
+        ot.plan(x, y, method="time_prior", time_weight=-1.0)

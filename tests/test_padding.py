@@ -15,7 +15,9 @@ DIMS = {"text": 5, "audio": 4, "vision": 3}
 CONFIG = dict(d_model=8, n_layers=2, d_state=4, dropout=0.0)
 MODEL_OPTIONS = {name: {} for name in MODELS} | {"alignmamba2-learned": {"routing": "learned"},
                                                  **{f"alignmamba1-{plan}": {"plan": plan}
-                                                    for plan in ("proportional", "oracle", "shuffled", "learned")}}
+                                                    for plan in ("proportional", "oracle", "shuffled", "learned")},
+                                                 "alignmamba1-no_word": {"plan": "learned", "no_word": True},
+                                                 "alignmamba1-time_prior": {"plan": "time_prior", "blur": 0.3}}
 
 
 def build(variant: str):

@@ -24,18 +24,37 @@ Given scores ``e[i, j]`` (how well frame ``i`` fits word ``j``, as log-probabili
 * :class:`MonotoneAligner` -- pointwise projections of frames and words trained by the alignment's
   own likelihood ``log Z`` (no frame-to-word table): a plan a model learns.
 
+Each recursion takes an optional ``no_word (B, T)``: the scores of a "no word" state (CTC's blank)
+that frames may visit before, between and after the words (pauses); a path may pass it by between
+two words. Its posterior and Viterbi path then say which frames belong to no word.
+
 Shapes: scores ``(B, T, W)``, frame mask ``(B, T)``, word mask ``(B, W)`` (True = real; padding may
 sit anywhere). Every clip needs at least as many real frames as real words.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from alignlib.align.ot import _prepare, register_plan
 from alignlib.common.sequences import pack_order
+from alignlib.data.mmsa import NO_WORD
 
 NEG = -1e4  # log-score of an impossible step: finite, so no inf - inf reaches a gradient
+
+
+@dataclass
+class _Chain:
+    """The left-to-right states a path runs through, ``(B, S)`` bool each: ``states`` (real states),
+    ``start`` and ``end`` (where a path may begin and finish), ``skip`` (states a path may reach
+    from two states back, passing the one between)."""
+
+    states: torch.Tensor
+    start: torch.Tensor
+    skip: torch.Tensor
+    end: torch.Tensor
 
 
 def _masks(scores, frame_mask, word_mask):
@@ -57,6 +76,26 @@ def _masks(scores, frame_mask, word_mask):
     return frame_mask, word_mask.gather(1, order), order
 
 
+def _chain(scores, word_mask, no_word):
+    """``(scores (B, T, S), chain)`` of the packed words: the words themselves (``no_word`` None), or
+    with a "no word" state before, between and after them (CTC's blank: ``S = 2W + 1``, the blank
+    ``2j`` before word ``j``, word ``j`` at ``2j + 1``; a path may pass a blank by)."""
+    batch, words = word_mask.shape
+    count = word_mask.sum(1, keepdim=True)
+    if no_word is None:
+        index = torch.arange(words, device=scores.device)[None].expand(batch, -1)
+        return scores, _Chain(word_mask, index == 0, torch.zeros_like(word_mask), index == count - 1)
+    if no_word.shape != scores.shape[:2]:
+        raise ValueError(f"no_word: expected (B, T) = {tuple(scores.shape[:2])} scores, got {tuple(no_word.shape)}")
+    extended = torch.stack([no_word[..., None].expand_as(scores), scores], 3).flatten(2)  # blank, word, blank, ...
+    extended = torch.cat([extended, no_word[..., None]], 2)
+    state = torch.arange(2 * words + 1, device=scores.device)[None].expand(batch, -1)
+    is_word = state % 2 == 1
+    real = torch.where(is_word, torch.nn.functional.pad(word_mask, (0, 1)).repeat_interleave(2, 1)[:, :-1],
+                       state // 2 <= count)
+    return extended, _Chain(real, state <= 1, is_word & (state >= 3) & real, (state == 2 * count) | (state == 2 * count - 1))
+
+
 def _pack_words(scores, order):
     return scores.gather(2, order[:, None, :].expand_as(scores))
 
@@ -65,102 +104,126 @@ def _unpack_words(values, order):
     return torch.empty_like(values).scatter_(2, order[:, None, :].expand_as(values), values)
 
 
-def _shift(alpha):
-    """``alpha[:, j - 1]`` at column ``j`` (``NEG`` at column 0)."""
-    return torch.nn.functional.pad(alpha[:, :-1], (1, 0), value=NEG)
+def _shift(alpha, by=1):
+    """``alpha[:, j - by]`` at column ``j`` (``NEG`` at the first ``by`` columns)."""
+    return torch.nn.functional.pad(alpha, (by, 0), value=NEG)[:, :alpha.shape[1]]
 
 
-def _forward(scores, frame_mask, word_mask):
-    """``alpha (B, T, W)``: log-sum of the paths ending on word ``j`` at frame ``i`` (carried over padded frames)."""
-    scores = scores.masked_fill(~word_mask[:, None, :], NEG)
-    batch, frames, words = scores.shape
-    start = torch.full((batch, words), NEG, dtype=scores.dtype, device=scores.device)
-    start[:, 0] = 0.0  # before the first real frame: on the first word, with nothing scored
+def _step(alpha, skip):
+    """Log-sum over the states a path can come from: the same, the previous, and (where ``skip``) two back."""
+    reached = torch.logaddexp(alpha, _shift(alpha))
+    if skip.any():
+        reached = torch.logaddexp(reached, torch.where(skip, _shift(alpha, 2), NEG))
+    return reached
+
+
+def _forward(scores, frame_mask, chain):
+    """``alpha (B, T, S)``: log-sum of the paths ending on state ``j`` at frame ``i`` (carried over padded frames)."""
+    scores = scores.masked_fill(~chain.states[:, None, :], NEG)
+    batch, frames, _ = scores.shape
+    start = torch.where(chain.start, 0.0, NEG).to(scores.dtype)  # before the first real frame, nothing scored
     alphas, alpha, seen = [], start, torch.zeros(batch, dtype=torch.bool, device=scores.device)
     for i in range(frames):
         real = frame_mask[:, i, None]
-        previous = torch.where(seen[:, None], torch.logaddexp(alpha, _shift(alpha)), start)
+        previous = torch.where(seen[:, None], _step(alpha, chain.skip), start)
         alpha = torch.where(real, scores[:, i] + previous, alpha)
         seen = seen | frame_mask[:, i]
         alphas.append(alpha)
     return torch.stack(alphas, 1)
 
 
-def _last_word(alpha_end, word_mask):
-    return alpha_end.gather(1, (word_mask.sum(1) - 1)[:, None]).squeeze(1)
+def _finish(alpha_end, chain):
+    """``(B,)`` log Z: the log-sum of the last frame's ``alpha`` over the end states."""
+    return torch.logsumexp(alpha_end.masked_fill(~chain.end, -torch.inf), 1)
 
 
-def _backward(scores, frame_mask, word_mask):
-    """``beta (B, T, W)``: log-sum over the rest of a path that is on word ``j`` at frame ``i``."""
-    scores = scores.masked_fill(~word_mask[:, None, :], NEG)
-    batch, frames, words = scores.shape
-    end = torch.full((batch, words), NEG, dtype=scores.dtype, device=scores.device)
-    end.scatter_(1, (word_mask.sum(1) - 1)[:, None], 0.0)
-    betas, beta, after = [None] * frames, end, end  # after: beta of the next real frame
+def _backward(scores, frame_mask, chain):
+    """``beta (B, T, S)``: log-sum over the rest of a path that is on state ``j`` at frame ``i``."""
+    scores = scores.masked_fill(~chain.states[:, None, :], NEG)
+    frames = scores.shape[1]
+    end = torch.where(chain.end, 0.0, NEG).to(scores.dtype)
+    skip_from = torch.nn.functional.pad(chain.skip[:, 2:], (0, 2), value=False)  # state j may go on to j + 2
+    betas, after = [None] * frames, end  # after: beta of the next real frame
     for i in reversed(range(frames)):
         betas[i] = after
         real = frame_mask[:, i, None]
-        # a path on word j at this real frame goes on to word j or j + 1 at the next real frame
+        # a path on state j at this real frame goes on to j, j + 1 (or j + 2) at the next real frame
         step = scores[:, i] + after
         nxt = torch.logaddexp(step, torch.nn.functional.pad(step[:, 1:], (0, 1), value=NEG))
+        if chain.skip.any():
+            nxt = torch.logaddexp(nxt, torch.where(skip_from, torch.nn.functional.pad(step[:, 2:], (0, 2), value=NEG), NEG))
         after = torch.where(real, nxt, after)
     return torch.stack(betas, 1)
 
 
 class _LogPartition(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, scores, frame_mask, word_mask):
-        alpha = _forward(scores, frame_mask, word_mask)
-        log_z = _last_word(alpha[:, -1], word_mask)
-        ctx.save_for_backward(scores, frame_mask, word_mask, alpha, log_z)
+    def forward(ctx, scores, frame_mask, *chain):
+        chain = _Chain(*chain)
+        alpha = _forward(scores, frame_mask, chain)
+        log_z = _finish(alpha[:, -1], chain)
+        ctx.save_for_backward(scores, frame_mask, alpha, log_z, *vars(chain).values())
         return log_z
 
     @staticmethod
     def backward(ctx, grad):
-        scores, frame_mask, word_mask, alpha, log_z = ctx.saved_tensors
-        post = _posterior(scores, frame_mask, word_mask, alpha, log_z)
-        return grad[:, None, None] * post, None, None
+        scores, frame_mask, alpha, log_z, *chain = ctx.saved_tensors
+        post = _posterior(scores, frame_mask, _Chain(*chain), alpha, log_z)
+        return grad[:, None, None] * post, None, None, None, None, None
 
 
-def _posterior(scores, frame_mask, word_mask, alpha, log_z):
-    beta = _backward(scores, frame_mask, word_mask)
+def _posterior(scores, frame_mask, chain, alpha, log_z):
+    beta = _backward(scores, frame_mask, chain)
     post = (alpha + beta - log_z[:, None, None]).exp()
-    return post * frame_mask[..., None] * word_mask[:, None, :]
+    return post * frame_mask[..., None] * chain.states[:, None, :]
 
 
-def log_partition(scores, frame_mask=None, word_mask=None) -> torch.Tensor:
-    """``(B,)`` log of the summed ``exp(score)`` of every monotone path; its gradient is :func:`posterior`."""
+def _split_states(values, order, no_word):
+    """Chain values ``(B, T, S)`` back to the words at their positions ``(B, T, W)`` (and the summed
+    "no word" states ``(B, T)`` when there are some)."""
+    if no_word is None:
+        return _unpack_words(values, order)
+    return _unpack_words(values[..., 1::2], order), values[..., 0::2].sum(2)
+
+
+def log_partition(scores, frame_mask=None, word_mask=None, no_word=None) -> torch.Tensor:
+    """``(B,)`` log of the summed ``exp(score)`` of every monotone path; its gradient is :func:`posterior`.
+    ``no_word (B, T)``: the scores of a "no word" state that frames may visit before, between and
+    after the words (None: every frame is on a word)."""
     frame_mask, word_mask, order = _masks(scores, frame_mask, word_mask)
-    return _LogPartition.apply(_pack_words(scores, order), frame_mask, word_mask)
+    extended, chain = _chain(_pack_words(scores, order), word_mask, no_word)
+    return _LogPartition.apply(extended, frame_mask, *vars(chain).values())
 
 
 @torch.no_grad()
-def posterior(scores, frame_mask=None, word_mask=None) -> torch.Tensor:
-    """``(B, T, W)`` probability that frame ``i`` sits on word ``j`` (real rows sum to 1, padding 0)."""
+def posterior(scores, frame_mask=None, word_mask=None, no_word=None):
+    """``(B, T, W)`` probability that frame ``i`` sits on word ``j`` (padding 0); with ``no_word``
+    (as :func:`log_partition`), also ``(B, T)`` the probability that it sits on no word (a real
+    frame's words and "no word" sum to 1)."""
     frame_mask, word_mask, order = _masks(scores, frame_mask, word_mask)
-    packed = _pack_words(scores, order)
-    alpha = _forward(packed, frame_mask, word_mask)
-    return _unpack_words(_posterior(packed, frame_mask, word_mask, alpha, _last_word(alpha[:, -1], word_mask)), order)
+    extended, chain = _chain(_pack_words(scores, order), word_mask, no_word)
+    alpha = _forward(extended, frame_mask, chain)
+    return _split_states(_posterior(extended, frame_mask, chain, alpha, _finish(alpha[:, -1], chain)), order, no_word)
 
 
-def _viterbi(scores, frame_mask, word_mask):
-    """``(delta, advanced)``, both ``(B, T, W)`` on packed words: the best score of a path ending on word
-    ``j`` at frame ``i``, and whether its best way in came from word ``j - 1`` (the traceback's pointer)."""
-    scores = scores.masked_fill(~word_mask[:, None, :], NEG)
-    batch, frames, words = scores.shape
-    value = torch.full((batch, words), NEG, dtype=scores.dtype, device=scores.device)
-    value[:, 0] = 0.0
+def _viterbi(scores, frame_mask, chain):
+    """``(delta, back)``, both ``(B, T, S)`` on the chain's states: the best score of a path on state
+    ``j`` at frame ``i``, and how many states its best way in moved on (0, 1, or 2 past a "no word"
+    state: the traceback's pointer)."""
+    scores = scores.masked_fill(~chain.states[:, None, :], NEG)
+    batch, frames, _ = scores.shape
+    value = torch.where(chain.start, 0.0, NEG).to(scores.dtype)
     seen = torch.zeros(batch, dtype=torch.bool, device=scores.device)
-    deltas, advanced = [], torch.zeros(batch, frames, words, dtype=torch.bool, device=scores.device)
+    deltas, back = [], torch.zeros(scores.shape, dtype=torch.long, device=scores.device)
     for i in range(frames):
         real = frame_mask[:, i, None]
-        moved = _shift(value) > value
-        best = torch.where(seen[:, None], torch.maximum(value, _shift(value)), value)
+        best, moved = torch.stack([value, _shift(value), torch.where(chain.skip, _shift(value, 2), NEG)]).max(0)
+        best = torch.where(seen[:, None], best, value)  # ties stay: the first maximum
         value = torch.where(real, scores[:, i] + best, value)
-        advanced[:, i] = moved & seen[:, None] & real
+        back[:, i] = moved * (seen[:, None] & real)
         seen = seen | frame_mask[:, i]
         deltas.append(value)
-    return torch.stack(deltas, 1), advanced
+    return torch.stack(deltas, 1), back
 
 
 @torch.no_grad()
@@ -169,24 +232,30 @@ def viterbi(scores, frame_mask=None, word_mask=None) -> tuple[torch.Tensor, torc
     best score of a path on word ``j`` at frame ``i`` (the forward recursion with a max in place of the
     log-sum) and ``advanced[i, j]`` True where that path came from word ``j - 1`` (else it stayed on ``j``)."""
     frame_mask, word_mask, order = _masks(scores, frame_mask, word_mask)
-    delta, advanced = _viterbi(_pack_words(scores, order), frame_mask, word_mask)
-    return _unpack_words(delta, order), _unpack_words(advanced, order)
+    packed, chain = _chain(_pack_words(scores, order), word_mask, None)
+    delta, back = _viterbi(packed, frame_mask, chain)
+    return _unpack_words(delta, order), _unpack_words(back == 1, order)
 
 
 @torch.no_grad()
-def best_path(scores, frame_mask=None, word_mask=None) -> torch.Tensor:
-    """``(B, T)`` word of every frame on the highest-scoring monotone path (-1 on padded frames): the
-    traceback of :func:`viterbi` from the last word at the last frame."""
+def best_path(scores, frame_mask=None, word_mask=None, no_word=None) -> torch.Tensor:
+    """``(B, T)`` word of every frame on the highest-scoring monotone path (-1 on padded frames,
+    :data:`~alignlib.data.NO_WORD` on the "no word" state of ``no_word``, as :func:`log_partition`):
+    the traceback of :func:`viterbi`'s pointers from the best end state at the last frame."""
     frame_mask, word_mask, order = _masks(scores, frame_mask, word_mask)
-    _, advanced = _viterbi(_pack_words(scores, order), frame_mask, word_mask)
-    batch, frames = frame_mask.shape
+    scores, chain = _chain(_pack_words(scores, order), word_mask, no_word)
+    delta, back = _viterbi(scores, frame_mask, chain)
+    batch, frames, _ = scores.shape
     path = torch.full((batch, frames), -1, dtype=torch.long, device=scores.device)
-    word = word_mask.sum(1) - 1
+    state = delta[:, -1].masked_fill(~chain.end, -torch.inf).argmax(1)
     rows = torch.arange(batch, device=scores.device)
     for i in reversed(range(frames)):
         real = frame_mask[:, i]
-        path[:, i] = torch.where(real, word, -1)
-        word = torch.where(real & advanced[rows, i, word.clamp_min(0)], word - 1, word)
+        path[:, i] = torch.where(real, state, -1)
+        state = torch.where(real, state - back[rows, i, state], state)
+    if no_word is not None:  # chain states back to words: 2j + 1 is word j, the even states are no word
+        words = torch.where(path % 2 == 1, order.gather(1, (path // 2).clamp_min(0)), NO_WORD)
+        return torch.where(path >= 0, words, -1)
     return torch.where(path >= 0, order.gather(1, path.clamp_min(0)), -1)  # back to the words' own positions
 
 
@@ -230,16 +299,21 @@ class MonotoneAligner(nn.Module):
     hub word absorb the clip). Its loss is the negative log-likelihood of the clip under the
     monotone model, ``-log Z / n`` (:func:`log_partition`): high when some monotone path runs
     through frames that each resemble their word, so minimising it teaches the projections which
-    frame content belongs to which word content."""
+    frame content belongs to which word content.
+
+    ``no_word=True`` adds the "no word" state (frames in a pause, before, between or after the
+    words): a learned prototype in the projected space, scored as one more word (normalised over the
+    frames), whose frames send their mass to no word."""
 
     def __init__(self, source_dim: int, target_dim: int, width: int = 16, temperature: float = 0.1, hidden: int = 64,
-                 normalise: str = "words"):
+                 normalise: str = "words", no_word: bool = False):
         super().__init__()
-        if normalise not in ("words", "frames"):
-            raise ValueError(f"normalise: expected 'words' or 'frames', got {normalise!r}")
         self.source = nn.Sequential(nn.Linear(source_dim, hidden), nn.GELU(), nn.Linear(hidden, width))
         self.target = nn.Sequential(nn.LayerNorm(target_dim), nn.Linear(target_dim, width))
+        if normalise not in ("words", "frames"):
+            raise ValueError(f"normalise: expected 'words' or 'frames', got {normalise!r}")
         self.temperature, self.normalise = temperature, normalise
+        self.no_word = nn.Parameter(torch.randn(width)) if no_word else None
 
     def scores(self, x, y, x_mask, y_mask) -> torch.Tensor:
         """``(B, Tm, Tn)`` log p(frame | word) (``normalise="frames"``: log p(word | frame))."""
@@ -247,11 +321,22 @@ class MonotoneAligner(nn.Module):
         b = nn.functional.normalize(self.target(y), dim=-1)
         return emission_scores(a @ b.transpose(1, 2) / self.temperature, x_mask, y_mask, self.normalise)
 
+    def no_word_scores(self, x, x_mask) -> torch.Tensor | None:
+        """``(B, Tm)`` log p(frame | no word), normalised over the frames as a word's scores are (None without the state)."""
+        if self.no_word is None:
+            return None
+        a = nn.functional.normalize(self.source(x), dim=-1)
+        similarity = a @ nn.functional.normalize(self.no_word, dim=0) / self.temperature
+        return emission_scores(similarity[..., None], x_mask)[..., 0]
+
     def forward(self, x, y, x_mask, y_mask) -> tuple[torch.Tensor, torch.Tensor]:
         """``(plan (B, Tm, Tn), loss (B,))``: the posterior with mass ``1/n`` per real frame (no
-        gradient), and ``-log Z / n`` per clip."""
-        scores = self.scores(x, y, x_mask, y_mask)
+        gradient; a frame sends only its words' share, the rest goes to no word), and ``-log Z / n`` per clip."""
+        scores, no_word = self.scores(x, y, x_mask, y_mask), self.no_word_scores(x, x_mask)
         frames = x_mask.sum(1).to(scores.dtype)
-        loss = -log_partition(scores, x_mask, y_mask) / frames
-        plan = posterior(scores.detach(), x_mask, y_mask) / frames[:, None, None]
-        return plan, loss
+        loss = -log_partition(scores, x_mask, y_mask, no_word) / frames
+        if no_word is None:
+            found = posterior(scores.detach(), x_mask, y_mask)
+        else:
+            found, _ = posterior(scores.detach(), x_mask, y_mask, no_word.detach())
+        return found / frames[:, None, None], loss

@@ -15,6 +15,8 @@ source token ``i`` sends to target token ``j``.
     every source token sends its mass ``1/Tm`` to its cheapest target token;
   - ``proportional`` (:func:`proportional_plan`) -- no features: source token ``t`` of ``n`` goes to
     target ``floor(t W / n)`` of ``W``, the floor a plan has to beat;
+  - ``time_prior`` (:func:`time_prior_plan`) -- the entropic plan of the cosine cost plus a cost on
+    the distance between the tokens' relative positions in time (order-preserving transport);
   - ``oracle`` and ``shuffled`` (:func:`oracle_plan`, :func:`shuffled_plan`) -- controls from a
     correspondence table (``truth=``): the true plan, and the true plan with its words rotated;
   - ``monotone`` (:func:`alignlib.align.monotone.monotone_plan`) -- frames that run forward in time
@@ -39,6 +41,7 @@ import torch
 
 from alignlib.common.checks import check_mask, check_pair, check_positive
 from alignlib.common.sequences import pack_order
+from alignlib.data.mmsa import NO_WORD, PADDING
 
 COSINE_DIAMETER = 2.0
 BLUR = 0.05  # the OT loss's blur (AlignMamba-2, GeomLoss's default): epsilon = BLUR**2
@@ -183,9 +186,11 @@ def plan_cost(plan: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
     return (plan * cost).sum(dim=(1, 2))
 
 
-def geomloss_sinkhorn(blur: float, *, scaling: float = 0.5, debias: bool = False, potentials: bool = False):
-    """GeomLoss's Sinkhorn solver with this module's conventions: cosine cost, annealing from the
-    cost's diameter 2 down to ``epsilon = blur**2``, tensorized backend (no pykeops).
+def geomloss_sinkhorn(blur: float, *, scaling: float = 0.5, debias: bool = False, potentials: bool = False,
+                      cost: Callable = _cosine_cost, diameter: float = COSINE_DIAMETER):
+    """GeomLoss's Sinkhorn solver with this module's conventions: cosine cost (or ``cost(x, y) ->
+    (B, Tm, Tn)`` of the largest value ``diameter``), annealing from the diameter down to
+    ``epsilon = blur**2``, tensorized backend (no pykeops).
 
     Call it as ``solver(a, x, b, y)`` with weights ``(B, Tm)``, ``(B, Tn)`` and tokens
     ``(B, Tm, d)``, ``(B, Tn, d)``; it returns losses ``(B,)`` or potentials ``f, g``.
@@ -193,7 +198,7 @@ def geomloss_sinkhorn(blur: float, *, scaling: float = 0.5, debias: bool = False
     from geomloss import SamplesLoss
 
     check_positive(blur, "blur")
-    return SamplesLoss("sinkhorn", blur=blur, scaling=scaling, diameter=COSINE_DIAMETER, cost=_cosine_cost,
+    return SamplesLoss("sinkhorn", blur=blur, scaling=scaling, diameter=diameter, cost=cost,
                        debias=debias, potentials=potentials, backend="tensorized")
 
 
@@ -306,11 +311,62 @@ def entropic_plan(
     whatever the input dtype: at tiny blur, ``(f + g - C) / eps`` is too large for float32.
     """
     cost, a, b = _prepare(x, y, x_mask, y_mask)
-    _, g = geomloss_sinkhorn(blur, potentials=True)(a, x, b, y)
+    return _polished_plan(cost, a, b, geomloss_sinkhorn(blur, potentials=True), x, y, blur, tol, max_iter)
+
+
+def _polished_plan(cost, a, b, solver, x, y, blur, tol, max_iter):
+    """The entropic plan of ``cost (B, Tm, Tn)``: GeomLoss's ``solver(a, x, b, y)`` warm-starts
+    :func:`sinkhorn_log` (float64) at ``epsilon = blur**2``. GeomLoss leaves gradients switched on
+    when it returns; the context restores the caller's setting."""
+    with torch.set_grad_enabled(torch.is_grad_enabled()):
+        _, g = solver(a, x, b, y)
     epsilon = blur**2
     cost, a, b, g = cost.double(), a.double(), b.double(), g.double()
     f, g = sinkhorn_log(cost, a, b, epsilon, g=g, tol=tol, max_iter=max_iter)
     return plan_from_potentials(f, g, cost, a, b, epsilon).to(x.dtype)
+
+
+def relative_positions(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(B, T)`` the place of each real token in its sequence, ``(rank + 0.5) / n`` in ``(0, 1)``
+    (``n`` real tokens, counted in order wherever the padding sits); 0 on padding."""
+    rank = mask.long().cumsum(1) - 1
+    return torch.where(mask, (rank + 0.5) / mask.sum(1, keepdim=True).clamp_min(1), 0).to(dtype)
+
+
+def _time_prior_cost(time_weight: float):
+    """``cost(x, y)`` for tokens whose last feature is their relative position: the cosine cost of
+    the others plus ``time_weight * |s_i - t_j|``."""
+    def cost(x, y):
+        return _cosine_cost(x[..., :-1], y[..., :-1]) + time_weight * (x[..., -1:] - y[..., -1:].transpose(1, 2)).abs()
+    return cost
+
+
+@register_plan("time_prior", settings=("blur", "time_weight", "tol", "max_iter"))
+def time_prior_plan(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_mask: torch.Tensor | None = None,
+    y_mask: torch.Tensor | None = None,
+    *,
+    blur: float = BLUR,
+    time_weight: float = 1.0,
+    tol: float = 1e-5,
+    max_iter: int = 2000,
+) -> torch.Tensor:
+    """Order-preserving entropic transport ``(B, Tm, Tn)``: the entropic plan (as :func:`entropic_plan`,
+    ``epsilon = blur**2``) of the cost ``C_ij + time_weight * |s_i - t_j|``, where ``C`` is the
+    cosine cost and ``s_i``, ``t_j`` the relative positions of source token ``i`` and target token
+    ``j`` among their real tokens (:func:`relative_positions`). The prior draws mass towards the
+    diagonal of proportional time; ``time_weight = 0`` is :func:`entropic_plan`."""
+    if not time_weight >= 0:
+        raise ValueError(f"time_weight: must be >= 0, got {time_weight}")
+    cost, a, b = _prepare(x, y, x_mask, y_mask)
+    s, t = relative_positions(a > 0, x.dtype), relative_positions(b > 0, y.dtype)
+    cost = cost + time_weight * (s[:, :, None] - t[:, None, :]).abs()
+    solver = geomloss_sinkhorn(blur, potentials=True, cost=_time_prior_cost(time_weight),
+                               diameter=COSINE_DIAMETER + time_weight)
+    return _polished_plan(cost, a, b, solver, torch.cat([x, s[..., None]], -1), torch.cat([y, t[..., None]], -1),
+                          blur, tol, max_iter)
 
 
 @register_plan("exact")
@@ -400,12 +456,26 @@ def marginals(plan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return plan.sum(dim=2), plan.sum(dim=1)
 
 
+def frame_words(plan: torch.Tensor, x_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, Tm)`` the target each source token is sent to: its heaviest plan entry, or
+    :data:`~alignlib.data.NO_WORD` where it sends less than half of its share ``1/n`` (``n`` real
+    source tokens: the rest of its mass went to no target, as a plan with a "no word" state sends
+    it), :data:`~alignlib.data.PADDING` on padding. Every plan that sends each real token's full
+    share (all of this module's but the controls on a pause) names a target for every real token."""
+    x_mask = torch.ones(plan.shape[:2], dtype=torch.bool, device=plan.device) if x_mask is None else x_mask
+    share = 1.0 / x_mask.sum(1, keepdim=True).clamp_min(1)
+    words = torch.where(plan.sum(2) < share / 2, NO_WORD, plan.argmax(dim=2))
+    return torch.where(x_mask, words, PADDING)
+
+
 def correspondence_accuracy(plan: torch.Tensor, truth: torch.Tensor, x_mask: torch.Tensor | None = None) -> float:
-    """Share of real source tokens whose heaviest plan entry is the true target token.
+    """Share of the real source tokens that have a target (``truth >= 0``: not padding, not
+    :data:`~alignlib.data.NO_WORD`) whose :func:`frame_words` entry is their true target.
 
     Args:
         plan: ``(B, Tm, Tn)``; truth: ``(B, Tm)`` index of the true target of each source token; a
             negative code (padding, or a frame in a pause with no word) is left out, as is ``~x_mask``.
     """
-    scored = truth >= 0 if x_mask is None else (truth >= 0) & x_mask
-    return (plan.argmax(dim=2) == truth)[scored].float().mean().item()
+    truth = truth.to(plan.device)
+    scored = (truth >= 0) if x_mask is None else x_mask & (truth >= 0)
+    return (frame_words(plan, x_mask)[scored] == truth[scored]).float().mean().item()

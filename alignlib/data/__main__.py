@@ -1,6 +1,7 @@
-"""``python -m alignlib.data synth --preset tiny|short|mosi|mosei --seed S [--n CLIPS] --out FILE [--yes]``
-and ``python -m alignlib.data csd --words W.csd --text T.csd --audio A.csd --vision V.csd --labels L.csd
---out FILE [--folds FILE] [--unassigned SPLIT] [--max-words N] [--max-audio N] [--max-vision N]``"""
+"""``python -m alignlib.data synth --preset tiny|short|mosi|mosei --seed S [--n CLIPS] [--pause P] [--skip S]
+[--faint F] [--nonlinear K] --out FILE [--yes]`` and ``python -m alignlib.data csd --words W.csd --text T.csd
+--audio A.csd --vision V.csd --labels L.csd --out FILE [--folds FILE] [--unassigned SPLIT] [--max-words N]
+[--max-audio N] [--max-vision N]``"""
 from __future__ import annotations
 
 import argparse
@@ -42,6 +43,12 @@ def _main(argv: list[str] | None) -> int:
                        help="total clips, split in the preset's train/valid/test proportions")
     synth.add_argument("--out", required=True, help="output .pkl (the correspondence goes to OUT.correspondence.npz)")
     synth.add_argument("--yes", action="store_true", help="write files larger than 1 GiB without asking")
+    knobs = synth.add_argument_group("difficulty (each 0 by default: the original benchmark)")
+    knobs.add_argument("--pause", type=float, default=0.0, help="share of the frames that belong to no word, in [0, 0.9]")
+    knobs.add_argument("--skip", type=float, default=0.0, help="share of the words that get no frame in a modality, in [0, 0.9]")
+    knobs.add_argument("--faint", type=float, default=0.0, help="how much of its word's content a frame loses, in [0, 1]")
+    knobs.add_argument("--nonlinear", type=float, default=0.0,
+                       help="mix of a fixed random two-layer network into the linear map of the frames, in [0, 1]")
     _add_csd_parser(commands)
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -51,6 +58,7 @@ def _main(argv: list[str] | None) -> int:
         raise UserError(f"--out {out}: {out.parent} is not a folder")
     if args.command == "csd":
         return _csd(args)
+    difficulty = synthetic.Difficulty(args.pause, args.skip, args.faint, args.nonlinear)
 
     size = synthetic.estimated_bytes(args.preset, args.n)
     sizes = synthetic.split_sizes(args.preset, args.n)
@@ -58,7 +66,7 @@ def _main(argv: list[str] | None) -> int:
     if size > LARGE and not args.yes:
         print(f"error: that is {size / 2**30:.1f} GiB; pass --yes to write it, or --n to make it smaller", file=sys.stderr)
         return 2
-    data, correspondence = synthetic.generate(args.preset, args.seed, args.n)
+    data, correspondence = synthetic.generate(args.preset, args.seed, args.n, **vars(difficulty))
     try:
         path = synthetic.write(args.out, data, correspondence)
     except OSError as error:

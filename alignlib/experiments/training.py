@@ -42,12 +42,15 @@ def training_run(label: str, model: str, options: dict, seed: int, settings: dic
 
 
 def ensure_data(spec: dict, root: Path) -> Path:
-    """The synthetic data file a run asks for, generated once under ``root/data``."""
+    """The synthetic data file a run asks for (``preset``, ``n_clips``, ``seed`` and any difficulty
+    knobs, :class:`alignlib.data.synthetic.Difficulty`), generated once under ``root/data``."""
     from alignlib.data import synthetic
 
-    path = root / "data" / f"synthetic_{spec['preset']}_{spec['n_clips'] or 'preset'}_seed{spec['seed']}.pkl"
+    difficulty = synthetic.Difficulty(**{knob: spec[knob] for knob in synthetic.KNOB_LIMITS if knob in spec})
+    name = f"synthetic_{spec['preset']}_{spec['n_clips'] or 'preset'}_seed{spec['seed']}{difficulty.suffix}.pkl"
+    path = root / "data" / name
     if not path.exists():
-        synthetic.write(path, *synthetic.generate(spec["preset"], spec["seed"], spec["n_clips"]))
+        synthetic.write(path, *synthetic.generate(spec["preset"], spec["seed"], spec["n_clips"], **vars(difficulty)))
     return path
 
 
@@ -146,11 +149,13 @@ def correspondence_metrics(config) -> dict:
     """The correspondence that the run's best model found on every test clip: the share of frames
     whose heaviest plan entry is their true word (``correspondence_accuracy_{audio,vision}``;
     AlignMamba-1's own plan, the exact OT plan between AlignMamba-2's unimodal states), the mean of
-    the per-clip shares with its 95 % t-interval over the clips (``..._clip_mean|low|high``), and the
-    spread of its states (``state_spread_{modality}``, :func:`alignlib.analysis.state_spread`).
+    the per-clip shares with its 95 % t-interval over the clips (``..._clip_mean|low|high``), the
+    spread of its states (``state_spread_{modality}``, :func:`alignlib.analysis.state_spread`) and,
+    on data with pauses, how well it finds them (``pause_{precision,recall,f1}_{modality}``,
+    :func:`alignlib.analysis.pause_detection`). Only the frames that have a word count for accuracy.
     Empty for data without tables or for models with no per-modality tokens."""
     from alignlib import analysis
-    from alignlib.data import load_mmsa
+    from alignlib.data import NO_WORD, load_mmsa
     from alignlib.experiments.stats import mean_ci
     from alignlib.models.checkpoint import load_model
     from alignlib.models.sentiment import AlignMamba1, AlignMamba2
@@ -166,7 +171,9 @@ def correspondence_metrics(config) -> dict:
     return {**{f"correspondence_accuracy_{m}": found.accuracy[m][method] for m in analysis.SOURCES},
             **{f"correspondence_accuracy_{m}_clip_{k}": per_clip[m][i]
                for m in analysis.SOURCES for i, k in enumerate(("mean", "low", "high"))},
-            **{f"state_spread_{m}": analysis.state_spread(state, found.masks[m]) for m, state in found.states.items()}}
+            **{f"state_spread_{m}": analysis.state_spread(state, found.masks[m]) for m, state in found.states.items()},
+            **{f"pause_{k}_{m}": v for m in analysis.SOURCES if (test.alignment[m] == NO_WORD).any()
+               for k, v in found.pauses[m][method].items()}}
 
 
 @with_references

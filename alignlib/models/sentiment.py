@@ -35,6 +35,9 @@ def alignmamba1_plans() -> tuple[str, ...]:
     return (*ot.PLAN_METHODS, "learned")
 
 
+PLAN_TOL = 1e-5  # the time-prior plan's marginal error (L1): tight, so neither padding nor the batch changes a prediction
+
+
 @dataclass
 class ModelConfig:
     """Hyper-parameters shared by the models (unused ones are ignored by a model)."""
@@ -45,13 +48,15 @@ class ModelConfig:
     dropout: float = 0.2
     lambda_ot: float = 0.001  # AlignMamba-2
     lambda_mmd: float = 0.01  # AlignMamba-1 and -2
-    blur: float = ot.BLUR  # OT loss (AlignMamba-2)
+    blur: float = ot.BLUR  # OT loss (AlignMamba-2); AlignMamba-1's time-prior plan
     align_loss: bool = True  # AlignMamba-2 ablation "w/o alignment loss" when False
     moe: bool = True  # AlignMamba-2 ablation "w/o MoE" when False
     routing: str = "modality"  # AlignMamba-2 ablation "learnable routing": "learned"
     lambda_balance: float = 0.01  # AlignMamba-2 with learned routing: weight of the routers' load-balancing loss
     plan: str = "relaxed"  # AlignMamba-1: relaxed (paper) | proportional (ablation "w/o local OT") | oracle | shuffled | learned | another plan method of align.ot
     lambda_align: float = 1.0  # AlignMamba-1 with plan=learned: weight of the aligner's own loss
+    no_word: bool = False  # AlignMamba-1 with plan=learned: the aligner's "no word" state for pause frames
+    time_weight: float = 1.0  # AlignMamba-1 with plan=time_prior: weight of the time prior's cost
     readout: str = "auto"  # sequence models: mean | modality_mean | last | auto (the model's measured default)
     n_heads: int = 4  # MulT
 
@@ -67,7 +72,7 @@ class ModelConfig:
             raise UserError(f"dropout: must be in [0, 1), got {self.dropout}")
         if self.plan not in alignmamba1_plans():
             raise UserError(f"plan: unknown {self.plan!r}; choose one of {alignmamba1_plans()}")
-        for name in ("lambda_ot", "lambda_mmd", "lambda_align", "lambda_balance"):
+        for name in ("lambda_ot", "lambda_mmd", "lambda_align", "lambda_balance", "time_weight"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.blur <= 0:
@@ -153,15 +158,17 @@ class AlignMamba1(_Base):
     read the batch's true frame-to-word tables: a true-plan control at a given budget, and
     the true segments on the wrong words), any other plan method of :mod:`alignlib.align.ot` (all without gradient), or
     ``learned`` (a :class:`~alignlib.align.monotone.MonotoneAligner` per modality on the raw
-    features, trained by its own likelihood with weight ``lambda_align``; it never reads the
-    tables). Every text slot holds one audio, one video and one text token, so ``mean`` and
-    ``modality_mean`` coincide."""
+    features, trained by its own likelihood with weight ``lambda_align``, with a "no word" state if
+    ``no_word``; it never reads the tables); ``time_prior`` is order-preserving entropic OT between the
+    projected features (:func:`~alignlib.align.ot.time_prior_plan` at ``blur`` and ``time_weight``).
+    Every text slot holds one audio, one video and one text token, so ``mean`` and ``modality_mean`` coincide."""
 
     def __init__(self, dims, config):
         super().__init__(dims, config)
         self.stack = MambaStack(config.d_model, config.n_layers, config.dropout, d_state=config.d_state)
         if config.plan == "learned":
-            self.aligners = nn.ModuleDict({m: MonotoneAligner(dims[m], dims[TEXT]) for m in ALIGNED})
+            self.aligners = nn.ModuleDict({m: MonotoneAligner(dims[m], dims[TEXT], no_word=config.no_word)
+                                           for m in ALIGNED})
 
     @property
     def needs_alignment(self) -> bool:
@@ -180,7 +187,10 @@ class AlignMamba1(_Base):
             if m == TEXT:
                 continue
             frame_mask = batch.masks[m]
-            if self.config.plan == "proportional":
+            if self.config.plan == "time_prior":
+                plans[m] = ot.plan(h[m].detach(), text.detach(), frame_mask, text_mask, method="time_prior",
+                                   blur=self.config.blur, time_weight=self.config.time_weight, tol=PLAN_TOL)
+            elif self.config.plan == "proportional":
                 _, packed_mask, order = pack(frame_mask, frame_mask)
                 windows = proportional_windows(packed_mask, text_mask, h[m].dtype)  # (B, T_l, T_m), packed frames
                 plans[m] = unpack(windows.transpose(1, 2), order)
