@@ -262,9 +262,9 @@ plt.show()
 
 # %% [markdown]
 # **How large are the alignment losses beside the task loss?** With the paper's weights (0.001 and
-# 0.01), their share of the training objective in this AlignMamba-2 run, first and last epoch: a
-# small share means their gradients are a small correction to the task's, so even where they could
-# help they can move what the fusion layers learn only a little.
+# 0.01), their share of the training objective's value in this AlignMamba-2 run, first and last
+# epoch. A small share of the value does not by itself make their gradients small (a loss can be
+# small and steep); it says how little of the objective they are, not how hard they pull.
 
 # %%
 share = [(r["train_ot"] + r["train_mmd"]) / r["train_loss"] for r in alignment_log]

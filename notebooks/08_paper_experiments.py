@@ -126,7 +126,8 @@ for name, record in committed.items():
 # makes many such comparisons; at level 0.05 one in twenty excludes 0 by chance, so the p-values are
 # **Holm-adjusted** over the table's comparisons of each metric. A difference that stays
 # indistinguishable comes with its **minimal detectable effect**: the true difference this design
-# (these seeds, this spread) would detect with 80 % power. An effect below it cannot be excluded.
+# (these seeds, this spread) would detect with 80 % power at level 0.05 before the adjustment. It is
+# not a bound: any effect inside the difference's 95 % interval cannot be excluded.
 
 # %%
 if "ablations" in committed:
@@ -172,7 +173,8 @@ if "missing" in committed:
 # ## 4 · λ sensitivity (AlignMamba-2 Fig. 6)
 #
 # The paper varies one weight with the other at its optimum and finds the best MOSI accuracy at
-# λ_MMD = 0.01 and λ_OT = 0.001, worse at 0 and slowly worse above. Here the whole grid is run
+# λ_MMD = 0.01 and λ_OT = 0.001, worse at 0, with a gentle degradation (λ_OT) and a slight but
+# consistent decline (λ_MMD) above. Here the whole grid is run
 # (log-spaced, with 0). The heatmaps show the test MAE and Corr per cell, averaged over the seeds.
 #
 # A cell has only a few seeds, so cell intervals overlap whatever the trend: comparing cells one by

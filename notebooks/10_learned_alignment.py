@@ -504,13 +504,14 @@ learned.show(committed, "committed sweep")
 display(Markdown(learned.target_sentences(committed)))
 
 # %% [markdown]
-# **The learned plan level with the oracle.** The oracle plan is the true frame-to-word table, so one
-# might expect it to be the most any plan can give this model. The paired comparison above finds the
-# learned plan's test MAE not distinguishable from the oracle's at the same sizes (its mean is lower, by
-# less than the smallest effect three seeds could detect), while the same true plan in a model twice as
-# wide, trained at a higher learning rate, is clearly better than both. At the common sizes the width and
-# the training budget bind, not the plan, and a plan that finds nearly every word can land level with the
-# true one. The oracle is a **true-plan control at this budget**, not a ceiling of the architecture.
+# **The learned plan beside the oracle.** The oracle plan is the true frame-to-word table, so one
+# might expect it to be the most any plan can give this model. The paired comparison above does not
+# distinguish the learned plan's test MAE from the oracle's at the same sizes (the interval and the
+# adjusted p are printed above: equality is not shown either, only that three seeds cannot tell them
+# apart), while the same true plan in a model twice as wide, trained at a higher learning rate, differs
+# from the oracle at the common sizes (its verdict is printed above). At the common sizes the width and the
+# training budget bind, not the plan. The oracle is a **true-plan control at this budget**, not a
+# ceiling of the architecture.
 #
 # ## 6 · What fails, and why
 #

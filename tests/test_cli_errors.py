@@ -109,7 +109,7 @@ def test_a_bug_is_not_reported_as_a_users_mistake(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "train", broken)
     with pytest.raises(ValueError, match=r"got \(B, d\)"):
         training.main(["--data", SAMPLE, "--out", str(tmp_path / "run")])
-    monkeypatch.setattr(synthetic, "generate", lambda *args: (_ for _ in ()).throw(ValueError("internal")))
+    monkeypatch.setattr(synthetic, "generate", lambda *args, **knobs: (_ for _ in ()).throw(ValueError("internal")))
     with pytest.raises(ValueError, match="internal"):
         data_cli.main(["synth", "--out", str(tmp_path / "x.pkl")])
 

@@ -35,7 +35,7 @@ VARIANTS = variants()
 # a full run, 4000 steps of 128 scenes with evaluation and probes, took 634 s); for the estimate only
 SECONDS_PER_SCENE_STEP = 1.2e-3
 # the metrics compared with the baseline, paired over seeds (each one a Holm family; see long_table)
-COMPARED = ("accuracy", "false_yes_rate", "present_minus_false_yes", "probe_r2_last", "probe_r2_change")
+COMPARED = ("accuracy", "false_yes_rate", "present_minus_false_yes", "probe_r2_layer0", "probe_r2_last", "probe_r2_change")
 CHANCE_DIGIT_AT = 0.1  # a guess among the ten digits
 
 
@@ -284,7 +284,7 @@ def summary(record: dict) -> str:
 
     change = per_variant.set_index(["variant", "metric"]).loc[("baseline", "probe_r2_change")]
     fades = (change.ci_high if math.isfinite(change.ci_high) else change["mean"]) < 0  # the interval below 0
-    kept = differs("+pixel", "probe_r2_last") and means["+pixel", "probe_r2_last"] > means["baseline", "probe_r2_last"]
+    kept = differs("+pixel", "probe_r2_change") and means["+pixel", "probe_r2_change"] > means["baseline", "probe_r2_change"]
     by_seed = table[(table.variant == "baseline") & (table.metric == "accuracy")].value
     claim = ("**EMMA's claim** (Xing et al., arXiv 2410.05938): in a Mamba multimodal LLM the fine visual detail "
              "fades as the model aligns image and text; a pixel-wise alignment loss (structural) and multi-scale "
@@ -296,8 +296,10 @@ def summary(record: dict) -> str:
             f"{_level(per_variant, 'baseline', 'probe_r2_layer0')} at the LM's input and "
             f"{_level(per_variant, 'baseline', 'probe_r2_last')} after the last of its {spec['n_layers']} layers"
             + (": the image fades." if fades else ": it does not fade.")
-            + f" The pixel-wise loss changes the last-layer R² by {found('+pixel', 'probe_r2_last')}"
-            + (": it keeps the image." if kept else ".")
+            + f" The pixel-wise loss changes the last-layer R² by {found('+pixel', 'probe_r2_last')}, part of it "
+            f"a higher start at the input ({found('+pixel', 'probe_r2_layer0')}); the change over the layers (last "
+            f"minus input) by {found('+pixel', 'probe_r2_change')}"
+            + (": it keeps more of the image." if kept else ".")
             + f" Answers: the baseline's accuracy is {_level(per_variant, 'baseline', 'accuracy')}, EMMA's (+both) "
             f"{_level(per_variant, '+both (EMMA)', 'accuracy')}; paired, {found('+both (EMMA)', 'accuracy')}. "
             f"EMMA's false-\"yes\" rate on absent digits changes by {found('+both (EMMA)', 'false_yes_rate')}. "

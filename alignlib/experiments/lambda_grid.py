@@ -77,13 +77,14 @@ def summary(record: dict) -> str:
                         f"adjusted p = {row.p_adjusted:.2g}.")
         else:
             text.append(f"{row.meaning}: {row.coef:+.4f} [{row.low:+.4f}, {row.high:+.4f}], not distinguishable "
-                        f"from 0 (adjusted p = {row.p_adjusted:.2g}): an effect below {row.mde:.4f} cannot be excluded.")
+                        f"from 0 (adjusted p = {row.p_adjusted:.2g}; the design detects {row.mde:.4f} with 80 % power): "
+                        "slopes inside the interval cannot be excluded.")
     decades = float(np.log10(mae.lambda_ot[mae.lambda_ot > 0].max() / mae.lambda_ot[mae.lambda_ot > 0].min()))
     for term in ("log10_ot", "log10_mmd"):
         if rows.loc[term, "p_adjusted"] < stats.ALPHA:
             text.append(f"So the MAE {'rises' if rows.loc[term, 'coef'] > 0 else 'falls'} with {TERMS[term].split()[0]}, "
                         f"by {abs(rows.loc[term, 'coef']) * decades:.3f} over the grid's {decades:g} decades "
-                        + ("(as the paper's 'slowly worse above')." if rows.loc[term, "coef"] > 0 else "(the paper: worse above)."))
+                        + ("(the paper reports a gentle degradation at large λ)." if rows.loc[term, "coef"] > 0 else "(the paper reports a gentle degradation at large λ)."))
     if all(rows.loc[t, "p_adjusted"] >= stats.ALPHA for t in ("ot_off", "mmd_off")):
         text.append("Turning either loss off is not distinguishable from its smallest weight, where the paper finds 0 worse.")
     references = training.reference_summary(record)

@@ -203,7 +203,7 @@ def summary(record: dict) -> str:
         f"{_value(table, TUNED_ORACLE, 'test_MAE')} (minus the oracle: {pairs.loc[(TUNED_ORACLE, 'test_MAE'), 'verdict']}), "
         f"so at the common sizes the model's width and training, not the plan, bound its MAE, and a plan that finds "
         f"{table[(table.variant == LEARNED) & (table.metric == FOUND['audio'])]['mean'].item():.0%} of the audio words "
-        f"can land level with it or below it.")
+        f"need not do worse than the true plan at this budget.")
 
 
 def target_sentences(record: dict) -> str:

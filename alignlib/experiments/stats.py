@@ -91,13 +91,16 @@ def minimal_detectable_effect(sd: float, n: int, alpha: float = ALPHA, power: fl
 
 def verdict(n: int, p_adjusted: float, mde: float, mean: float = math.nan) -> str:
     """The one vocabulary of every comparison: ``differs, adjusted p = …`` or ``not distinguishable
-    (adjusted p = …): an effect below … cannot be excluded`` (or ``one seed: no test``)."""
+    (adjusted p = …; the design detects … with 80 % power): effects inside its interval cannot be
+    excluded`` (or ``one seed: no test``). The minimal detectable effect is at α 0.05 before Holm's
+    adjustment: after it, only larger effects are detected with that power."""
     if n < 2 or not math.isfinite(p_adjusted):
         return "one seed: no test" if n < 2 else "identical on every seed"
     if p_adjusted < ALPHA:
         return f"differs ({mean:+.3f}), adjusted p = {p_adjusted:.3g}" if math.isfinite(mean) else \
             f"differs, adjusted p = {p_adjusted:.3g}"
-    return f"not distinguishable (adjusted p = {p_adjusted:.2g}): an effect below {mde:.3g} cannot be excluded"
+    return (f"not distinguishable (adjusted p = {p_adjusted:.2g}; the design detects {mde:.3g} with 80 % power): "
+            "effects inside its interval cannot be excluded")
 
 
 def paired_differences(table, reference: str, variants=None, metrics=None, by: str = "variant", pair: str = "seed",
