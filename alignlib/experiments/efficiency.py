@@ -284,7 +284,8 @@ def summary(record: dict) -> str:
     text = [f"**Memory and latency** (the paper, {PAPER_EFFICIENCY}). Here on {record['device']} (d_model "
             f"{setting['d_model']}, {setting['n_layers']} layers, each point capped at {setting['memory_limit_mib'] / 1024:g} GiB "
             f"and {setting['time_limit_s']} s; {sum(run['seconds'] for run in record['runs'].values()) / 60:.1f} min for "
-            f"{len(record['runs'])} points):"]
+            f"{len(record['runs'])} points: " + ", ".join(f"{n} {status}" for status, n in
+                                                          points(record).status.value_counts().items()) + "):"]
     for model, row in limit.iterrows():
         sentence = (f"{model} runs up to {row.longest} tokens per modality ({row.peak_mib / 1024:.2f} GiB, "
                     f"{row.latency_ms / 1e3:.1f} s a pass; log-log slopes {slope.loc[model, 'peak_mib']:.2f} for memory, "

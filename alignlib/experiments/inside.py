@@ -253,16 +253,17 @@ def summary(record: dict, ablations: dict | None = None) -> str:
         "trained without the losses: audio " + paired.loc["AM2 with losses", "audio_exact"].verdict + "; video "
         + paired.loc["AM2 with losses", "vision_exact"].verdict + ".",
         f"Weighted 1, the OT loss falls from {losses.loc['AM2 OT weight 1', 'ot'].init:.2f} to "
-        f"{losses.loc['AM2 OT weight 1', 'ot'].end:.3f} (against no losses: "
-        f"{paired.loc['AM2 OT weight 1', 'ot'].verdict}), and its plans still find audio "
+        f"{losses.loc['AM2 OT weight 1', 'ot'].end:.3f} (its end minus the end of the model trained without the losses: "
+        f"{paired.loc['AM2 OT weight 1', 'ot'].verdict}), and its plans still put only audio "
         f"{plans.loc['AM2 OT weight 1', 'audio', 'exact'].end:.3f}, video {plans.loc['AM2 OT weight 1', 'vision', 'exact'].end:.3f}"
+        f" of the frames on their word (chance {am2[0].chance:.3f})"
         f" ({paired.loc['AM2 OT weight 1', 'audio_exact'].verdict}; {paired.loc['AM2 OT weight 1', 'vision_exact'].verdict}).",
         "What finding the words looks like, on the same clips: AlignMamba-1's learned monotone plan (the control) "
         f"puts {_interval(own[0], 'end')} of the audio and {_interval(own[1], 'end')} of the video frames on their word.",
         f"Test MAE against the `set_level` line ({mae.set_level.iloc[0]:.3f}: the best a predictor reaches that does not "
         f"know which frame belongs to which word; the cue oracle `bound` {mae.bound.iloc[0]:.3f}): " + "; ".join(
             f"{v} {_interval(mae.loc[v])}, {mae.loc[v].position} it" for v in mae.index) + ".",
-        "**Why they differ.** Both losses compare *sets* of tokens with a cosine cost, blind to their order: a frame "
+        "**Why they differ.** A likely reason: both losses compare *sets* of tokens with a cosine cost, blind to their order: a frame "
         "lies near *some* word state, and the loss is low, whichever word it is; nothing in them asks for the right one.",
     ]
     if ablations is not None:

@@ -91,7 +91,7 @@ def rate_invariant(record: dict) -> bool:
 
 def summary(record: dict) -> str:
     """The answer: the paper's drop, each model's drop with its interval, AlignMamba-1's drop against
-    the peers without alignment (paired, Holm-adjusted, with the smallest detectable difference),
+    its peers (paired, Holm-adjusted, with the smallest detectable difference),
     and where the models lie against the reference lines with every modality present."""
     dropped = drop_summary(record).set_index("model")
     paired = paired_drops(record)
@@ -107,7 +107,7 @@ def summary(record: dict) -> str:
     text.append("Paired by seed against AlignMamba-1 (peer minus AlignMamba-1, Holm over the peers): "
                 + "; ".join(f"{r.model} {r['mean']:+.1f} [{r.low:+.1f}, {r.high:+.1f}], {r.verdict}"
                             for _, r in paired.iterrows())
-                + (". AlignMamba-1 does not lose measurably less than the models without alignment." if apart.empty
+                + (". AlignMamba-1 does not lose measurably less than its peers (AlignMamba-2 among them)." if apart.empty
                    else "."))
     if not rows.empty:
         text.append(f"With every modality present, {', '.join(rows.model)} lie "

@@ -131,7 +131,7 @@ def summary(record: dict, learned: dict | None = None) -> str:
     concat = paired.loc["concat (single-stream)"]
     text = [f"**The paper** (AlignMamba-2 Table 1, MOSI Acc-2 %): {paper}: "
             f"AlignMamba-2 ahead by {PAPER_TABLE['AlignMamba-2'][0] - PAPER_TABLE['concat (single-stream)'][0]:.1f} points.",
-            f"**Here** ({n_seeds} seeds, converged, the synthetic `short` preset): the {len(papers)} models of the "
+            f"**Here** ({n_seeds} seeds, each trained until its validation MAE stopped improving or the step budget ran out, the synthetic `short` preset): the {len(papers)} models of the "
             f"papers reach test MAE {rows.loc[papers, 'mean'].min():.3f} to {rows.loc[papers, 'mean'].max():.3f}, "
             + ("all at or above" if (rows.loc[papers, "position"] != "below").all() else "partly below")
             + f" the `set_level` line ({rows.set_level.iloc[0]:.3f}, the best without knowing which frame belongs to "
