@@ -61,7 +61,7 @@ def stem_of(key: str) -> str:
 
 
 INSIDE_QUICK = {"data_path": str(PROJECT_ROOT / "data_samples" / "synthetic_tiny.pkl"), "epochs": 1,
-                "n_clips": 4}
+                "n_clips": 4, "results_dir": str(PROJECT_ROOT / "benchmarks" / "results")}
 INSIDE_NEEDS = ("import tempfile", "VARIANTS = ")
 # To cover a new explorer, add its notebook here (Choose, for a dropdown, is in browser_tools).
 # The served copies run with quicker parameters: the explorers of 01, 02 and 04 do not depend on
@@ -77,7 +77,7 @@ EXPLORERS = {
     "03_mamba": Case("impulse_explorer", (Keys("-A", ("PageUp",)), Drag("Delta", 0.2),
                                           Keys("test sequence", ("ArrowRight", "ArrowRight"))),
                      parameters={"train_steps": 20, "timing_lengths": [64]},
-                     needs=("import json", "def copying_batch", "step_sizes = ")),
+                     needs=("import json", "def copying_batch", "test_sequences, test_symbols = copying_batch(", "step_sizes = ")),
     "04_experts_and_coupling": Case("pulse_explorer", (Drag("coupling c", -0.3), Keys("Delta", ("PageDown",))),
                                     parameters={"train_steps": 3, "batch_size": 8}, needs=("import math",)),
     # 05's explorer needs the data, the splits and the fitted projections; the served copy lies in
