@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alignlib.common.checks import check_finite
 from alignlib.common.sequences import gather_time, pack_order, trails, unpack
 from alignlib.ssm.selective_scan import selective_scan
 
@@ -121,8 +122,7 @@ class Mamba(nn.Module):
             raise ValueError(f"hidden: expected {shape} with d_model={self.d_model}, got {tuple(hidden.shape)}")
         if hidden.dim() == 3 and hidden.shape[1] == 0:
             raise ValueError("hidden: empty sequence (L = 0)")
-        if not torch.isfinite(hidden).all():
-            raise ValueError("hidden: contains NaN or infinite values")
+        check_finite(hidden, "hidden")
 
     def ssm_parameters(self, x: torch.Tensor):
         """``x (..., d_inner)`` after conv -> ``dt (..., d_inner)`` (before bias), ``B, C (..., d_state)``.
