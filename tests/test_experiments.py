@@ -263,6 +263,9 @@ def test_a_point_after_an_oom_of_its_model_is_skipped():
     (["ablations", "--profile", "huge"], "unknown profile 'huge'"),
     (["ablations", "--device", "tpu"], "--device must be cpu or cuda"),
     (["ablations", "--workers", "0"], "--workers must be at least 1"),
+    (["ablations", "--partition", "gpu"], "--partition and --gpus-per-run are for --executor slurm"),
+    (["ablations", "--executor", "local-submitit", "--workers", "2"], "--workers is for --executor local"),
+    (["ablations", "--executor", "slurm", "--time", "0"], "--time must be at least 1 minute"),
 ])
 def test_command_line_errors_exit_2(arguments, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "alignlib.experiments", *arguments, "--out", str(tmp_path)],
@@ -469,6 +472,22 @@ def test_scheduler_jobs_through_submitits_local_executor_resume_a_killed_job(tmp
     second = json.loads(submitted.read_text())
     assert {run_id for run_id in second if second[run_id] != first[run_id]} == {victim}  # only it resubmitted
     assert_same_results(load(out / "experiments_missing.json"), missing_alone)
+
+
+def test_slurm_executor_asks_for_the_partition_gpus_and_time(tmp_path, monkeypatch):
+    """The job script of ``--executor slurm --partition gpu --gpus-per-run 2 --time 30`` (nothing is
+    submitted: stand-ins for sbatch and srun on PATH let the executor be built), and the error without them."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SweepError, match="sbatch and srun not on this machine's PATH"):
+        cluster.make_executor("slurm", tmp_path / "jobs")
+    for tool in ("sbatch", "srun"):
+        (tmp_path / tool).write_text("#!/bin/sh\nexit 1\n")
+        (tmp_path / tool).chmod(0o755)
+    executor = cluster.make_executor("slurm", tmp_path / "jobs", partition="gpu", gpus_per_run=2, minutes=30)
+    script = executor._make_submission_file_text("python -m submitit.core._submit", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2", "#SBATCH --time=30", "#SBATCH --nodes=1",
+                 "#SBATCH --ntasks-per-node=1"):
+        assert line in script
 
 
 def test_sweeps_sharing_a_folder_keep_their_runs_apart(tmp_path):

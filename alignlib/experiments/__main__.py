@@ -60,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--partition and --gpus-per-run are for --executor slurm")
     if args.executor != "local" and args.workers > 1:
         parser.error("--workers is for --executor local; a scheduler runs one job a run")
-    if args.gpus_per_run < 0 or args.time < 1:
-        parser.error(f"--gpus-per-run must be at least 0 and --time at least 1, got {args.gpus_per_run} and {args.time}")
+    if args.gpus_per_run < 0:
+        parser.error(f"--gpus-per-run must be at least 0, got {args.gpus_per_run}")
+    if args.time < 1:
+        parser.error(f"--time must be at least 1 minute, got {args.time}")
     if args.device == "cuda" and args.executor != "slurm":  # a SLURM job checks its own node
         import torch
 

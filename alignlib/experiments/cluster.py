@@ -34,11 +34,13 @@ def make_executor(kind: str, folder: Path, partition: str | None = None, gpus_pe
     import submitit
 
     if kind == "slurm":
-        if shutil.which("sbatch") is None:
-            raise SweepError("--executor slurm: sbatch is not on this machine's PATH; submit from a SLURM login node")
-        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        executor.update_parameters(timeout_min=minutes, gpus_per_node=gpus_per_run, tasks_per_node=1, nodes=1,
-                                   **({"slurm_partition": partition} if partition else {}))
+        missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+        if missing:
+            raise SweepError(f"--executor slurm: {' and '.join(missing)} not on this machine's PATH; "
+                             "submit from a SLURM login node")
+        executor = submitit.SlurmExecutor(folder=folder)
+        executor.update_parameters(time=minutes, nodes=1, ntasks_per_node=1, gpus_per_node=gpus_per_run or None,
+                                   **({"partition": partition} if partition else {}))
     elif kind == "local-submitit":
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=minutes, gpus_per_node=gpus_per_run)
