@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lab bench notebooks clean
+.PHONY: run test lab bench gpu-check notebooks clean
 
 # torch==2.13.0 first (the CPU build); the project's own range admits it, so pip keeps it.
 # The kernel's idle OpenMP threads sleep rather than spin on a core a neighbour needs (README: Threads).
@@ -30,6 +30,9 @@ lab: $(STAMP)  ## JupyterLab on the notebooks (on 127.0.0.1; root, as in contain
 bench: $(STAMP)  ## CPU benchmarks, JSON in benchmarks/results/ (GPU ones: benchmarks/gpu_*.py)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+gpu-check: $(STAMP)  ## the GPU checks in one command (under 8 minutes; JSON in benchmarks/results/gpu_*.json)
+	$(BIN)/python benchmarks/gpu_check.py
 
 notebooks: $(STAMP)  ## sync each .ipynb with its .py twin, then strip outputs
 	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.ipynb

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from alignlib.common.checks import trusted
 from alignlib.common.errors import UserError
 from alignlib.common.files import atomic_write_bytes, atomic_write_json
 from alignlib.data import MMSADataset, collate, load_mmsa, missing_modality_mask
@@ -144,7 +145,7 @@ def evaluate(model, split, batch_size: int, device, present: np.ndarray | None =
     dataset = MMSADataset(split, present, alignment=needs_alignment(model))
     order = np.argsort(real_lengths(split.masks, "sum"), kind="stable")
     predictions = np.empty(len(dataset), dtype=np.float32)
-    with torch.no_grad():
+    with torch.no_grad(), trusted():  # a split's values were checked where it was loaded
         for first in range(0, len(dataset), batch_size):
             indices = order[first:first + batch_size]
             batch = trim_batch(collate([dataset[i] for i in indices])).to(device)
@@ -244,7 +245,8 @@ def train_epoch(run: Run, epoch: int, progress: bool) -> dict[str, float]:
     for indices in bar:
         share = np.array_split(indices, run.world)[run.rank]
         batch = trim_batch(collate([run.train_set[i] for i in share])).to(run.device)
-        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=config.bf16 and run.device.type == "cuda"):
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=config.bf16 and run.device.type == "cuda"), \
+                trusted():  # the data's values were checked where it was loaded, not on every pass
             prediction, aux = run.net(batch)
             task = torch.nn.functional.l1_loss(prediction.float(), batch.labels)
             loss = task + sum(aux.values())

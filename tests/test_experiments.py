@@ -7,9 +7,12 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import papermill
@@ -18,8 +21,8 @@ from scipy import stats as sps
 
 from alignlib import PROFILES, PROJECT_ROOT, analysis, notebooks
 from alignlib.data import digit_scenes, load_mmsa, references, synthetic
-from alignlib.experiments import (ablations, efficiency, inside, lambda_grid, learned, missing, model_table, stress,
-                                  sweeps, training)
+from alignlib.experiments import (ablations, cluster, efficiency, inside, lambda_grid, learned, missing, model_table,
+                                  stress, sweeps, training)
 from alignlib.experiments import emma as emma_sweep
 from alignlib.experiments.stats import loglog_slope, mean_ci, summary
 from alignlib.experiments.sweep import Sweep, SweepError, claim, claim_path, load, tidy
@@ -262,6 +265,9 @@ def test_a_point_after_an_oom_of_its_model_is_skipped():
     (["ablations", "--profile", "huge"], "unknown profile 'huge'"),
     (["ablations", "--device", "tpu"], "--device must be cpu or cuda"),
     (["ablations", "--workers", "0"], "--workers must be at least 1"),
+    (["ablations", "--partition", "gpu"], "--partition and --gpus-per-run are for --executor slurm"),
+    (["ablations", "--executor", "local-submitit", "--workers", "2"], "--workers is for --executor local"),
+    (["ablations", "--executor", "slurm", "--time", "0"], "--time must be at least 1 minute"),
 ])
 def test_command_line_errors_exit_2(arguments, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "alignlib.experiments", *arguments, "--out", str(tmp_path)],
@@ -387,22 +393,103 @@ def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
     assert not claim(tmp_path, "b-seed0")
 
 
-def test_command_line_workers_give_the_json_of_one_process(tmp_path):
-    command = [sys.executable, "-m", "alignlib.experiments", "missing", "--quiet"]
-    one = subprocess.run([*command, "--out", str(tmp_path / "one")], capture_output=True, text=True)
-    two = subprocess.run([*command, "--out", str(tmp_path / "two"), "--workers", "2"], capture_output=True, text=True)
-    assert one.returncode == 0 and two.returncode == 0, two.stderr
-    alone, shared = (load(tmp_path / name / "experiments_missing.json") for name in ("one", "two"))
-    assert alone["command"] == shared["command"].replace(str(tmp_path / "two"), str(tmp_path / "one"))
+@pytest.fixture(scope="module")
+def missing_alone(tmp_path_factory):
+    """The ``missing`` sweep's default profile run by one local process (the command line)."""
+    out = tmp_path_factory.mktemp("one")
+    one = subprocess.run([sys.executable, "-m", "alignlib.experiments", "missing", "--quiet", "--out", str(out)],
+                         capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    return load(out / "experiments_missing.json")
+
+
+def assert_same_results(ours, alone):
+    """Two results records are the same but for timings, software and the command (the thread count
+    may differ, and with it the last bits of a sum: metrics to 1e-5)."""
+    ours, alone = json.loads(json.dumps(ours)), json.loads(json.dumps(alone))
     metrics = {}
-    for name, record in (("alone", alone), ("shared", shared)):
+    for name, record in (("ours", ours), ("alone", alone)):
         for run_id, run in record["runs"].items():
-            run.pop("software")  # the thread count may differ, and with it the last bits of a sum
+            run.pop("software")
             metrics[name, run_id] = [row.pop("metrics") for row in run["rows"]]
-    assert without_timings(shared) == without_timings(alone)
+    assert without_timings(ours) == without_timings(alone)
     for run_id in alone["runs"]:
-        for ours, theirs in zip(metrics["shared", run_id], metrics["alone", run_id], strict=True):
-            assert ours == pytest.approx(theirs, rel=1e-5, nan_ok=True)
+        for mine, theirs in zip(metrics["ours", run_id], metrics["alone", run_id], strict=True):
+            assert mine == pytest.approx(theirs, rel=1e-5, nan_ok=True)
+
+
+def test_command_line_workers_give_the_json_of_one_process(tmp_path, missing_alone):
+    command = [sys.executable, "-m", "alignlib.experiments", "missing", "--quiet"]
+    two = subprocess.run([*command, "--out", str(tmp_path / "two"), "--workers", "2"], capture_output=True, text=True)
+    assert two.returncode == 0, two.stderr
+    shared = load(tmp_path / "two" / "experiments_missing.json")
+    assert shared["command"] == missing_alone["command"].replace(missing_alone["command"].split()[-1], str(tmp_path / "two"))
+    assert_same_results(shared, missing_alone)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from ``/proc/*/stat``)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_scheduler_jobs_through_submitits_local_executor_resume_a_killed_job(tmp_path, missing_alone):
+    """``--executor slurm``'s path, run by submitit's own LocalExecutor (real subprocesses, one a run):
+    one job killed mid-run (SIGKILL, after two of its epochs) leaves only its run missing, ``--resume``
+    resubmits that run alone, and the JSON is the local process's."""
+    sweep, out, victim = sweeps()["missing"], tmp_path / "jobs", "alignmamba2-seed0"
+    executor = cluster.make_executor("local-submitit", out / "jobs" / "missing", minutes=5)
+    submitted, killed = out / "jobs" / "missing.json", []
+
+    def kill_mid_run():
+        log, deadline = out / "runs" / "missing" / victim / "metrics.jsonl", time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if log.exists() and len(log.read_text().splitlines()) >= 2:
+                task = children(int(json.loads(submitted.read_text())[victim]))  # the job's controller runs it
+                os.kill(task[0], signal.SIGKILL)
+                killed.append(task[0])
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_mid_run)
+    killer.start()
+    submit = dict(sweep=sweep, executor=executor, profile="default", out=out, device="cpu", command="test",
+                  progress=False, poll_s=0.2)
+    missing_runs = cluster.submit(resume=False, **submit)
+    killer.join()
+    assert killed and missing_runs == [victim]
+    first = json.loads(submitted.read_text())
+    assert sorted(first) == sorted(run["id"] for run in sweep.runs("default"))  # one job a run
+    assert sorted(load(out / "experiments_missing.json")["runs"]) == sorted(set(first) - {victim})
+    with pytest.raises(SweepError, match="--resume"):
+        cluster.submit(resume=False, **submit)
+
+    assert cluster.submit(resume=True, **submit) == []
+    second = json.loads(submitted.read_text())
+    assert {run_id for run_id in second if second[run_id] != first[run_id]} == {victim}  # only it resubmitted
+    assert_same_results(load(out / "experiments_missing.json"), missing_alone)
+
+
+def test_slurm_executor_asks_for_the_partition_gpus_and_time(tmp_path, monkeypatch):
+    """The job script of ``--executor slurm --partition gpu --gpus-per-run 2 --time 30`` (nothing is
+    submitted: stand-ins for sbatch and srun on PATH let the executor be built), and the error without them."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SweepError, match="sbatch and srun not on this machine's PATH"):
+        cluster.make_executor("slurm", tmp_path / "jobs")
+    for tool in ("sbatch", "srun"):
+        (tmp_path / tool).write_text("#!/bin/sh\nexit 1\n")
+        (tmp_path / tool).chmod(0o755)
+    executor = cluster.make_executor("slurm", tmp_path / "jobs", partition="gpu", gpus_per_run=2, minutes=30)
+    script = executor._make_submission_file_text("python -m submitit.core._submit", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2", "#SBATCH --time=30", "#SBATCH --nodes=1",
+                 "#SBATCH --ntasks-per-node=1"):
+        assert line in script
 
 
 def test_sweeps_sharing_a_folder_keep_their_runs_apart(tmp_path):

@@ -2,6 +2,7 @@
 processes following the single-process loss trajectory."""
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -141,7 +142,16 @@ def test_missing_modalities_at_test_time(tmp_path):
     assert (~present).any() and present.any(axis=1).all()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_two_gloo_processes_follow_the_single_process_trajectory(tmp_path):
+    """torchrun on one machine (``--standalone``), and as two nodes of one process each meeting at a
+    c10d rendezvous endpoint (the multi-node command of the README, both nodes here), follow the
+    single process's losses and validation MAE."""
     common = ["--model", "concat", "--data", SAMPLE, "--epochs", "2", "--batch-size", "32", "--device", "cpu",
               "--set", "d_model=16", "--set", "n_layers=1", "--set", "d_state=4", "--set", "dropout=0.0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -150,10 +160,18 @@ def test_two_gloo_processes_follow_the_single_process_trajectory(tmp_path):
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                     "-m", "alignlib.train", *common, "--out", str(tmp_path / "two")],
                    check=True, capture_output=True, env=env)
-    one, two = log(tmp_path / "one"), log(tmp_path / "two")
-    for a, b in zip(one, two):
-        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
-        assert b["valid_MAE"] == pytest.approx(a["valid_MAE"], rel=1e-4)
+    rendezvous = ["--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+                  "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", "test"]
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *rendezvous, "-m", "alignlib.train",
+                               *common, "--out", str(tmp_path / "nodes")], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    assert all(node.wait(timeout=120) == 0 for node in nodes), [node.stderr.read()[-2000:] for node in nodes]
+    one = log(tmp_path / "one")
+    for two in (log(tmp_path / "two"), log(tmp_path / "nodes")):
+        assert len(two) == len(one) == 2
+        for a, b in zip(one, two):
+            assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+            assert b["valid_MAE"] == pytest.approx(a["valid_MAE"], rel=1e-4)
 
 
 def test_fused_and_chunked_scans_train_to_the_same_metrics(tmp_path, monkeypatch):

@@ -222,7 +222,9 @@ def ot_distance(
     Returns:
         ``(B,)`` losses.
     """
-    _, a, b = _prepare(x, y, x_mask, y_mask)
+    check_pair(x, y)  # GeomLoss computes the cost itself: only the weights here
+    a = uniform_weights(check_mask(x_mask, x, "x_mask"), x.dtype)
+    b = uniform_weights(check_mask(y_mask, y, "y_mask"), y.dtype)
     loss = geomloss_sinkhorn(blur, scaling=scaling, debias=debias)
     return loss(a, x, b, y)
 

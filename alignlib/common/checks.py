@@ -3,10 +3,35 @@
 Each check raises a ``ValueError`` (or ``TypeError``) whose message names the argument
 and what is wrong with it, so a user sees "x: expected 3 dims (B, T, d), got (4, 5)" rather
 than a broadcasting error deep inside a solver.
+
+The NaN/inf checks (:func:`check_finite`) read every value, on every call: inside :func:`trusted`
+they are skipped. The trainer runs its models there, on batches of data validated once, where it was
+loaded (:func:`alignlib.data.load_mmsa`); shape, dtype and mask checks always run.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
+
+_TRUSTED = contextvars.ContextVar("alignlib_trusted_values", default=False)
+
+
+@contextlib.contextmanager
+def trusted():
+    """Skip the NaN/inf checks inside: the values come from data validated where it was loaded."""
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def check_finite(x: torch.Tensor, name: str) -> None:
+    """Raise a ``ValueError`` naming ``name`` if ``x`` holds a NaN or inf (skipped inside :func:`trusted`)."""
+    if not _TRUSTED.get() and not torch.isfinite(x).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
 
 
 def check_tokens(x: torch.Tensor, name: str) -> None:
@@ -20,9 +45,7 @@ def check_tokens(x: torch.Tensor, name: str) -> None:
     batch, length, dim = x.shape
     if batch == 0 or length == 0 or dim == 0:
         raise ValueError(f"{name}: empty sequence batch, shape {tuple(x.shape)} (B, T, d must be > 0)")
-    if not torch.isfinite(x).all():
-        bad = (~torch.isfinite(x)).sum().item()
-        raise ValueError(f"{name}: contains {bad} NaN or infinite value(s)")
+    check_finite(x, name)
 
 
 def check_pair(x: torch.Tensor, y: torch.Tensor, x_name: str = "x", y_name: str = "y") -> None:

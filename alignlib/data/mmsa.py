@@ -246,7 +246,8 @@ class MMSADataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         present = self.present[index]
         return {
-            "features": {m: self.split.features[m][index] * present[k] for k, m in enumerate(MODALITIES)},
+            "features": {m: self.split.features[m][index] if present[k] else np.zeros_like(self.split.features[m][index])
+                         for k, m in enumerate(MODALITIES)},  # collate copies: no copy here
             "masks": {m: self.split.masks[m][index] for m in MODALITIES},
             "label": self.split.labels[index],
             "present": present,

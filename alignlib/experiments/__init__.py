@@ -8,6 +8,7 @@ that shows it), nothing else. Shared by the sweeps:
 
 * :mod:`~alignlib.experiments.sweep`: the ``Sweep``, running one into its JSON (resumable, shared
   by workers), the tidy results table;
+* :mod:`~alignlib.experiments.cluster`: a sweep's missing runs as scheduler jobs (SLURM through submitit);
 * :mod:`~alignlib.experiments.training`: training runs (data and sizes per profile, executor, estimate);
 * :mod:`~alignlib.experiments.stats`: means with t-intervals (clipped to a metric's range for display), log-log slopes;
 * :mod:`~alignlib.experiments.plots`: curves with bands, intervals, heatmaps, log-log plots.

@@ -1,7 +1,9 @@
-"""``python -m alignlib.experiments NAME --profile default|full --out DIR [--resume] [--device cpu|cuda] [--workers N]``
+"""``python -m alignlib.experiments NAME --profile default|full --out DIR [--resume] [--device cpu|cuda] [--workers N]
+[--executor local|slurm|local-submitit [--partition P] [--gpus-per-run G] [--time MIN]]``
 
 Writes ``DIR/experiments_NAME.json`` (the results, after every run), ``DIR/runs/NAME/<id>`` and ``DIR/data``.
-With ``--workers N``, N processes (each with an equal share of the CPU's threads) take the runs in turn."""
+With ``--workers N``, N processes (each with an equal share of the CPU's threads) take the runs in turn.
+With ``--executor slurm``, each missing run is one job of a SLURM job array (:mod:`~alignlib.experiments.cluster`)."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +18,12 @@ from alignlib import PROFILES
 from alignlib.common import threads
 from alignlib.common.errors import UserError
 from alignlib.experiments import sweeps
-from alignlib.experiments.sweep import read_runs
+from alignlib.experiments import cluster
+from alignlib.experiments.sweep import SweepError, read_runs
+
+# options that do not change a result, left out of the recorded command: flags, and options with a value
+UNRECORDED_FLAGS = ("--resume", "--quiet")
+UNRECORDED_OPTIONS = ("--workers", "--executor", "--partition", "--gpus-per-run", "--time")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,10 +36,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="default (CPU minutes, as notebook 08 runs it) or full (the committed results)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the runs, data and the results JSON")
     parser.add_argument("--resume", action="store_true", help="continue the sweep in OUT; finished runs are kept")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default cpu; cuda with --gpus-per-run)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes sharing the sweep, each with 1/N of the threads (default 1)")
+    parser.add_argument("--executor", default="local", choices=("local", *cluster.EXECUTORS),
+                        help="local: this machine's processes (default); slurm: one SLURM job a run, through "
+                             "submitit; local-submitit: the same jobs as subprocesses here")
+    parser.add_argument("--partition", default=None, help="the SLURM partition of the jobs")
+    parser.add_argument("--gpus-per-run", type=int, default=0, help="GPUs of each job (default 0)")
+    parser.add_argument("--time", type=int, default=60, metavar="MIN", help="minutes of each job (default 60)")
     args = parser.parse_args(argv)
     if args.name not in known:
         parser.error(f"unknown sweep {args.name!r}; choose one of {', '.join(known)}")
@@ -42,9 +55,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--out {args.out} is a file, not a folder")
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
+    args.device = args.device or ("cuda" if args.gpus_per_run else "cpu")
     if args.device not in ("cpu", "cuda"):
         parser.error(f"--device must be cpu or cuda, got {args.device!r}")
-    if args.device == "cuda":
+    if args.executor == "local" and (args.partition or args.gpus_per_run):
+        parser.error("--partition and --gpus-per-run are for --executor slurm")
+    if args.executor != "local" and args.workers > 1:
+        parser.error("--workers is for --executor local; a scheduler runs one job a run")
+    if args.gpus_per_run < 0:
+        parser.error(f"--gpus-per-run must be at least 0, got {args.gpus_per_run}")
+    if args.time < 1:
+        parser.error(f"--time must be at least 1 minute, got {args.time}")
+    if args.device == "cuda" and args.executor != "slurm":  # a SLURM job checks its own node
         import torch
 
         if not torch.cuda.is_available():
@@ -58,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     given = list(argv if argv is not None else sys.argv[1:])
     # the command as recorded: without the options that do not change a result
-    base = [a for i, a in enumerate(given) if a not in ("--resume", "--quiet", "--workers") and
-            not a.startswith("--workers=") and not (i > 0 and given[i - 1] == "--workers")]
+    base = [a for i, a in enumerate(given) if a not in UNRECORDED_FLAGS + UNRECORDED_OPTIONS and
+            not a.startswith(tuple(f"{o}=" for o in UNRECORDED_OPTIONS)) and
+            not (i > 0 and given[i - 1] in UNRECORDED_OPTIONS)]
     command = "python -m alignlib.experiments " + shlex.join(base)
+    if args.executor != "local":
+        return run_jobs(args, sweep, command)
     if args.workers > 1:
         return run_workers(args, sweep.results_path(args.out), base, len(grid))
     try:
@@ -70,6 +95,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     done = sum(r["seconds"] for r in record["runs"].values())
     print(f"{len(record['runs'])}/{len(grid)} runs done ({done / 60:.1f} min of run time recorded)")
+    return 0
+
+
+def run_jobs(args, sweep, command: str) -> int:
+    """Run the sweep's missing runs as scheduler jobs and wait for them; 1 when some did not finish."""
+    try:
+        executor = cluster.make_executor(args.executor, args.out / "jobs" / sweep.name, args.partition,
+                                         args.gpus_per_run, args.time)
+        missing = cluster.submit(sweep, executor, args.profile, args.out, args.resume, args.device, command,
+                                 progress=not args.quiet)
+    except SweepError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if missing:
+        print(f"{len(missing)} runs did not finish ({', '.join(missing)}); logs in {args.out / 'jobs' / sweep.name}; "
+              "--resume resubmits them", file=sys.stderr)
+        return 1
+    print(f"all runs done by {args.executor} jobs")
     return 0
 
 

@@ -73,13 +73,10 @@ class Sweep:
     def results_path(self, out: str | os.PathLike) -> Path:
         return Path(out) / f"experiments_{self.name}.json"
 
-    def run(self, profile: str = "default", out: str | os.PathLike = "build/experiments", resume: bool = False,
-            device: str = "cpu", progress: bool = True, command: str | None = None) -> dict:
-        """Run (or continue, with ``resume``) the sweep; returns its results record (also the JSON).
-
-        Runs go to ``out/runs/<name>/<id>``, synthetic data to ``out/data``, the JSON to
-        :meth:`results_path`, rewritten atomically after every run.
-        """
+    def start(self, profile: str, out: str | os.PathLike, resume: bool, device: str,
+              command: str | None = None) -> tuple[Path, list[dict], dict]:
+        """The results path, the declared runs and the results record to continue (its finished runs
+        read from the JSON with ``resume``); raises :class:`SweepError` when the sweep cannot start."""
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise SweepError(f"--out {out} is a file, not a folder")
@@ -95,16 +92,29 @@ class Sweep:
             if not grows(old, self.name, profile, grid):
                 raise SweepError(f"{path} holds another sweep, profile or grid; choose another --out")
             record["runs"] = old["runs"]
+        return path, grid, record
+
+    def run(self, profile: str = "default", out: str | os.PathLike = "build/experiments", resume: bool = False,
+            device: str = "cpu", progress: bool = True, command: str | None = None, job: str | None = None) -> dict:
+        """Run (or continue, with ``resume``) the sweep; returns its results record (also the JSON).
+
+        Runs go to ``out/runs/<name>/<id>``, synthetic data to ``out/data``, the JSON to
+        :meth:`results_path`, rewritten atomically after every run. ``job``: run only the run of that
+        id, as a scheduler's job (:mod:`~alignlib.experiments.cluster`; the scheduler, not a claim,
+        keeps it to one process).
+        """
+        out = Path(out)
+        path, grid, record = self.start(profile, out, resume, device, command)
         out.mkdir(parents=True, exist_ok=True)
         versions = software()
-        todo = [run for run in grid if run["id"] not in record["runs"]]
+        todo = [run for run in grid if run["id"] not in record["runs"] and job in (None, run["id"])]
         from tqdm.auto import tqdm
 
         with tqdm(total=len(grid), initial=len(grid) - len(todo), desc=self.name, unit="run", disable=not progress) as bar:
             for run in todo:
                 with locked(path):  # another worker may have finished or taken it meanwhile
                     record["runs"] = {**read_runs(path), **record["runs"]}
-                    if run["id"] in record["runs"] or not claim(out, f"{self.name}.{run['id']}"):
+                    if run["id"] in record["runs"] or (job is None and not claim(out, f"{self.name}.{run['id']}")):
                         continue
                 bar.set_postfix_str(run["id"])
                 start = time.perf_counter()
@@ -118,7 +128,8 @@ class Sweep:
                         raise SweepError(f"{path} was changed by a sweep with another grid while this run trained")
                     record["runs"] = {**current.get("runs", {}), **record["runs"], run["id"]: done}
                     atomic_write_json(path, record)
-                claim_path(out, f"{self.name}.{run['id']}").unlink(missing_ok=True)
+                if job is None:
+                    claim_path(out, f"{self.name}.{run['id']}").unlink(missing_ok=True)
                 bar.update()
         with locked(path):
             record["runs"] = {**read_runs(path), **record["runs"]}

@@ -9,7 +9,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from alignlib.experiments.sweep import RUN_OVERHEAD_S, run_id
+from alignlib.experiments.sweep import RUN_OVERHEAD_S, locked, run_id
 
 # synthetic benchmark data with the tiny preset's shapes (16 words, 40 audio and 48 video frames per
 # clip). The full profile trains to convergence (early stopping after `patience` epochs without a
@@ -43,14 +43,16 @@ def training_run(label: str, model: str, options: dict, seed: int, settings: dic
 
 def ensure_data(spec: dict, root: Path) -> Path:
     """The synthetic data file a run asks for (``preset``, ``n_clips``, ``seed`` and any difficulty
-    knobs, :class:`alignlib.data.synthetic.Difficulty`), generated once under ``root/data``."""
+    knobs, :class:`alignlib.data.synthetic.Difficulty`), generated once under ``root/data`` (under a
+    lock: runs of one sweep may start together, as scheduler jobs)."""
     from alignlib.data import synthetic
 
     difficulty = synthetic.Difficulty(**{knob: spec[knob] for knob in synthetic.KNOB_LIMITS if knob in spec})
     name = f"synthetic_{spec['preset']}_{spec['n_clips'] or 'preset'}_seed{spec['seed']}{difficulty.suffix}.pkl"
     path = root / "data" / name
-    if not path.exists():
-        synthetic.write(path, *synthetic.generate(spec["preset"], spec["seed"], spec["n_clips"], **vars(difficulty)))
+    with locked(path):
+        if not path.exists():
+            synthetic.write(path, *synthetic.generate(spec["preset"], spec["seed"], spec["n_clips"], **vars(difficulty)))
     return path
 
 

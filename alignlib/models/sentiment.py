@@ -130,8 +130,10 @@ class _Base(nn.Module):
             width = batch.features[m].shape[-1]
             if width != self.dims[m]:
                 raise ValueError(f"{m} features are {width}-d but the model was built for {self.dims[m]}-d")
-        return {m: self.dropout(self.inputs[m](batch.features[m])) * batch.present[:, k, None, None]
-                for k, m in enumerate(MODALITIES)}
+        projected = {m: self.dropout(self.inputs[m](batch.features[m])) for m in MODALITIES}
+        if bool(batch.present.all()):  # nothing to zero: skip three (B, T, d) products and their gradients
+            return projected
+        return {m: projected[m] * batch.present[:, k, None, None] for k, m in enumerate(MODALITIES)}
 
 
 def modality_ids(mask: torch.Tensor, modality: str) -> torch.Tensor:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alignlib.common.checks import check_finite
 from alignlib.common.sequences import gather_time, pack_order, trails, unpack
 from alignlib.ssm.selective_scan import selective_scan
 
@@ -121,8 +122,7 @@ class Mamba(nn.Module):
             raise ValueError(f"hidden: expected {shape} with d_model={self.d_model}, got {tuple(hidden.shape)}")
         if hidden.dim() == 3 and hidden.shape[1] == 0:
             raise ValueError("hidden: empty sequence (L = 0)")
-        if not torch.isfinite(hidden).all():
-            raise ValueError("hidden: contains NaN or infinite values")
+        check_finite(hidden, "hidden")
 
     def ssm_parameters(self, x: torch.Tensor):
         """``x (..., d_inner)`` after conv -> ``dt (..., d_inner)`` (before bias), ``B, C (..., d_state)``.
@@ -219,16 +219,43 @@ def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     ``y_t = sum_k weight_k x_{t-K+1+k} + bias`` (zeros before the start), the same numbers as
     ``conv1d(x, weight, bias, padding=K-1, groups=D)[..., :L]``.
 
-    Written as ``K`` shifted multiply-adds: on the CPU, PyTorch's depthwise ``conv1d`` backward is
-    the slowest step of a Mamba block (about 10 s for one AlignMamba-2 batch of 32 MOSI clips),
-    while these ``K = 4`` element-wise products cost milliseconds forward and backward.
+    Written as ``K`` shifted multiply-adds with a hand-written backward (the same products, shifted the
+    other way, and one product-sum per tap for the weight): on the CPU, PyTorch's depthwise ``conv1d``
+    backward is the slowest step of a Mamba block (about 10 s for one AlignMamba-2 batch of 32 MOSI
+    clips), and autograd through the shifted slices zero-fills and copies a padded buffer per tap.
     """
-    taps, length = weight.shape[-1], x.shape[-1]
-    padded = F.pad(x, (taps - 1, 0))
-    out = weight[:, 0, taps - 1, None] * x
-    for k in range(taps - 1):
-        out = out + weight[:, 0, k, None] * padded[..., k:k + length]
-    return out if bias is None else out + bias[:, None]
+    if bias is None:
+        bias = weight.new_zeros(weight.shape[0])
+    return _CausalConv.apply(x, weight, bias)
+
+
+def _shifted_sum(x: torch.Tensor, taps: torch.Tensor, reverse: bool) -> torch.Tensor:
+    """``sum_k taps[:, k] x_{t-K+1+k}`` over ``x (B, D, L)`` padded with zeros (``reverse``: ``x_{t+K-1-k}``)."""
+    count, length = taps.shape[1], x.shape[-1]
+    padded = F.pad(x, (0, count - 1) if reverse else (count - 1, 0))
+    out = taps[:, count - 1, None] * x
+    for k in range(count - 1):
+        start = count - 1 - k if reverse else k
+        out = out + taps[:, k, None] * padded[..., start:start + length]
+    return out
+
+
+class _CausalConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        return _shifted_sum(x, weight[:, 0], reverse=False) + bias[:, None]
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        taps, length = weight.shape[-1], x.shape[-1]
+        grad_x = _shifted_sum(grad, weight[:, 0], reverse=True) if ctx.needs_input_grad[0] else None
+        grad_weight = None
+        if ctx.needs_input_grad[1]:
+            padded = F.pad(x, (taps - 1, 0))
+            grad_weight = torch.stack([(grad * padded[..., k:k + length]).sum((0, 2)) for k in range(taps)], 1)[:, None]
+        return grad_x, grad_weight, grad.sum((0, 2)) if ctx.needs_input_grad[2] else None
 
 
 def _add_losses(*dicts: dict) -> dict:

@@ -59,21 +59,20 @@ class ExpertLinear(nn.Module):
     def forward(self, hidden: torch.Tensor, modality: torch.Tensor | None = None,
                 gates: torch.Tensor | None = None) -> torch.Tensor:
         shared = self.shared(hidden)
-        specific = torch.zeros_like(shared)
+        specific = torch.zeros_like(shared)  # every expert adds its tokens' rows into this one buffer
         norms = [] if self.recording else None
         for m in range(self.n_experts):
             if gates is None:
                 selected = modality == m  # (B, L)
-                part = torch.zeros_like(shared)
-                part[selected] = self.expert(m, hidden[selected])
+                part = self.expert(m, hidden[selected])
             else:
                 weight = gates[..., m]
                 selected = weight > 0
-                part = torch.zeros_like(shared)
-                part[selected] = weight[selected, None] * self.expert(m, hidden[selected])
-            specific = specific + part
+                part = weight[selected, None] * self.expert(m, hidden[selected])
+            specific.index_put_((selected,), part, accumulate=True)
             if norms is not None:
-                norms.append(part.detach().norm(dim=-1))
+                norms.append(torch.zeros_like(selected, dtype=shared.dtype).masked_scatter(
+                    selected, part.detach().norm(dim=-1)))
         if norms is not None:
             self.last_record = torch.stack(norms + [shared.detach().norm(dim=-1)], dim=-1)
         return specific + shared

@@ -20,6 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from alignlib.common.checks import check_finite
 from alignlib.ssm import kernels
 from alignlib.ssm.recurrence import recurrence_, reverse_recurrence_
 
@@ -52,8 +53,8 @@ def _check_scan_inputs(u, delta, A, B, C, D, z, delta_bias) -> None:
         raise ValueError(f"z: expected shape {tuple(u.shape)} like u, got {tuple(z.shape)}")
     for name, tensor in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z),
                          ("delta_bias", delta_bias)):
-        if tensor is not None and not torch.isfinite(tensor).all():
-            raise ValueError(f"{name}: contains NaN or infinite values")
+        if tensor is not None:
+            check_finite(tensor, name)
 
 
 def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
