@@ -654,3 +654,20 @@ def test_stress_views_find_where_a_plan_breaks():
     assert any(s.startswith("fragile breaks at pause 0.4") for s in sentences)
     assert any(s.startswith("sturdy holds up to pause 0.4") for s in sentences)
     assert any(s.startswith("On the hard setting, sturdy finds 0.90 of the word frames") for s in sentences)
+
+
+def test_the_full_profile_refuses_a_dirty_library_unless_allowed(tmp_path, monkeypatch):
+    """Committed results name one clean commit: from a tree with uncommitted library changes the full
+    profile stops before any run, unless --allow-dirty, which the record keeps."""
+    from alignlib.experiments import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "software", lambda: {"git": "0123abc+dirty"})
+    ablation = sweeps()["ablations"]
+    with pytest.raises(sweep_module.SweepError, match="clean commit"):
+        ablation.start("full", tmp_path, resume=False, device="cpu")
+    _, _, record = ablation.start("full", tmp_path, resume=False, device="cpu", allow_dirty=True)
+    assert record["allow_dirty"] is True
+    _, _, record = ablation.start("default", tmp_path, resume=False, device="cpu")  # the default profile is for trying
+    assert "allow_dirty" not in record
+    monkeypatch.setattr(sweep_module, "software", lambda: {"git": "0123abc"})
+    assert "allow_dirty" not in ablation.start("full", tmp_path, resume=False, device="cpu")[2]

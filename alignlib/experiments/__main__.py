@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the sweep in OUT; finished runs are kept")
     parser.add_argument("--device", default=None, help="cpu or cuda (default cpu; cuda with --gpus-per-run)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="run the full profile from a tree with uncommitted library changes (recorded in the JSON)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes sharing the sweep, each with 1/N of the threads (default 1)")
     parser.add_argument("--executor", default="local", choices=("local", *cluster.EXECUTORS),
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1:
         return run_workers(args, sweep.results_path(args.out), base, len(grid))
     try:
-        record = sweep.run(args.profile, args.out, args.resume, args.device, progress=not args.quiet, command=command)
+        record = sweep.run(args.profile, args.out, args.resume, args.device, progress=not args.quiet, command=command,
+                           allow_dirty=args.allow_dirty)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -104,7 +107,7 @@ def run_jobs(args, sweep, command: str) -> int:
         executor = cluster.make_executor(args.executor, args.out / "jobs" / sweep.name, args.partition,
                                          args.gpus_per_run, args.time)
         missing = cluster.submit(sweep, executor, args.profile, args.out, args.resume, args.device, command,
-                                 progress=not args.quiet)
+                                 progress=not args.quiet, allow_dirty=args.allow_dirty)
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -50,12 +50,13 @@ def make_executor(kind: str, folder: Path, partition: str | None = None, gpus_pe
 
 
 def run_job(name: str, profile: str, out: str, run_id: str, device: str, command: str,
-            thread_count: int | None) -> str:
+            thread_count: int | None, allow_dirty: bool = False) -> str:
     """One job: the run ``run_id`` of sweep ``name`` into ``out``'s JSON; returns ``run_id``."""
     from alignlib.experiments import sweeps
 
     threads.configure(thread_count)
-    sweeps()[name].run(profile, out, resume=True, device=device, progress=False, command=command, job=run_id)
+    sweeps()[name].run(profile, out, resume=True, device=device, progress=False, command=command, job=run_id,
+                       allow_dirty=allow_dirty)
     return run_id
 
 
@@ -72,7 +73,7 @@ def active(job, earlier: bool = False) -> bool:
 
 
 def submit(sweep: Sweep, executor, profile: str, out: str | Path, resume: bool, device: str, command: str,
-           progress: bool = True, poll_s: float = 2.0) -> list[str]:
+           progress: bool = True, poll_s: float = 2.0, allow_dirty: bool = False) -> list[str]:
     """Submit ``sweep``'s missing runs as one job array through ``executor``, wait for every job
     (also those of an earlier submission still pending or running) and return the ids of the runs
     that are still missing (their jobs died or were cancelled; ``resume`` resubmits them)."""
@@ -80,7 +81,7 @@ def submit(sweep: Sweep, executor, profile: str, out: str | Path, resume: bool, 
     from tqdm.auto import tqdm
 
     out = Path(out)
-    path, grid, record = sweep.start(profile, out, resume, device, command)
+    path, grid, record = sweep.start(profile, out, resume, device, command, allow_dirty)
     out.mkdir(parents=True, exist_ok=True)
     with locked(path):  # the record before any job: an empty results file of this grid
         atomic_write_json(path, {**record, "runs": read_runs(path)})
@@ -93,8 +94,8 @@ def submit(sweep: Sweep, executor, profile: str, out: str | Path, resume: bool, 
     todo = [run["id"] for run in grid if run["id"] not in finished and run["id"] not in held]
     local = isinstance(executor, submitit.LocalExecutor)
     count = threads.share(len(todo)) if local and todo else None  # local jobs share this machine's cores
-    jobs = executor.map_array(run_job, *zip(*[(sweep.name, profile, str(out), run_id, device, command, count)
-                                              for run_id in todo])) if todo else []
+    jobs = executor.map_array(run_job, *zip(*[(sweep.name, profile, str(out), run_id, device, command, count,
+                                               allow_dirty) for run_id in todo])) if todo else []
     atomic_write_json(jobs_path, {**submitted, **{run_id: job.job_id for run_id, job in zip(todo, jobs)}})
     waiting = [(job, True) for job in held.values()] + [(job, False) for job in jobs]
     with tqdm(total=len(grid), initial=len(finished), desc=f"{sweep.name} ({len(waiting)} jobs)", unit="run",

@@ -74,17 +74,23 @@ class Sweep:
         return Path(out) / f"experiments_{self.name}.json"
 
     def start(self, profile: str, out: str | os.PathLike, resume: bool, device: str,
-              command: str | None = None) -> tuple[Path, list[dict], dict]:
+              command: str | None = None, allow_dirty: bool = False) -> tuple[Path, list[dict], dict]:
         """The results path, the declared runs and the results record to continue (its finished runs
-        read from the JSON with ``resume``); raises :class:`SweepError` when the sweep cannot start."""
+        read from the JSON with ``resume``); raises :class:`SweepError` when the sweep cannot start,
+        among others for the full profile from a tree whose library has uncommitted changes (the
+        committed results name one clean commit), unless ``allow_dirty`` (then recorded)."""
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise SweepError(f"--out {out} is a file, not a folder")
+        if profile == "full" and not allow_dirty and str(software()["git"]).endswith("+dirty"):
+            raise SweepError("the full profile runs from a clean commit: alignlib/ has uncommitted changes "
+                             "(commit them, or pass --allow-dirty, which the results record)")
         path = self.results_path(out)
         grid = self.runs(profile)
         record = {"sweep": self.name, "profile": profile, "reproduces": self.reproduces, "device": device,
                   "command": command or f"python -m alignlib.experiments {self.name} --profile {profile} --out {out}",
-                  "estimated_seconds": sum(map(self.estimate, grid)), "grid": grid, "runs": {}}
+                  "estimated_seconds": sum(map(self.estimate, grid)), "grid": grid, "runs": {},
+                  **({"allow_dirty": True} if allow_dirty else {})}
         if path.exists():
             if not resume:
                 raise SweepError(f"{path} exists; pass --resume to continue that sweep, or choose another --out")
@@ -95,16 +101,17 @@ class Sweep:
         return path, grid, record
 
     def run(self, profile: str = "default", out: str | os.PathLike = "build/experiments", resume: bool = False,
-            device: str = "cpu", progress: bool = True, command: str | None = None, job: str | None = None) -> dict:
+            device: str = "cpu", progress: bool = True, command: str | None = None, job: str | None = None,
+            allow_dirty: bool = False) -> dict:
         """Run (or continue, with ``resume``) the sweep; returns its results record (also the JSON).
 
         Runs go to ``out/runs/<name>/<id>``, synthetic data to ``out/data``, the JSON to
         :meth:`results_path`, rewritten atomically after every run. ``job``: run only the run of that
         id, as a scheduler's job (:mod:`~alignlib.experiments.cluster`; the scheduler, not a claim,
-        keeps it to one process).
+        keeps it to one process). ``allow_dirty``: as :meth:`start`.
         """
         out = Path(out)
-        path, grid, record = self.start(profile, out, resume, device, command)
+        path, grid, record = self.start(profile, out, resume, device, command, allow_dirty)
         out.mkdir(parents=True, exist_ok=True)
         versions = software()
         todo = [run for run in grid if run["id"] not in record["runs"] and job in (None, run["id"])]
