@@ -23,7 +23,14 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     """Under ``--dist loadgroup`` (``make test``) each file's tests stay on one worker, as with
     ``loadfile`` (module fixtures are built once), except the notebook regression runs: each
-    notebook is a group of its own, so the notebooks share both workers."""
+    notebook is a group of its own, so the notebooks share both workers. The longest groups go first
+    (the notebooks' regression runs, the later notebooks first, then the browser tests), so that no
+    worker is left alone with one of them at the end."""
+    def notebook_of(item):
+        return item.callspec.params.get("notebook") if item.get_closest_marker("notebook") else None
+
     for item in items:
-        notebook = item.callspec.params.get("notebook") if item.get_closest_marker("notebook") else None
+        notebook = notebook_of(item)
         item.add_marker(pytest.mark.xdist_group(notebook.stem if notebook else item.path.name))
+    items.sort(key=lambda item: (0, -int(notebook_of(item).stem[:2])) if notebook_of(item) else
+               (1, 0) if item.path.name == "test_browser.py" else (2, 0))
