@@ -127,14 +127,16 @@ def browser():
 
 
 def served_notebook(stem: str, case: Case, folder):
-    """The notebook Voila serves: the suite's own, or a copy with the case's parameters injected."""
+    """The notebook Voila serves: a copy with the case's parameters injected, without the cells the
+    case drops and without the cells after the explorer's (the page shows the explorer; the rest of
+    the notebook is the regression run's)."""
     notebook = notebooks.NOTEBOOK_DIR / f"{stem}.ipynb"
-    if not case.parameters and not case.drop:
-        return notebook
     copy = folder / notebook.name
     served = parameterize_notebook(load_notebook_node(str(notebook)), case.parameters, kernel_name="python3",
                                    language="python")
     served.cells = [c for c in served.cells if not any(d in c.source for d in case.drop)]
+    last = max(i for i, c in enumerate(served.cells) if c.cell_type == "code" and f"{case.variable} = " in c.source)
+    served.cells = served.cells[:last + 1]
     nbformat.write(served, copy)
     return copy
 
