@@ -109,10 +109,17 @@ def _shift(alpha, by=1):
     return torch.nn.functional.pad(alpha, (by, 0), value=NEG)[:, :alpha.shape[1]]
 
 
+def _skips(chain):
+    """The chain's ``skip`` mask, or None when no state can be passed by (decided once, not per frame:
+    on a GPU each look at a tensor's values waits for the device)."""
+    return chain.skip if bool(chain.skip.any()) else None
+
+
 def _step(alpha, skip):
-    """Log-sum over the states a path can come from: the same, the previous, and (where ``skip``) two back."""
+    """Log-sum over the states a path can come from: the same, the previous, and (where ``skip``, if
+    not None) two back."""
     reached = torch.logaddexp(alpha, _shift(alpha))
-    if skip.any():
+    if skip is not None:
         reached = torch.logaddexp(reached, torch.where(skip, _shift(alpha, 2), NEG))
     return reached
 
@@ -123,9 +130,10 @@ def _forward(scores, frame_mask, chain):
     batch, frames, _ = scores.shape
     start = torch.where(chain.start, 0.0, NEG).to(scores.dtype)  # before the first real frame, nothing scored
     alphas, alpha, seen = [], start, torch.zeros(batch, dtype=torch.bool, device=scores.device)
+    skip = _skips(chain)
     for i in range(frames):
         real = frame_mask[:, i, None]
-        previous = torch.where(seen[:, None], _step(alpha, chain.skip), start)
+        previous = torch.where(seen[:, None], _step(alpha, skip), start)
         alpha = torch.where(real, scores[:, i] + previous, alpha)
         seen = seen | frame_mask[:, i]
         alphas.append(alpha)
@@ -143,14 +151,14 @@ def _backward(scores, frame_mask, chain):
     frames = scores.shape[1]
     end = torch.where(chain.end, 0.0, NEG).to(scores.dtype)
     skip_from = torch.nn.functional.pad(chain.skip[:, 2:], (0, 2), value=False)  # state j may go on to j + 2
-    betas, after = [None] * frames, end  # after: beta of the next real frame
+    betas, after, skips = [None] * frames, end, _skips(chain) is not None  # after: beta of the next real frame
     for i in reversed(range(frames)):
         betas[i] = after
         real = frame_mask[:, i, None]
         # a path on state j at this real frame goes on to j, j + 1 (or j + 2) at the next real frame
         step = scores[:, i] + after
         nxt = torch.logaddexp(step, torch.nn.functional.pad(step[:, 1:], (0, 1), value=NEG))
-        if chain.skip.any():
+        if skips:
             nxt = torch.logaddexp(nxt, torch.where(skip_from, torch.nn.functional.pad(step[:, 2:], (0, 2), value=NEG), NEG))
         after = torch.where(real, nxt, after)
     return torch.stack(betas, 1)
