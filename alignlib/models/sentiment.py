@@ -35,7 +35,7 @@ def alignmamba1_plans() -> tuple[str, ...]:
     return (*ot.PLAN_METHODS, "learned")
 
 
-PLAN_TOL = 1e-5  # the time-prior plan's marginal error (L1): tight, so neither padding nor the batch changes a prediction
+PLAN_TOL = 1e-5  # AlignMamba-1's entropic plans' marginal error (L1): tight, so neither padding nor the batch changes a prediction
 
 
 @dataclass
@@ -48,7 +48,7 @@ class ModelConfig:
     dropout: float = 0.2
     lambda_ot: float = 0.001  # AlignMamba-2
     lambda_mmd: float = 0.01  # AlignMamba-1 and -2
-    blur: float = ot.BLUR  # OT loss (AlignMamba-2); AlignMamba-1's time-prior plan
+    blur: float = ot.BLUR  # OT loss (AlignMamba-2); AlignMamba-1's entropic plans (time_prior, entropic, monotone)
     align_loss: bool = True  # AlignMamba-2 ablation "w/o alignment loss" when False
     moe: bool = True  # AlignMamba-2 ablation "w/o MoE" when False
     routing: str = "modality"  # AlignMamba-2 ablation "learnable routing": "learned"
@@ -189,10 +189,7 @@ class AlignMamba1(_Base):
             if m == TEXT:
                 continue
             frame_mask = batch.masks[m]
-            if self.config.plan == "time_prior":
-                plans[m] = ot.plan(h[m].detach(), text.detach(), frame_mask, text_mask, method="time_prior",
-                                   blur=self.config.blur, time_weight=self.config.time_weight, tol=PLAN_TOL)
-            elif self.config.plan == "proportional":
+            if self.config.plan == "proportional":
                 _, packed_mask, order = pack(frame_mask, frame_mask)
                 windows = proportional_windows(packed_mask, text_mask, h[m].dtype)  # (B, T_l, T_m), packed frames
                 plans[m] = unpack(windows.transpose(1, 2), order)
@@ -209,8 +206,9 @@ class AlignMamba1(_Base):
                 with torch.enable_grad():
                     plans[m], loss = self.aligners[m](batch.features[m], words, frame_mask, text_mask)
                 losses[f"align_{m}"] = loss * batch.present[:, k]
-            else:  # relaxed (the paper) or another plan method of align.ot, without gradient
-                plans[m] = ot.plan(h[m].detach(), text.detach(), frame_mask, text_mask, method=self.config.plan)
+            else:  # relaxed (the paper) or another plan method of align.ot (each takes the settings it declares)
+                plans[m] = ot.plan(h[m].detach(), text.detach(), frame_mask, text_mask, method=self.config.plan,
+                                   blur=self.config.blur, time_weight=self.config.time_weight, tol=PLAN_TOL)
         return plans, losses
 
     def forward(self, batch: Batch):
