@@ -14,3 +14,9 @@ class UserError(ValueError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file the user named (or ``$ALIGNLIB_DATA``) does not exist."""
+
+
+def one_line(error: BaseException) -> str:
+    """``"Type: message"`` of ``error`` on one line (a library's message may span several), for the
+    one-line errors that wrap it."""
+    return " ".join(f"{type(error).__name__}: {error}".split())

@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from alignlib.common.errors import MissingFileError
+from alignlib.common.errors import MissingFileError, one_line
 from alignlib.common.files import atomic_write_bytes
 from alignlib.data.mmsa import MalformedDataError
 
@@ -33,10 +33,6 @@ _READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, Attribut
 
 class CsdError(MalformedDataError):
     """The file is not a valid computational sequence; the message names the file, the video and the problem."""
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 @dataclass
@@ -64,7 +60,7 @@ class ComputationalSequence:
         try:
             self._file = h5py.File(self.path, "r")
         except _READ_ERRORS as error:
-            raise CsdError(f"{self.path}: not a readable HDF5 file ({_one_line(error)}); is it truncated?") from None
+            raise CsdError(f"{self.path}: not a readable HDF5 file ({one_line(error)}); is it truncated?") from None
         try:
             with self._reading("the file"):
                 roots = list(self._file.keys())
@@ -92,7 +88,7 @@ class ComputationalSequence:
         except CsdError:
             raise
         except _READ_ERRORS as error:
-            raise CsdError(f"{self.path}: {where}: unreadable ({_one_line(error)}); is the file truncated?") from None
+            raise CsdError(f"{self.path}: {where}: unreadable ({one_line(error)}); is the file truncated?") from None
 
     def __contains__(self, video: str) -> bool:
         return video in self._known

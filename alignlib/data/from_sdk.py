@@ -24,13 +24,17 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from alignlib.common.errors import MissingFileError, UserError
+from alignlib.common.errors import MissingFileError, UserError, one_line
 from alignlib.data.csd import PAUSE, ComputationalSequence, CsdError, Entry
-from alignlib.data.mmsa import NO_WORD, PADDING, SPLITS
+from alignlib.data.mmsa import ALIGNED, NO_WORD, PADDING, SPLITS
 
 SEQUENCES = ("words", "text", "audio", "vision", "labels")
-FRAMES = ("audio", "vision")
 SDK_FOLDS = {"standard_train_fold": "train", "standard_valid_fold": "valid", "standard_test_fold": "test"}
+
+
+def is_pause(word: str) -> bool:
+    """Whether a words sequence's entry marks a silence (the SDK's ``sp``)."""
+    return word.strip().lower() == PAUSE
 
 
 @dataclass
@@ -66,15 +70,15 @@ class Built:
 def cut(found: Segment, limits: dict[str, int]) -> tuple[Segment, list[str]]:
     """``found`` with at most ``limits[m]`` words (``"text"``) or frames (``"audio"``, ``"vision"``), the
     first ones kept; a kept frame whose word was cut gets :data:`NO_WORD`. Also the modalities cut."""
-    over = [m for m, n in (("text", len(found.words)), *((m, len(found.times[m])) for m in FRAMES))
+    over = [m for m, n in (("text", len(found.words)), *((m, len(found.times[m])) for m in ALIGNED))
             if m in limits and n > limits[m]]
     if not over:
         return found, over
     words = limits.get("text", len(found.words))
-    keep = {m: limits.get(m, len(found.times[m])) for m in FRAMES}
-    tables = {m: np.where(found.tables[m][: keep[m]] < words, found.tables[m][: keep[m]], NO_WORD) for m in FRAMES}
+    keep = {m: limits.get(m, len(found.times[m])) for m in ALIGNED}
+    tables = {m: np.where(found.tables[m][: keep[m]] < words, found.tables[m][: keep[m]], NO_WORD) for m in ALIGNED}
     return Segment(found.id, found.label, found.words[:words], found.text[:words], found.word_intervals[:words],
-                   {m: found.frames[m][: keep[m]] for m in FRAMES}, {m: found.times[m][: keep[m]] for m in FRAMES},
+                   {m: found.frames[m][: keep[m]] for m in ALIGNED}, {m: found.times[m][: keep[m]] for m in ALIGNED},
                    tables), over
 
 
@@ -100,12 +104,12 @@ def segment(video: str, k: int, bounds: np.ndarray, label: float, words: Entry, 
         chosen = np.flatnonzero((midpoints >= start) & (midpoints < end))
         return chosen[np.argsort(midpoints[chosen], kind="stable")]
 
-    spoken = np.array([w.strip().lower() != PAUSE for w in words.features[:, 0]], dtype=bool)
+    spoken = np.array([not is_pause(w) for w in words.features[:, 0]], dtype=bool)
     kept = rows(np.where(spoken, words.midpoints, np.nan))
     kept = kept[np.argsort(words.intervals[kept, 0], kind="stable")]
     intervals = words.intervals[kept]
     frames, times, tables = {}, {}, {}
-    for m in FRAMES:
+    for m in ALIGNED:
         chosen = rows(streams[m].midpoints)
         frames[m], times[m] = streams[m].features[chosen], streams[m].midpoints[chosen]
         tables[m] = frame_words(intervals, times[m])
@@ -121,7 +125,7 @@ def word_vectors(words: Entry, text: Entry, where: str, words_path: Path) -> np.
     rows = {tuple(np.round(interval, 4)): i for i, interval in enumerate(text.intervals)}
     vectors = np.zeros((len(words.intervals), text.features.shape[1]), dtype=np.float32)
     for i, (word, interval) in enumerate(zip(words.features[:, 0], words.intervals)):
-        if word.strip().lower() == PAUSE:
+        if is_pause(word):
             continue
         row = rows.get(tuple(np.round(interval, 4)))
         if row is None:
@@ -148,7 +152,7 @@ def read_folds(path: str | os.PathLike) -> dict[str, str]:
         else:
             found = json.loads(text)
     except (SyntaxError, ValueError) as error:
-        raise UserError(f"{path}: not a file of folds ({type(error).__name__}: {' '.join(str(error).split())})") from None
+        raise UserError(f"{path}: not a file of folds ({one_line(error)})") from None
     if not isinstance(found, dict) or not found or set(found) - set(SPLITS):
         names = sorted(found) if isinstance(found, dict) else type(found).__name__
         raise UserError(f"{path}: expected folds named among {list(SPLITS)} (or the SDK's {sorted(SDK_FOLDS)}), found {names}")
@@ -197,7 +201,7 @@ def _video_segments(sequences: dict[str, ComputationalSequence], video: str, ski
     words, text = sequences["words"].read(video), sequences["text"].read(video)
     if words.features.dtype.kind != "U":
         raise CsdError(f"{sequences['words'].path}: video {video!r}: features should be words, got numbers")
-    streams = {m: sequences[m].read(video) for m in FRAMES}
+    streams = {m: sequences[m].read(video) for m in ALIGNED}
     for m, entry in (("text", text), *streams.items(), ("labels", marks)):
         if entry.features.dtype.kind == "U" or entry.features.shape[1] == 0:
             raise CsdError(f"{sequences[m].path}: video {video!r}: features should be numbers, got "
@@ -205,7 +209,7 @@ def _video_segments(sequences: dict[str, ComputationalSequence], video: str, ski
     vectors = word_vectors(words, text, f"{sequences['text'].path}: video {video!r}", sequences["words"].path)
     for k, bounds in enumerate(marks.intervals):
         found = segment(video, k, bounds, float(marks.features[k, 0]), words, vectors, streams)
-        empty = [m for m, n in (("words", len(found.words)), *((m, len(found.times[m])) for m in FRAMES)) if n == 0]
+        empty = [m for m, n in (("words", len(found.words)), *((m, len(found.times[m])) for m in ALIGNED)) if n == 0]
         if empty:
             skipped[f"no {' and no '.join(empty)} in the segment"].append(found.id)
         else:
@@ -221,7 +225,7 @@ def _pad(rows: list[np.ndarray], length: int, fill, dtype) -> np.ndarray:
 
 def _assemble(by_split: dict[str, list[Segment]], widths: dict[str, int]) -> tuple[dict, dict]:
     everything = [s for segments in by_split.values() for s in segments]
-    lengths = {"text": max(len(s.words) for s in everything), **{m: max(len(s.times[m]) for s in everything) for m in FRAMES}}
+    lengths = {"text": max(len(s.words) for s in everything), **{m: max(len(s.times[m]) for s in everything) for m in ALIGNED}}
     data, correspondence = {}, {}
     for split in SPLITS:
         segments = by_split.get(split, [])
@@ -232,14 +236,14 @@ def _assemble(by_split: dict[str, list[Segment]], widths: dict[str, int]) -> tup
 
         data[split] = {
             "text": features([s.text for s in segments], "text"),
-            **{m: features([s.frames[m] for s in segments], m) for m in FRAMES},
+            **{m: features([s.frames[m] for s in segments], m) for m in ALIGNED},
             **{f"{m}_lengths": np.array([len(s.words) if m == "text" else len(s.times[m]) for s in segments], dtype=np.int64)
-               for m in ("text", *FRAMES)},
+               for m in ("text", *ALIGNED)},
             "regression_labels": np.array([s.label for s in segments], dtype=np.float32),
             "id": np.array([s.id for s in segments], dtype=object),
             "raw_text": np.array([" ".join(s.words) for s in segments], dtype=object),
         }
-        for m in FRAMES:
+        for m in ALIGNED:
             correspondence[f"{split}_{m}"] = _pad([s.tables[m] for s in segments], lengths[m], PADDING, np.int16)
             correspondence[f"{split}_{m}_times"] = _pad([s.times[m] for s in segments], lengths[m], np.nan, np.float32)
         intervals = np.full((n, lengths["text"], 2), np.nan, dtype=np.float32)
@@ -275,7 +279,7 @@ def build(paths: dict[str, str | os.PathLike], folds: dict[str, str] | None = No
             split = folds.get(found.id) or folds.get(found.id.rsplit("[", 1)[0])
             counted += split is None
             by_split[split or unassigned].append(found)
-            for m, rows in (("text", found.text), *((m, found.frames[m]) for m in FRAMES)):
+            for m, rows in (("text", found.text), *((m, found.frames[m]) for m in ALIGNED)):
                 if widths.setdefault(m, rows.shape[1]) != rows.shape[1]:
                     raise CsdError(f"{sequences[m].path}: segment {found.id}: {rows.shape[1]} features per row, "
                                    f"other videos have {widths[m]}")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alignlib.common.errors import MissingFileError, UserError
+from alignlib.common.errors import MissingFileError, UserError, one_line
 from alignlib.common import safe_pickle
 
 SPLITS = ("train", "valid", "test")
@@ -87,7 +87,7 @@ def _array(split: dict, key: str, dtype, where: str) -> np.ndarray:
     try:
         return np.asarray(split[key], dtype=dtype)
     except (ValueError, TypeError, OverflowError) as error:
-        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        reason = one_line(error)
         raise MalformedDataError(f"{where}: {key} is not an array{'' if dtype is None else ' of numbers'} ({reason})") from None
 
 
@@ -152,7 +152,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise MissingFileError(f"{path}: no such file") from None
     except Exception as error:  # zipfile, zlib and numpy each raise their own type on a damaged archive
-        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        reason = one_line(error)
         raise MalformedDataError(f"{path}: unreadable tables ({reason}); is the file truncated?") from None
 
 
@@ -188,7 +188,7 @@ def load_mmsa(path: str | os.PathLike | None = None) -> MMSAData:
     except OSError as error:
         raise UserError(f"{path}: unreadable ({error.strerror or error})") from None
     except Exception as error:  # the restricted unpickler runs no code: any other failure is a damaged file
-        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        reason = one_line(error)
         raise MalformedDataError(f"{path}: not a readable MMSA pickle ({reason}); is the file truncated?") from None
     if not isinstance(raw, dict):
         raise MalformedDataError(f"{path}: expected a dict with splits {SPLITS}, got {type(raw).__name__}")
