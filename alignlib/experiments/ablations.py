@@ -266,4 +266,5 @@ SWEEP = Sweep(
     reproduces="AlignMamba-2 Table 3; AlignMamba-1 Table 3 (alignment rows)",
     profiles={"default": {**training.SIZES["default"], "seeds": (0,)},
               "full": {**training.SIZES["full"], "seeds": (0, 1, 2)}},
-    grid=grid, execute=training.execute, estimate=training.estimate, show=show)
+    grid=grid, execute=training.execute, estimate=training.estimate, show=show,
+    statistics=lambda record: stats.records(paired_rows(record)))

@@ -112,5 +112,6 @@ SWEEP = Sweep(
     name="lambda",
     reproduces="AlignMamba-2 Fig. 6 (lambda_OT x lambda_MMD sensitivity)",
     profiles={"default": {**training.SIZES["default"], "seeds": (0,), "lambdas": (0.0, 1e-2, 1.0)},
-              "full": {**training.SIZES["full"], "seeds": (0, 1), "lambdas": (0.0, 1e-3, 1e-2, 1e-1)}},
-    grid=grid, execute=training.execute, estimate=training.estimate, show=show)
+              "full": {**training.SIZES["full"], "seeds": (0, 1, 2), "lambdas": (0.0, 1e-3, 1e-2, 1e-1)}},
+    grid=grid, execute=training.execute, estimate=training.estimate, show=show,
+    statistics=lambda record: stats.records(trend(record)))

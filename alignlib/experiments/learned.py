@@ -2,7 +2,8 @@
 relaxed plan, the plan it learns without the tables (:class:`alignlib.align.monotone.MonotoneAligner`),
 and the oracle and shuffled controls; the oracle plan again in a model twice as wide trained at lr
 3e-3 (in the full profile three times TrainConfig's lr, at which the others train; the default profile
-trains every run at 3e-3); the learned plan again on a second data seed. Each run keeps a checkpoint
+trains every run at 3e-3); the learned and the oracle plan again on a second data seed, with that
+data's own reference lines. Each run keeps a checkpoint
 per epoch; every checkpoint's own plan (epoch 0 being the initial model) is scored
 against the true frame-to-word tables on the first test clips, and the last row adds the test
 metrics of the checkpoint best on validation and its correspondence on every test clip."""
@@ -19,6 +20,7 @@ from alignlib.experiments.sweep import Sweep
 VARIANTS = {"relaxed plan (paper)": {"plan": "relaxed"}, "learned plan": {"plan": "learned"},
             "oracle plan": {"plan": "oracle"}, "shuffled plan": {"plan": "shuffled"}}
 SECOND_DATA = "learned plan, data seed 1"
+SECOND_ORACLE = "oracle plan, data seed 1"
 TUNED_ORACLE = "oracle plan, twice as wide, lr 3e-3"
 EPOCH_SECONDS = {"default": 1.0, "full": 15.0}  # an epoch with its evaluations, this project's CPU, one thread
 
@@ -31,8 +33,9 @@ def grid(settings: dict) -> list[dict]:
     runs += [training.training_run(TUNED_ORACLE, "alignmamba1", VARIANTS["oracle plan"], seed, tuned)
              for seed in settings["seeds"]]
     second = {**settings, "data": {**settings["data"], "seed": 1}}
-    runs += [training.training_run(SECOND_DATA, "alignmamba1", VARIANTS["learned plan"], seed, second, data_seed=1)
-             for seed in settings["seeds"]]
+    runs.append(training.references_run(settings, data_seed=1))
+    runs += [training.training_run(label, "alignmamba1", VARIANTS[plan], seed, second, data_seed=1)
+             for label, plan in ((SECOND_DATA, "learned plan"), (SECOND_ORACLE, "oracle plan")) for seed in settings["seeds"]]
     return [{**run, "kind": "learned", "analysis": {"clips": settings["clips"]}} if run["kind"] == "train" else run
             for run in runs]
 
@@ -72,7 +75,8 @@ def estimate(run: dict) -> float:
 
 # -- the results view: pure functions of the committed record, then `summary` and `show` -----------------
 LEARNED, ORACLE, RELAXED = "learned plan", "oracle plan", "relaxed plan (paper)"
-ORDER = [*VARIANTS, TUNED_ORACLE, SECOND_DATA]  # the tables' row order
+ORDER = [*VARIANTS, TUNED_ORACLE, SECOND_DATA, SECOND_ORACLE]  # the tables' row order
+ON_SECOND_DATA = (SECOND_DATA, SECOND_ORACLE)  # read against data seed 1's reference lines
 FOUND = {"audio": "correspondence_accuracy_audio", "vision": "correspondence_accuracy_vision"}  # every test clip
 FINAL = (*FOUND.values(), "test_MAE", "test_Corr", "test_optimizer_steps")
 # the targets (issue 24, before the full profile ran; the oracle's with its wider run): (variants, metric, sign, goal)
@@ -112,24 +116,35 @@ def proportional(record: dict) -> dict:
             rows.assign(data_seed=seeds).groupby(["data_seed", "metric"]).value.first().items()}
 
 
+def data_seed(variant: str) -> int:
+    """The data seed a variant trains on (its reference lines are that file's)."""
+    return 1 if variant in ON_SECOND_DATA else 0
+
+
 def reference_rows(record: dict):
-    """Test MAE and Corr of each variant beside the data's reference lines (:func:`training.reference_rows`):
-    ``metric`` plus its columns; ``to_bound`` is the share of the way from set_level to bound."""
+    """Test MAE and Corr of each variant beside its own data's reference lines (:func:`training.reference_rows`;
+    a variant whose data has no references run is left out): ``metric`` plus its columns; ``to_bound``
+    is the share of the way from set_level to bound."""
     import pandas as pd
 
     summary = final_table(record)
-    references = training.reference_summary(record)
-    parts = [training.reference_rows(summary.assign(metric=summary.metric.str.removeprefix("test_")), references,
-                                     "variant", metric).assign(metric=metric) for metric in ("MAE", "Corr")]
-    return pd.concat(parts, ignore_index=True)
+    summary = summary.assign(metric=summary.metric.str.removeprefix("test_"))
+    seeds = summary.variant.map(data_seed)
+    parts = [training.reference_rows(summary[seeds == seed], training.reference_summary(record, seed),
+                                     "variant", metric).assign(metric=metric)
+             for seed in sorted(seeds.unique()) for metric in ("MAE", "Corr")]
+    return _ordered(pd.concat(parts, ignore_index=True))
 
 
 def comparisons(record: dict, metrics=("test_MAE", "test_Corr", *FOUND.values())):
-    """Every variant on the first data seed minus the oracle plan at the same sizes, paired over seeds
-    (:func:`stats.paired_differences`: Holm-adjusted per metric, minimal detectable effect, verdict)."""
+    """Every variant minus the oracle plan on the same data at the same sizes, paired over seeds
+    (:func:`stats.paired_families`: Holm-adjusted per metric over the whole table, minimal detectable
+    effect, verdict)."""
     runs = training.trained_runs(record)
-    variants = [v for v in ORDER if v not in (ORACLE, SECOND_DATA)]
-    return stats.paired_differences(runs, ORACLE, variants, metrics)
+    groups = {ORACLE: [v for v in ORDER if v not in (ORACLE, *ON_SECOND_DATA)]}
+    if SECOND_ORACLE in set(runs.variant):
+        groups[SECOND_ORACLE] = [SECOND_DATA]
+    return stats.paired_families(runs, groups, metrics)
 
 
 def targets(record: dict):
@@ -141,12 +156,13 @@ def targets(record: dict):
     import pandas as pd
 
     summary = final_table(record)
-    lines = training.reference_summary(record)
+    lines = {seed: training.reference_summary(record, seed) for seed in (0, 1)}
     rows = []
     for variants, metric, sign, goal in TARGETS:
-        line = {n: stats.mean_of(lines, metric.removeprefix("test_"), reference=n) if metric.startswith("test_")
-                else math.nan for n in ("set_level", "bound")}
         for variant in variants:
+            own = lines[data_seed(variant)]
+            line = {n: stats.mean_of(own, metric.removeprefix("test_"), reference=n)
+                    if metric.startswith("test_") and own is not None else math.nan for n in ("set_level", "bound")}
             found = summary[(summary.variant == variant) & (summary.metric == metric)]
             if found.empty:
                 continue
@@ -191,7 +207,7 @@ def summary(record: dict) -> str:
         f"their word and reaches test MAE {_value(table, LEARNED, 'test_MAE')}, {mae.loc[LEARNED, 'to_bound']:.0%} of "
         f"the way from `set_level` to `bound` ({mae.loc[LEARNED, 'bound']:.3f}); on a second data seed "
         f"{_value(table, SECOND_DATA, FOUND['audio'])} / {_value(table, SECOND_DATA, FOUND['vision'])} and MAE "
-        f"{_value(table, SECOND_DATA, 'test_MAE')}. "
+        f"{_value(table, SECOND_DATA, 'test_MAE')}" + second_data_sentence(mae, pairs) + ". "
         + f"The whole interval meets {int(learned_met.interval_meets.fillna(False).sum())} of the "
         f"{len(learned_met)} targets of the learned plan on the two data seeds (below)."
         + f"\n\n**Why.** The relaxed plan is an argmin per frame, computed from detached states: no gradient trains "
@@ -204,6 +220,15 @@ def summary(record: dict) -> str:
         f"so at the common sizes the model's width and training, not the plan, bound its MAE, and a plan that finds "
         f"{table[(table.variant == LEARNED) & (table.metric == FOUND['audio'])]['mean'].item():.0%} of the audio words "
         f"need not do worse than the true plan at this budget.")
+
+
+def second_data_sentence(mae, pairs) -> str:
+    """Where the second data seed's learned plan lies against that data's own lines and oracle (empty
+    for a record without them)."""
+    if SECOND_DATA not in mae.index or (SECOND_DATA, "test_MAE") not in pairs.index:
+        return ""
+    return (f", {mae.loc[SECOND_DATA, 'to_bound']:.0%} of the way from that data's own `set_level` to its `bound`; "
+            f"minus that data's oracle plan, paired over seeds: {pairs.loc[(SECOND_DATA, 'test_MAE'), 'verdict']}")
 
 
 def target_sentences(record: dict) -> str:
@@ -397,4 +422,5 @@ SWEEP = Sweep(
               "full": {"data": {"preset": "mosi", "n_clips": None, "seed": 0}, "epochs": 60, "patience": 8,
                        "max_steps": 2400, "batch_size": 32, "d_model": 64, "n_layers": 2, "clips": 120,
                        "seeds": (0, 1, 2)}},
-    grid=grid, execute=execute, estimate=estimate, show=show, notebook="10_learned_alignment")
+    grid=grid, execute=execute, estimate=estimate, show=show, notebook="10_learned_alignment",
+    statistics=lambda record: stats.records(comparisons(record)))

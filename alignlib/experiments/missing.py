@@ -25,13 +25,16 @@ def grid(settings: dict) -> list[dict]:
 
 @training.with_references
 def execute(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
-    """Train (resumable), then one row per rate: the best checkpoint's test metrics at that rate."""
+    """Train (resumable), then one row per rate: the best checkpoint's test metrics at that rate (the
+    first row also how the run ended, :data:`training.CONVERGENCE`)."""
     from alignlib.train import train
 
     config = training.train_config(run, root, device, resume=True)
-    train(config, progress=False)
-    return training.recorded(config, root), [{"test_missing_rate": rate, "metrics": metrics}
-                                             for rate, metrics in missing_metrics(config, run["test_missing_rates"])]
+    ended = {k: v for k, v in train(config, progress=False).items() if k in training.CONVERGENCE}
+    rows = [{"test_missing_rate": rate, "metrics": metrics}
+            for rate, metrics in missing_metrics(config, run["test_missing_rates"])]
+    rows[0]["metrics"].update(ended)
+    return training.recorded(config, root), rows
 
 
 def missing_metrics(config, rates) -> list[tuple[float, dict]]:
@@ -172,4 +175,5 @@ SWEEP = Sweep(
     reproduces="AlignMamba-1 Table 1 (missing modalities at test time)",
     profiles={"default": {**training.SIZES["default"], "seeds": (0,)},
               "full": {**training.SIZES["full"], "seeds": (0, 1, 2, 3, 4)}},
-    grid=grid, execute=execute, estimate=training.estimate, show=show)
+    grid=grid, execute=execute, estimate=training.estimate, show=show,
+    statistics=lambda record: stats.records(paired_drops(record)))

@@ -194,3 +194,10 @@ def trend(table, formula: str, terms=None, level: float = 0.95):
              "mde": minimal_detectable_effect(float(fit.bse[t]) * math.sqrt(df + 1), int(df) + 1),
              "mean": float(fit.params[t]), "family": "trend"} for t in terms]
     return adjusted(pd.DataFrame(rows), family="family").drop(columns=["mean", "family"])
+
+
+def records(table) -> list[dict]:
+    """A results table as JSON-able rows (NaN as None), as a sweep stores its ``statistics``."""
+    import json
+
+    return json.loads(table.to_json(orient="records"))

@@ -35,7 +35,6 @@ COMBINED = {"moderate": {"pause": 0.2, "skip": 0.1, "faint": 0.5, "nonlinear": 0
             "hard": {"pause": 0.4, "skip": 0.2, "faint": 0.75, "nonlinear": 1.0}}
 SETTINGS = {"clean": {}, **{f"{knob} {level:g}": {knob: level} for knob, levels in LEVELS.items() for level in levels},
             **COMBINED}
-CONVERGENCE = ("optimizer_steps", "epochs_run", "stopped_by", "valid_flat")
 METRICS = ("correspondence_accuracy_audio", "correspondence_accuracy_vision", "test_MAE", "test_Corr",
            "pause_f1_audio", "pause_f1_vision", "audio_chance", "vision_chance", "audio_proportional",
            "vision_proportional")
@@ -77,7 +76,7 @@ def execute(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
 
     config = training.train_config(run, root, device, resume=True)
     tested = train(config, progress=False)
-    metrics = {("best_epoch" if k == "epoch" else k if k in CONVERGENCE else f"test_{k}"): v
+    metrics = {("best_epoch" if k == "epoch" else k if k in training.CONVERGENCE else f"test_{k}"): v
                for k, v in tested.items() if k != "test_missing_rate"}
     metrics.update(**training.correspondence_metrics(config), **correspondence_floors(load_mmsa(config.data).splits["test"]))
     return training.recorded(config, root), [{"metrics": metrics}]

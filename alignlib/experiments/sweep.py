@@ -51,6 +51,8 @@ class Sweep:
     * ``skip(run, finished) -> (configuration, rows) or None``: a run not worth running, given the
       finished runs (``{id: result}``), and what to record for it.
     * ``show(record, title)``: the notebook's plots and tables of a results record.
+    * ``statistics(record) -> rows``: the sweep's comparisons (adjusted p-values, minimal detectable
+      effects, verdicts) as JSON-able rows, stored under ``"statistics"`` once every run has finished.
     """
 
     name: str
@@ -63,6 +65,7 @@ class Sweep:
     upper_bound: bool = False
     skip: Callable[[dict, dict], tuple[dict, list[dict]] | None] | None = None
     show: Callable | None = None
+    statistics: Callable[[dict], list[dict]] | None = None
 
     def runs(self, profile: str) -> list[dict]:
         """The declared runs of ``profile``, as the JSON stores them."""
@@ -140,6 +143,8 @@ class Sweep:
                 bar.update()
         with locked(path):
             record["runs"] = {**read_runs(path), **record["runs"]}
+            if self.statistics and all(run["id"] in record["runs"] for run in grid):
+                record["statistics"] = self.statistics(record)
             atomic_write_json(path, record)
         return record
 

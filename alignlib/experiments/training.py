@@ -28,6 +28,7 @@ SIZES = {"default": {"data": {"preset": "tiny", "n_clips": 300, "seed": 0},  # 1
 EPOCH_SECONDS_PER_1000 = {"alignmamba1": 1.5, "alignmamba2": 4.7, "concat": 1.9, "multistream": 2.1,
                           "coupled": 4.0, "mult": 1.5}
 EXPECTED_EPOCHS = 30  # a converged run's epochs, for the estimate when the profile allows more
+CONVERGENCE = ("optimizer_steps", "epochs_run", "stopped_by", "valid_flat")  # how a run ended (alignlib.train.convergence)
 
 
 def training_run(label: str, model: str, options: dict, seed: int, settings: dict, **factors) -> dict:
@@ -70,10 +71,15 @@ def recorded(config, root: Path) -> dict:
     return {**dataclasses.asdict(config), "data": os.path.relpath(config.data, root), "out": os.path.relpath(config.out, root)}
 
 
-def references_run(settings: dict) -> dict:
-    """The grid's ``references`` run: the reference lines of the sweep's data (3 seeds)."""
-    return {"id": "references", "kind": "references", "factors": {"variant": "references", "model": "references"},
-            "data": settings["data"]}
+def references_run(settings: dict, data_seed: int | None = None) -> dict:
+    """The grid's ``references`` run: the reference lines of the sweep's data (3 seeds); with
+    ``data_seed``, of that data seed's file (id ``references-data-seed-<k>``, factor ``data_seed``)."""
+    if data_seed is None:
+        return {"id": "references", "kind": "references", "factors": {"variant": "references", "model": "references"},
+                "data": settings["data"]}
+    return {"id": f"references-data-seed-{data_seed}", "kind": "references",
+            "factors": {"variant": "references", "model": "references", "data_seed": data_seed},
+            "data": {**settings["data"], "seed": data_seed}}
 
 
 def with_references(execute):
@@ -100,12 +106,15 @@ def split(record: dict):
     return table[is_reference], table[~is_reference]
 
 
-def reference_summary(record: dict):
-    """The reference lines of a sweep's record: :func:`~alignlib.experiments.stats.summary` per
+def reference_summary(record: dict, data_seed: int = 0):
+    """The reference lines of a sweep's record on its data seed ``data_seed`` (a references run
+    without a ``data_seed`` factor is on seed 0): :func:`~alignlib.experiments.stats.summary` per
     reference (None for a record without them)."""
     from alignlib.experiments import stats
 
     references, _ = split(record)
+    if "data_seed" in references:
+        references = references[references.data_seed.fillna(0) == data_seed]
     return stats.summary(references, ["reference"]) if len(references) else None
 
 
