@@ -91,18 +91,79 @@ def state_spread(states: torch.Tensor, mask: torch.Tensor) -> float:
     return ((distance * mask).sum(1) / mask.sum(1)).mean().item()
 
 
-def fit_supervised_projection(split: Split, modality: str, ridge: float = 1.0):
-    """The control that is given the tables: ridge regression, on ``split`` (the training split),
-    from each frame of ``modality`` to the text token of its true word. Returns ``project``: frames
-    ``(..., d_m)`` -> ``(..., d_l)``, in the text's space, where the OT plans can find the words."""
-    if split.alignment is None:
-        raise ValueError("fit_supervised_projection needs the split's true tables (a synthetic file)")
-    table = split.alignment[modality]
-    rows, frames = np.nonzero(table >= 0)
-    inputs = np.c_[split.features[modality][rows, frames], np.ones(len(rows))]
-    targets = split.features["text"][rows, table[rows, frames]]
+def fit_word_probe(frames: np.ndarray, words: np.ndarray, table: np.ndarray, ridge: float = 1.0):
+    """Ridge regression (with a bias) from each frame ``frames (N, T, d_in)`` that has a word in
+    ``table (N, T)`` (word indices; negative: padding or a pause) to its word's row of ``words (N, W,
+    d_out)``. Returns ``project``: ``(..., d_in) -> (..., d_out)``."""
+    rows, columns = np.nonzero(table >= 0)
+    inputs = np.c_[frames[rows, columns], np.ones(len(rows))]
+    targets = words[rows, table[rows, columns]]
     weights = np.linalg.solve(inputs.T @ inputs + ridge * np.eye(inputs.shape[1]), inputs.T @ targets)
     return lambda x: np.concatenate([x, np.ones(x.shape[:-1] + (1,), dtype=x.dtype)], axis=-1) @ weights
+
+
+def fit_supervised_projection(split: Split, modality: str, ridge: float = 1.0):
+    """The control that is given the tables: ridge regression, on ``split`` (the training split),
+    from each frame of ``modality`` to the text token of its true word (:func:`fit_word_probe` on
+    the input features). Returns ``project``: frames ``(..., d_m)`` -> ``(..., d_l)``, in the text's
+    space, where the OT plans can find the words."""
+    if split.alignment is None:
+        raise ValueError("fit_supervised_projection needs the split's true tables (a synthetic file)")
+    return fit_word_probe(split.features[modality], split.features["text"], split.alignment[modality], ridge)
+
+
+def whitening(states: torch.Tensor, mask: torch.Tensor, shrink: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean (d,), W (d, d))`` of the real tokens of ``states (B, T, d)`` (``mask (B, T)``): their
+    mean and the symmetric (ZCA) whitening ``W = V diag(1 / sqrt(λ + ε)) V^T`` of their covariance
+    ``V diag(λ) V^T``, ``ε = shrink * mean(λ)`` keeping directions of no variance finite; so that
+    ``(x - mean) @ W`` has (nearly) identity covariance."""
+    tokens = states[mask].double()
+    mean = tokens.mean(0)
+    eigenvalues, vectors = torch.linalg.eigh(torch.cov(tokens.T))
+    eigenvalues = eigenvalues.clamp_min(0)
+    scale = (eigenvalues + shrink * eigenvalues.mean()).rsqrt()
+    return mean, (vectors * scale) @ vectors.T
+
+
+@torch.no_grad()
+def state_controls(model: nn.Module, train: Split, test: Split, train_indices, test_indices,
+                   ridge: float = 1.0) -> dict[str, float]:
+    """The controls of a "no plan between trained states finds the words" claim, on the clips
+    ``test_indices`` of ``test`` (its true tables), the statistics from the clips ``train_indices`` of ``train``:
+
+    * ``{m}_exact_centred``, ``{m}_exact_whitened``: the share of frames on their word under the exact
+      OT plan between the states with each modality's training mean removed, then also whitened
+      (:func:`whitening`): a large shared offset or a few dominant directions cannot hide the words then;
+    * ``{m}_probe``: the share of frames whose state, mapped by a ridge probe fitted with the tables on
+      the training clips (:func:`fit_word_probe`: frame state -> its word's text input token, the
+      word's content), is nearest (cosine) to its own word's token among the clip's words; and
+      ``{m}_probe_r2``, the probe's R² on the test frames. Is the word in the state at all?"""
+    if train.alignment is None or test.alignment is None:
+        raise ValueError("state_controls needs the splits' true tables (a synthetic file)")
+    fitted, scored = clip_batch(train, train_indices), clip_batch(test, test_indices)
+    before, after = token_states(model, fitted), token_states(model, scored)
+    rows = {"train": np.atleast_1d(np.asarray(train_indices)), "test": np.atleast_1d(np.asarray(test_indices))}
+    text = {"train": train.features["text"][rows["train"]], "test": test.features["text"][rows["test"]]}
+    summary = {}
+    for m in SOURCES:
+        truth = torch.as_tensor(test.alignment[m][rows["test"]]).long()
+        stats = {k: whitening(before[k], fitted.masks[k]) for k in (m, "text")}
+        for name, change in (("centred", lambda x, k: x - stats[k][0]),
+                             ("whitened", lambda x, k: (x - stats[k][0]) @ stats[k][1])):
+            moved = {k: change(after[k].double(), k) for k in (m, "text")}
+            plan = ot.plan(moved[m], moved["text"], scored.masks[m], scored.masks["text"], method="exact", **PLAN_SETTINGS)
+            summary[f"{m}_exact_{name}"] = frame_accuracy(ot.frame_words(plan, scored.masks[m]), truth, scored.masks[m])
+        project = fit_word_probe(before[m].double().numpy(), text["train"], train.alignment[m][rows["train"]], ridge)
+        guess = torch.as_tensor(project(after[m].double().numpy()))                      # (B, T, d_l)
+        cosine = torch.nn.functional.normalize(guess, dim=-1) @ torch.nn.functional.normalize(
+            torch.as_tensor(text["test"]).double(), dim=-1).transpose(1, 2)               # (B, T, W)
+        cosine = cosine.masked_fill(~scored.masks["text"][:, None], -torch.inf)
+        summary[f"{m}_probe"] = frame_accuracy(cosine.argmax(-1), truth, scored.masks[m])
+        real = truth >= 0
+        target = torch.as_tensor(text["test"]).double()[torch.nonzero(real)[:, 0], truth[real]]
+        residual = ((guess[real] - target) ** 2).sum()
+        summary[f"{m}_probe_r2"] = float(1 - residual / ((target - target.mean(0)) ** 2).sum())
+    return summary
 
 
 def truth_tables(path: str | Path, split: str = "test") -> dict[str, np.ndarray]:

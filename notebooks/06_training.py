@@ -60,7 +60,7 @@ from IPython.display import Markdown, display
 
 from alignlib.align import mmd, ot
 from alignlib.data import MMSADataset, collate, load_mmsa, synthetic
-from alignlib.data.references import score_references
+from alignlib.data.references import label_noise_floor, score_references
 from alignlib.experiments import model_table
 from alignlib.experiments.sweep import load
 from alignlib.models.sentiment import ModelConfig, build_model
@@ -133,7 +133,15 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
 #   flipped, the mood): everything a model can know **without knowing which frame belongs to which
 #   word**;
 # * `bound`: also the cues bound to their words ($\sum_j p_j q_j$, $\sum_j p_j f_j$, ...): what
-#   perfect alignment gives, up to the label's noise and rounding.
+#   perfect alignment gives. It is a **cue oracle**: it reads the latent cues, which no model sees,
+#   so it is a ceiling for alignment, not a bound on what a model can learn from the features.
+#
+# Below them all lies the label's own noise. Given the noiseless score $s$, the label is
+# $s + \varepsilon$ ($\varepsilon \sim \mathcal N(0, 0.2^2)$) clipped to $[-3, 3]$ and rounded to thirds, so it takes
+# the value $k/3$ with probability $\Phi\big((k/3 + 1/6 - s)/0.2\big) - \Phi\big((k/3 - 1/6 - s)/0.2\big)$. The
+# best guess under absolute error is that distribution's median, and its expected error, averaged over
+# the test clips, is the **label-noise floor** (`label_noise_floor`): no predictor, however
+# aligned, has a lower expected MAE.
 #
 # A model below `set_level` has used alignment; one at `set_level` has not, however good its
 # architecture.
@@ -146,6 +154,9 @@ print("test MAE of the references (mean of 3 seeds):", ", ".join(f"{k} {v:.3f}" 
 print("test Corr:", ", ".join(f"{k} {v:.3f}" for k, v in reference_corr.items() if k != "constant"))
 print(f"knowing which frame belongs to which word is worth {reference_mae['set_level'] - reference_mae['bound']:.3f} "
       f"of MAE here: from {reference_mae['set_level']:.3f} (set_level) to {reference_mae['bound']:.3f} (bound)")
+noise_floor = label_noise_floor(synthetic.load_correspondence(data_path))
+print(f"the label-noise floor: MAE {noise_floor:.3f}; the cue oracle `bound` sits {reference_mae['bound'] - noise_floor:.3f} above it")
+assert noise_floor < reference_mae["bound"]
 
 # %% [markdown]
 # ## 3 · What the alignment losses give the fusion layers
@@ -272,6 +283,7 @@ print(f"alignment share of the training loss: first epoch {share[0]:.2%}, last e
 record_metrics(
     metrics_path,
     **{f"reference_{name}_mae": value for name, value in reference_mae.items()},
+    label_noise_floor_mae=noise_floor,
     alignmamba2_mae=runs["AlignMamba-2"]["test"]["MAE"],
     alignmamba2_acc2=runs["AlignMamba-2"]["test"]["Non0_acc_2"],
     concat_mae=runs["concat"]["test"]["MAE"],

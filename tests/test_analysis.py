@@ -379,3 +379,55 @@ def test_the_supervised_projection_is_given_the_tables():
     assert projected.shape == words.shape
     residual = np.mean((projected - words) ** 2) / np.mean((words - words.mean(0)) ** 2)
     assert residual < 0.9  # the frames explain part of their word's token
+
+
+def test_whitening_gives_the_real_tokens_identity_covariance_by_numpy():
+    rng = np.random.default_rng(0)
+    tokens = rng.standard_normal((2, 30, 4)) @ np.diag([5.0, 1.0, 0.2, 0.05]) + 3.0  # anisotropic, offset
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    mask[1, 20:] = False
+    states = torch.as_tensor(tokens)
+    states[1, 20:] = 1e6  # padding: must not count
+    mean, whiten = analysis.whitening(states, mask, shrink=1e-9)
+    real = tokens[mask.numpy()]
+    np.testing.assert_allclose(mean.numpy(), real.mean(0), rtol=1e-10)
+    white = (real - real.mean(0)) @ whiten.numpy()
+    np.testing.assert_allclose(np.cov(white.T), np.eye(4), atol=1e-5)  # shrink * mean eigenvalue aside
+    np.testing.assert_allclose(whiten.numpy(), whiten.numpy().T, atol=1e-12)  # ZCA: symmetric
+
+
+def test_word_probe_recovers_a_linear_map_exactly():
+    rng = np.random.default_rng(1)
+    words = rng.standard_normal((5, 6, 3))
+    table = rng.integers(0, 6, (5, 9))
+    table[0, 7:] = -1  # padding
+    table[2, 3] = -2   # a pause
+    mixing, bias = rng.standard_normal((3, 8)), rng.standard_normal(8)
+    frames = words[np.arange(5)[:, None], np.clip(table, 0, None)] @ mixing + bias  # each frame: its word, mapped
+    project = analysis.fit_word_probe(frames, words, table, ridge=1e-9)
+    real = table >= 0
+    np.testing.assert_allclose(project(frames)[real], words[np.nonzero(real)[0], table[real]], atol=1e-5)
+
+
+def test_state_controls_match_pot_on_hand_centred_states(trained):
+    _, out, _ = trained
+    model, _ = load_model(out / "best.pt")
+    data = load_mmsa(SAMPLE)
+    train_split, test = data.splits["train"], data.splits["test"]
+    found = analysis.state_controls(model, train_split, test, range(40), range(6))
+    fitted = analysis.token_states(model, analysis.clip_batch(train_split, range(40)))
+    scored = analysis.token_states(model, analysis.clip_batch(test, range(6)))
+    means = {k: fitted[k][train_split.masks[k][:40, :fitted[k].shape[1]]].double().mean(0).numpy() for k in ("audio", "text")}
+    hits = []
+    for clip in range(6):
+        frames, words = test.masks["audio"][clip], test.masks["text"][clip]
+        x = scored["audio"][clip][frames].double().numpy() - means["audio"]
+        y = scored["text"][clip][words].double().numpy() - means["text"]
+        x, y = x / np.linalg.norm(x, axis=1, keepdims=True), y / np.linalg.norm(y, axis=1, keepdims=True)
+        plan = pot.emd(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)), 1 - x @ y.T)
+        truth = test.alignment["audio"][clip][frames]
+        hits += list(plan.argmax(1)[truth >= 0] == truth[truth >= 0])
+    assert found["audio_exact_centred"] == pytest.approx(np.mean(hits))
+    assert set(found) == {f"{m}_{k}" for m in ("audio", "vision")
+                          for k in ("exact_centred", "exact_whitened", "probe", "probe_r2")}
+    assert all(0 <= found[f"{m}_{k}"] <= 1 for m in ("audio", "vision") for k in ("exact_centred", "exact_whitened", "probe"))

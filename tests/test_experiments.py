@@ -299,9 +299,13 @@ def test_inside_sweep_rows_are_each_checkpoints_summary(tmp_path):
     truth = analysis.truth_tables(config.data, "test")
     models = [analysis.initial_model(config)] + [load_model(tmp_path / "runs" / "inside" / run_id / f"epoch_{k}.pt")[0]
                                                  for k in (1, 2)]
+    controls = analysis.state_controls(models[-1], data.splits["train"], data.splits["test"],
+                                       range(min(inside.CONTROL_CLIPS, len(data.splits["train"]))), range(3))
     for row, model in zip(done["rows"], models):
         expected = analysis.checkpoint_summary(model, data.splits["test"], truth, range(3), settings["blur"])
+        expected.update(controls if row is done["rows"][-1] else {})  # the last checkpoint's controls
         assert {k: v for k, v in row["metrics"].items() if not k.startswith("test_")} == pytest.approx(expected)
+    assert done["rows"][-1]["metrics"]["test_stopped_by"] in ("patience", "steps", "epochs")
     tested = json.loads((tmp_path / "runs" / "inside" / run_id / "test_metrics.json").read_text())
     assert done["rows"][-1]["metrics"]["test_MAE"] == tested["MAE"]
     assert done["rows"][-1]["metrics"]["test_best_epoch"] == tested["epoch"]
@@ -401,6 +405,20 @@ def missing_alone(tmp_path_factory):
                          capture_output=True, text=True)
     assert one.returncode == 0, one.stderr
     return load(out / "experiments_missing.json")
+
+
+def test_a_finished_sweep_stores_its_comparisons_and_each_runs_end(missing_alone):
+    """The record of a whole grid carries ``statistics`` (the view's paired drops, as JSON rows) and
+    every trained run how it ended (optimiser steps, stop reason, flat validation curve)."""
+    expected = missing.paired_drops(missing_alone)
+    stored = missing_alone["statistics"]
+    assert [row["model"] for row in stored] == list(expected.model)
+    assert [row["mean"] for row in stored] == pytest.approx(list(expected["mean"]))
+    for run_id, run in missing_alone["runs"].items():
+        if run_id != "references":
+            first = run["rows"][0]["metrics"]
+            assert first["optimizer_steps"] > 0 and first["stopped_by"] in ("patience", "steps", "epochs")
+            assert isinstance(first["valid_flat"], bool)
 
 
 def assert_same_results(ours, alone):

@@ -31,3 +31,21 @@ def test_reference_lines_are_ordered(tmp_path):
     assert mae["constant"] > mae["text_only"] > mae["set_level"] > mae["bound"] + 0.3
     with pytest.raises(ValueError, match="reference"):
         references.cue_features(synthetic.load_correspondence(path), "test", "oracle")
+
+
+def test_the_label_noise_floor_is_the_median_predictors_expected_error():
+    """Against a brute-force version: 20000 fresh noise draws per test clip around its noiseless score
+    (clipped, rounded to thirds as the generator does), each predicted by its own median; and the
+    sample's real labels, predicted by the same medians, miss by the floor within sampling error."""
+    cues = synthetic.load_correspondence(SAMPLE)
+    floor = references.label_noise_floor(cues)
+    p, q, f = (np.nan_to_num(cues[f"test_{c}"]) for c in synthetic.WORD_CUES)
+    score = synthetic.noiseless_score(p, q, f, cues["test_mood"])
+    draws = np.random.default_rng(0).standard_normal((len(score), 20000))
+    labels = np.round(np.clip(score[:, None] + synthetic.LABEL_NOISE * draws, -3, 3) * 3) / 3
+    median = np.median(labels, axis=1)
+    assert floor == pytest.approx(np.abs(labels - median[:, None]).mean(), abs=2e-3)
+    real = load_mmsa(SAMPLE).splits["test"].labels.ravel()
+    errors = np.abs(real - median)
+    assert abs(errors.mean() - floor) < 3 * errors.std() / np.sqrt(len(errors))
+    assert 0.1 < floor < 0.2  # sd 0.2 noise, rounded to thirds

@@ -5,7 +5,8 @@ The generator saves every word's cues and the clip's mood beside the data
 gradient boosting on four sets of per-clip features of them (:func:`cue_features`) and scores it on
 the test split: ``constant`` (the training mean), ``text_only`` (what the words say), ``set_level``
 (also the clip's bags of audio and video cues: the best without knowing which frame belongs to
-which word) and ``bound`` (also the cues bound to their words: what perfect alignment gives).
+which word) and ``bound`` (also the cues bound to their words: what perfect alignment gives, a cue
+oracle). :func:`label_noise_floor` is the analytic floor below them all: the label's own noise.
 """
 from __future__ import annotations
 
@@ -72,3 +73,24 @@ def score_references(path: str | Path, seeds=(0, 1, 2)) -> dict[str, list[dict]]
                 prediction = model.predict(cue_features(cues, "test", reference))
             found[reference].append(msa_metrics(prediction.astype(np.float32), labels["test"]))
     return found
+
+
+def label_noise_floor(cues: dict[str, np.ndarray], split: str = "test") -> float:
+    """The expected MAE of the best possible predictor of a synthetic file's ``split`` labels, from its
+    cues (:func:`alignlib.data.synthetic.load_correspondence`, or what ``generate`` returns beside the data): the
+    label is its noiseless score ``s`` (:func:`alignlib.data.synthetic.noiseless_score`) plus Gaussian
+    noise (sd :data:`~alignlib.data.synthetic.LABEL_NOISE`), clipped to [-3, 3] and rounded to thirds,
+    so given ``s`` it takes the value ``k/3`` with probability ``Φ((k/3 + 1/6 - s)/σ) - Φ((k/3 - 1/6 - s)/σ)``
+    (the ends take the tails). The best prediction of an absolute error is that distribution's median;
+    the floor is its expected absolute deviation, averaged over the clips. No model, however aligned,
+    has a lower expected MAE; ``bound`` (a model given every cue) sits above it by what its fit misses."""
+    from scipy.stats import norm
+
+    p, q, f = (np.nan_to_num(cues[f"{split}_{c}"]) for c in synthetic.WORD_CUES)
+    score = synthetic.noiseless_score(p, q, f, cues[f"{split}_mood"])
+    values = np.arange(-9, 10) / 3                                            # the labels a clip can take
+    edges = np.r_[-np.inf, (values[:-1] + values[1:]) / 2, np.inf]             # rounding's cells; the ends absorb the clip
+    cdf = norm.cdf((edges[None, :] - score[:, None]) / synthetic.LABEL_NOISE)
+    probability = np.diff(cdf, axis=1)                                         # (N, 19)
+    median = values[np.argmax(np.cumsum(probability, axis=1) >= 0.5, axis=1)]  # (N,)
+    return float((probability * np.abs(values[None, :] - median[:, None])).sum(1).mean())

@@ -51,6 +51,17 @@ PRESETS = {
     "mosei": dict(splits=(16326, 1871, 4659), lengths=dict(text=50, audio=500, vision=500), dims=dict(text=768, audio=74, vision=35)),
 }
 CONTENT = 8  # width of the latent word content
+LABEL_NOISE = 0.2  # the standard deviation of the label's Gaussian noise, before clipping and rounding to thirds
+
+
+def noiseless_score(polarity, emphasis, flip, mood):
+    """The label before its noise: ``1.2 * sum_j p_j (1 + q_j)(1 - 2 f_j) / sqrt(1 + #sentiment words) + 0.5 g``
+    (one clip's word cues ``(W,)``, or a batch ``(N, W)`` with ``mood`` ``(N,)``; padding words are 0)."""
+    polarity, emphasis, flip = (np.asarray(c) for c in (polarity, emphasis, flip))
+    sentiment = polarity * (1 + emphasis) * (1 - 2 * flip)
+    return 1.2 * sentiment.sum(-1) / np.sqrt(1 + np.count_nonzero(polarity, axis=-1)) + 0.5 * mood
+
+
 WORD_CUES = ("polarity", "emphasis", "flip")  # saved per word beside the correspondence, with the clip's mood
 KNOB_LIMITS = {"pause": 0.9, "skip": 0.9, "faint": 1.0, "nonlinear": 1.0}  # each knob's range is [0, limit]
 HIDDEN = 32  # width of the non-linear map's hidden layer
@@ -182,8 +193,7 @@ def _clip(spec, maps, rng, difficulty=Difficulty(), streams=None, networks=None)
         padded[: len(tokens)] = tokens
         features[modality], lengths_out[modality] = padded, len(tokens)
 
-    sentiment = polarity * (1 + emphasis) * (1 - 2 * flip)
-    score = 1.2 * sentiment.sum() / math.sqrt(1 + np.count_nonzero(polarity)) + 0.5 * mood + 0.2 * rng.standard_normal()
+    score = noiseless_score(polarity, emphasis, flip, mood) + LABEL_NOISE * rng.standard_normal()
     label = np.round(np.clip(score, -3, 3) * 3) / 3
     cues = {"polarity": polarity, "emphasis": emphasis, "flip": flip, "mood": mood}
     return features, lengths_out, correspondence, label, cues

@@ -24,6 +24,7 @@ VARIANTS = {"AM2 with losses": ("alignmamba2", {}), "AM2 without losses": ("alig
 # d_model 64 (benchmarks/results/training_cpu.json), and per scored clip and checkpoint
 MOSI_EPOCH_SECONDS = {"alignmamba1": 7.9, "alignmamba2": 45.5}  # with its validation and test evaluation
 SECONDS_PER_CLIP = {"alignmamba1": 0.25, "alignmamba2": 1.0}
+CONTROL_CLIPS = 300  # training clips whose states give the controls' means, whitening and probe
 
 
 def grid(settings: dict) -> list[dict]:
@@ -38,9 +39,12 @@ def execute(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
     """Train with a checkpoint per epoch (:func:`alignlib.analysis.train_keeping_epochs`, resumable
     epoch by epoch), then one row per checkpoint, epoch 0 being the initial model:
     :func:`alignlib.analysis.checkpoint_summary` on the first test clips, and on the last row the
-    test metrics of the checkpoint best on validation (``test_*``, from epoch ``test_best_epoch``)."""
+    test metrics of the checkpoint best on validation (``test_*``, from epoch ``test_best_epoch``)
+    and the last checkpoint's :func:`alignlib.analysis.state_controls` (statistics and probe from the
+    first :data:`CONTROL_CLIPS` training clips)."""
     from alignlib import analysis
     from alignlib.data import load_mmsa
+    from alignlib.models.checkpoint import load_model
 
     config = training.train_config(run, root, device)
     kept = analysis.train_keeping_epochs(config)
@@ -49,9 +53,12 @@ def execute(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
     rows = [{"epoch": epoch, "metrics": summary}
             for epoch, summary in enumerate(analysis.epoch_summaries(config, kept, test, test.alignment, clips, blur))]
     tested = json.loads((Path(config.out) / "test_metrics.json").read_text())  # the checkpoint best on validation
-    rows[-1]["metrics"].update({f"test_{k}": v for k, v in tested.items()
-                                if isinstance(v, (int, float)) and k not in ("epoch", "test_missing_rate")})
+    rows[-1]["metrics"].update({f"test_{k}": v for k, v in tested.items() if k not in ("epoch", "test_missing_rate")
+                                and (isinstance(v, (int, float)) or k in training.CONVERGENCE)})
     rows[-1]["metrics"]["test_best_epoch"] = tested["epoch"]
+    train = load_mmsa(config.data).splits["train"]
+    last = load_model(kept[-1])[0] if kept else analysis.initial_model(config)
+    rows[-1]["metrics"].update(analysis.state_controls(last, train, test, range(min(CONTROL_CLIPS, len(train))), clips))
     return {**training.recorded(config, root), "analysis": run["analysis"]}, rows
 
 
@@ -136,6 +143,32 @@ def plan_table(record: dict):
                              "ci_low": end.ci_low, "ci_high": end.ci_high, "proportional": guess, "chance": chance,
                              "position": position, "n": int(end.n)})
     return pd.DataFrame(rows)
+
+
+CONTROLS = {"exact": "exact plan, raw states", "exact_centred": "exact plan, centred", "exact_whitened": "exact plan, whitened",
+            "probe": "linear probe with the tables", "probe_r2": "probe R²"}  # analysis.state_controls, beside the raw plan
+
+
+def control_table(record: dict):
+    """The controls of the anisotropy confound at the end of training (:func:`alignlib.analysis.state_controls`),
+    beside the raw exact plan: per plan variant, modality and :data:`CONTROLS` measure ``n, mean,
+    ci_low, ci_high`` over seeds, and the variant's ``chance``. Empty for a record made before the controls."""
+    import pandas as pd
+
+    ends = checkpoints(record)
+    ends = ends[(ends.checkpoint == "end") & ends.variant.isin(PLAN_VARIANTS)]
+    found = ends[ends.metric.str.fullmatch(r"(audio|vision)_(exact_centred|exact_whitened|probe|probe_r2)")]
+    if found.empty:
+        return pd.DataFrame(columns=["variant", "modality", "measure", "n", "mean", "ci_low", "ci_high", "chance"])
+    rows = ends[ends.metric.isin(found.metric.unique()) | ends.metric.isin(["audio_exact", "vision_exact"])]
+    table = stats.summary(rows[rows.variant.isin(found.variant.unique())], ["variant"])
+    table = table.assign(modality=table.metric.str.split("_").str[0], measure=table.metric.str.split("_", n=1).str[1])
+    chance = stats.summary(checkpoints(record).query("checkpoint == 'init'"), ["variant"]).set_index(["variant", "metric"])["mean"]
+    table = table.assign(chance=[chance.get((v, f"{m}_chance"), float("nan")) for v, m in zip(table.variant, table.modality)])
+    order = {v: i for i, v in enumerate(PLAN_VARIANTS)} | {f"_{k}": i for i, k in enumerate(CONTROLS)}
+    table = table.assign(_v=table.variant.map(order), _k=table.measure.map(lambda k: order[f"_{k}"]))
+    return table.sort_values(["_v", "modality", "_k"]).drop(columns=["_v", "_k", "metric"]).reset_index(drop=True)[
+        ["variant", "modality", "measure", "n", "mean", "ci_low", "ci_high", "chance"]]
 
 
 def loss_table(record: dict):
@@ -261,7 +294,8 @@ def summary(record: dict, ablations: dict | None = None) -> str:
         "What finding the words looks like, on the same clips: AlignMamba-1's learned monotone plan (the control) "
         f"puts {_interval(own[0], 'end')} of the audio and {_interval(own[1], 'end')} of the video frames on their word.",
         f"Test MAE against the `set_level` line ({mae.set_level.iloc[0]:.3f}: the best a predictor reaches that does not "
-        f"know which frame belongs to which word; the cue oracle `bound` {mae.bound.iloc[0]:.3f}): " + "; ".join(
+        f"know which frame belongs to which word; the cue oracle `bound` {mae.bound.iloc[0]:.3f}, above the label's noise "
+        f"floor {training.label_noise_floor(record):.3f}): " + "; ".join(
             f"{v} {_interval(mae.loc[v])}, {mae.loc[v].position} it" for v in mae.index) + ".",
         "**Why they differ.** A likely reason: both losses compare *sets* of tokens with a cosine cost, blind to their order: a frame "
         "lies near *some* word state, and the loss is low, whichever word it is; nothing in them asks for the right one.",
@@ -273,10 +307,33 @@ def summary(record: dict, ablations: dict | None = None) -> str:
             "The converged states are also anisotropic, the audio most: the ablations sweep (same data and sizes) "
             f"measures an audio spread of {audio.mean_variant:.3f} with the losses and {audio.mean_without:.3f} "
             f"without them ({audio.verdict}; 0 would be every frame of a clip on one direction). A cosine plan "
-            "between such states can sit near chance whatever training does, so the plans above cannot separate "
+            "between such states can sit near chance whatever training does, so the raw plans alone cannot separate "
             "\"the losses align nothing\" from \"a cosine plan cannot see it\"; no committed number measures a "
             "collapse caused by the losses.")
+    text.append(control_sentences(record))
     return "\n\n".join(text)
+
+
+def control_sentences(record: dict, variant: str = "AM2 with losses") -> str:
+    """What the controls of :func:`control_table` say of ``variant`` (markdown), or that the record predates them."""
+    table = control_table(record)
+    if variant not in set(table.variant):
+        return ("**The controls.** This record predates the controls that separate the two "
+                "(`analysis.state_controls`: exact plans on centred and on whitened states, and a linear probe from a "
+                "frame's state to its word's content fitted with the tables); a rerun of the sweep records them, and "
+                "section 4 shows them on this notebook's small models.")
+    rows = table[table.variant == variant].set_index(["modality", "measure"])
+    said = lambda measure: " and ".join(f"{_interval(rows.loc[m, measure])} ({'video' if m == 'vision' else m})"
+                                        for m in ("audio", "vision"))
+    chance = " / ".join(f"{rows.loc[m, 'exact'].chance:.3f}" for m in ("audio", "vision"))
+    above = [m for m in ("audio", "vision") if rows.loc[m, "probe"].ci_low > rows.loc[m, "probe"].chance]
+    return (f"**The controls** ({variant}, last checkpoint; chance {chance}). The exact plan puts {said('exact')} of the "
+            f"frames on their word between the raw states, {said('exact_centred')} with each modality's mean removed and "
+            f"{said('exact_whitened')} whitened. A linear probe fitted with the tables on training clips maps a frame's "
+            f"state nearest to its own word's content for {said('probe')} of the test frames (R² {said('probe_r2')}): "
+            + (f"the word is linearly in the {' and '.join('video' if m == 'vision' else m for m in above)} states, so a "
+               "plan that misses it misses something the state holds." if above else
+               "the probe does no better than chance, so the states hold little of their word for any plan to find."))
 
 
 def experts_summary(record: dict) -> str:

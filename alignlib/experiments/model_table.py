@@ -135,7 +135,8 @@ def summary(record: dict, learned: dict | None = None) -> str:
             f"papers reach test MAE {rows.loc[papers, 'mean'].min():.3f} to {rows.loc[papers, 'mean'].max():.3f}, "
             + ("all at or above" if (rows.loc[papers, "position"] != "below").all() else "partly below")
             + f" the `set_level` line ({rows.set_level.iloc[0]:.3f}, the best without knowing which frame belongs to "
-            f"which word; `bound` {rows.bound.iloc[0]:.3f}). AlignMamba-2 {rows.loc['AlignMamba-2', 'mean']:.3f} "
+            f"which word; the cue oracle `bound` {rows.bound.iloc[0]:.3f}, above the label's own noise floor "
+            f"{training.label_noise_floor(record):.3f}). AlignMamba-2 {rows.loc['AlignMamba-2', 'mean']:.3f} "
             f"[{rows.loc['AlignMamba-2', 'ci_low']:.3f}, {rows.loc['AlignMamba-2', 'ci_high']:.3f}] against the "
             f"single-stream concat {rows.loc['concat (single-stream)', 'mean']:.3f}: paired concat minus AlignMamba-2 "
             f"{concat['mean']:+.3f} [{concat.low:+.3f}, {concat.high:+.3f}], {concat.verdict} (Holm over the "

@@ -6,6 +6,8 @@ model found) and its time estimate; and each sweep's reference lines (a ``refere
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import os
 from pathlib import Path
 
@@ -116,6 +118,24 @@ def reference_summary(record: dict, data_seed: int = 0):
     if "data_seed" in references:
         references = references[references.data_seed.fillna(0) == data_seed]
     return stats.summary(references, ["reference"]) if len(references) else None
+
+
+def label_noise_floor(record: dict, data_seed: int = 0) -> float | None:
+    """The analytic label-noise floor (test MAE, :func:`alignlib.data.references.label_noise_floor`)
+    of the synthetic data that the record's references run on ``data_seed`` scored (regenerated from
+    its seed: a second or two); None for a record without such a run."""
+    runs = [run for run in record["grid"] if run["kind"] == "references"
+            and run["factors"].get("data_seed", 0) == data_seed]
+    return _floor(json.dumps(runs[0]["data"], sort_keys=True)) if runs else None
+
+
+@functools.lru_cache(maxsize=8)
+def _floor(spec: str) -> float:
+    from alignlib.data import references, synthetic
+
+    data = json.loads(spec)
+    knobs = {knob: data[knob] for knob in synthetic.KNOB_LIMITS if knob in data}
+    return references.label_noise_floor(synthetic.generate(data["preset"], data["seed"], data["n_clips"], **knobs)[1])
 
 
 def trained_runs(record: dict):
