@@ -112,11 +112,12 @@ def fit_supervised_projection(split: Split, modality: str, ridge: float = 1.0):
     return fit_word_probe(split.features[modality], split.features["text"], split.alignment[modality], ridge)
 
 
-def whitening(states: torch.Tensor, mask: torch.Tensor, shrink: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+def whitening(states: torch.Tensor, mask: torch.Tensor, shrink: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean (d,), W (d, d))`` of the real tokens of ``states (B, T, d)`` (``mask (B, T)``): their
     mean and the symmetric (ZCA) whitening ``W = V diag(1 / sqrt(λ + ε)) V^T`` of their covariance
     ``V diag(λ) V^T``, ``ε = shrink * mean(λ)`` keeping directions of no variance finite; so that
-    ``(x - mean) @ W`` has (nearly) identity covariance."""
+    ``(x - mean) @ W`` has covariance ``V diag(λ / (λ + ε)) V^T``: the identity wherever ``λ >> ε``
+    (trained states are anisotropic: their spectra span several decades, hence the small default)."""
     tokens = states[mask].double()
     mean = tokens.mean(0)
     eigenvalues, vectors = torch.linalg.eigh(torch.cov(tokens.T))

@@ -57,7 +57,7 @@ import torch
 
 from alignlib import analysis
 from alignlib.align import ot
-from alignlib.data import MODALITIES, load_mmsa, missing_modality_mask, synthetic
+from alignlib.data import MODALITIES, NO_WORD, load_mmsa, missing_modality_mask, synthetic
 from alignlib.metrics import msa_metrics
 from alignlib.notebooks import record_metrics
 
@@ -170,6 +170,40 @@ plt.show()
 # positions alone already say a lot on short clips. In both rows the relaxed plan, free to pile
 # frames onto one "hub" word, does worst among the plans. This is the gap learned encoders and
 # the alignment losses have to close.
+
+# %% [markdown]
+# ### Harder clips: pauses and skipped words
+#
+# Every frame above belongs to a word, and every word gets frames: the very model that notebook 10's
+# learned plan assumes. Real speech has pauses (frames of no word) and words too short for a frame.
+# The generator's difficulty knobs add them (`synthetic.generate(..., pause=, skip=, faint=,
+# nonlinear=)`, `python -m alignlib.data synth --pause 0.3 ...`; at 0 the data is exactly the
+# above): `pause` is the share of a clip's frames that belong to no word (table entry `NO_WORD`,
+# $-2$, distinct from padding's $-1$), `skip` the share of its words that get no frame in a modality.
+# The same drawing, on a clip made with `pause=0.3, skip=0.25`:
+
+# %%
+knobs = {"pause": 0.3, "skip": 0.25}
+_, hard = synthetic.generate("tiny", 1, 60, **knobs)
+table, words_of = hard["test_audio"][0], hard["test_polarity"][0]
+frames, n_hard_words = table[table != -1], int((~np.isnan(words_of)).sum())
+pause = frames == NO_WORD
+skipped = sorted(set(range(n_hard_words)) - set(frames[~pause].tolist()))
+fig, ax = plt.subplots(figsize=(12, 2.4))
+x = np.arange(len(frames)) / (len(frames) - 1)
+for frame in np.flatnonzero(~pause):
+    ax.plot([x[frame], frames[frame] / max(n_hard_words - 1, 1)], [1, 0], color="gray", lw=0.8)
+ax.scatter(x[~pause], np.ones((~pause).sum()), s=10, color="C1", zorder=3, label="audio frames")
+ax.scatter(x[pause], np.ones(pause.sum()), s=14, marker="x", color="k", zorder=3, label="pause (no word)")
+word_x = np.arange(n_hard_words) / max(n_hard_words - 1, 1)
+ax.scatter(word_x, np.zeros(n_hard_words), s=30, color="C0", zorder=3, label="words")
+ax.scatter(word_x[skipped], np.zeros(len(skipped)), s=90, facecolors="none", edgecolors="r", zorder=4, label="no frame (skipped)")
+ax.set(yticks=[0, 1], yticklabels=["language", "audio"], xticks=[], title=f"one clip with {knobs}")
+ax.legend(loc="center right", fontsize=8)
+plt.show()
+tables = np.concatenate([hard[f"{split}_audio"].ravel() for split in ("train", "valid", "test")])
+print(f"pause frames: {pause.mean():.2f} of this clip's, {(tables == NO_WORD).sum() / (tables != -1).sum():.3f} "
+      f"of all audio frames (asked {knobs['pause']}); words without an audio frame here: {skipped}")
 
 # %% [markdown]
 # ## 3 · The modalities before alignment
@@ -289,7 +323,7 @@ clip_explorer
 # pauses, and frames that show the spoken word's vector through a fixed noisy map. Converting it:
 
 # %%
-from alignlib.data import NO_WORD, csd_sample, from_sdk  # noqa: E402
+from alignlib.data import csd_sample, from_sdk  # noqa: E402
 
 sample_folder = Path(csd_folder)
 built = from_sdk.build({name: sample_folder / file for name, file in csd_sample.FILES.items()},

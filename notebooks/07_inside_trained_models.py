@@ -153,6 +153,44 @@ inside.plot_clip_plans(final, test, truth, int(clips[0]))
 plt.show()
 
 # %% [markdown]
+# ### Controls: is the word in the state at all?
+#
+# A cosine plan sees only directions. If every audio state shares one large offset $\mu_A$ (the
+# generator gives audio a large fixed offset), all frames point nearly the same way and any plan sits
+# near chance, whether or not the states hold their words. Three controls separate the two readings,
+# each fitted on training clips and scored on the same test clips (`analysis.state_controls`):
+#
+# * **centred**: the exact plan between $h - \mu_m$, each modality's mean over its real training tokens removed;
+# * **whitened**: between $(h - \mu_m) W_m$ with $W_m = V \operatorname{diag}\big(1/\sqrt{\lambda + \varepsilon}\big) V^\top$
+#   from the covariance $\Sigma_m = V \operatorname{diag}(\lambda) V^\top$ (`analysis.whitening`): every
+#   direction of the states then has unit variance, so a few dominant ones cannot hide the rest;
+# * **probe**: ridge regression $\hat W = (X^\top X + \rho I)^{-1} X^\top Y$ from each training frame's
+#   state $X$ to its word's text token $Y$ (the word's content, read with the tables:
+#   `analysis.fit_word_probe`); a test frame counts as found when its mapped state is nearest (cosine)
+#   to its own word's token among the clip's words. A probe that finds the words says they are in the
+#   state, and a plan that misses them misses something the state holds.
+
+# %%
+train_split = load_mmsa(data_path).splits["train"]
+fit_clips = range(min(300, len(train_split)))
+final_models = {name: load_model(checkpoints[name, 0][-1])[0] for name in inside.PLAN_VARIANTS}
+controls = pd.DataFrame({name: {**{f"{m}_exact": found[m]["exact"] for m in analysis.SOURCES},
+                                **analysis.state_controls(model, train_split, test, fit_clips, clips)}
+                         for name, model in final_models.items()
+                         for found in [analysis.correspondences(model, test, truth, clips, methods=("exact",)).accuracy]}).T
+display(controls.round(3))
+fitted = analysis.clip_batch(train_split, fit_clips)
+audio = analysis.token_states(final_models["AM2 with losses"], fitted)["audio"]
+mean, whiten = analysis.whitening(audio, fitted.masks["audio"])
+centred = audio[fitted.masks["audio"]].double() - mean
+eigenvalues, vectors = torch.linalg.eigh(torch.cov(centred.T))
+kept = eigenvalues / (eigenvalues + 1e-6 * eigenvalues.mean())  # the variance whitening leaves each direction
+rotated = vectors.T @ torch.cov((centred @ whiten).T) @ vectors
+assert torch.allclose(rotated, torch.diag(kept), atol=1e-6)
+print(f"check, training audio states: their variances span {eigenvalues.max() / eigenvalues.min():.0e}x; whitened, "
+      f"each direction keeps {kept.min():.3f} to {kept.max():.3f} of unit variance, and no two directions covary")
+
+# %% [markdown]
 # ## 3 · Expert activations and learned routing
 #
 # Each Modality-Aware Mamba projection gives a token of modality $m$ the update
@@ -268,6 +306,8 @@ first = {name: summaries[name, 0][0] for name in VARIANTS}
 keys = {"AM2 with losses": "am2_losses", "AM2 without losses": "am2_plain", "AM2 OT weight 1": "am2_ot1", "AlignMamba-1": "am1"}
 record_metrics(
     metrics_path,
+    **{f"am2_losses_{m}_{k}": controls.loc["AM2 with losses", f"{m}_{k}"] for m in analysis.SOURCES
+       for k in ("exact_centred", "exact_whitened", "probe")},
     **{f"{key}_{m}_exact_{when}": numbers[name][f"{m}_exact"] for name, key in keys.items() for m in analysis.SOURCES
        for when, numbers in (("end", last), ("init", first))},
     **{f"learned_plan_{m}_end": last["AlignMamba-1 learned plan"][f"{m}_model"] for m in analysis.SOURCES},

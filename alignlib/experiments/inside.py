@@ -321,7 +321,7 @@ def control_sentences(record: dict, variant: str = "AM2 with losses") -> str:
         return ("**The controls.** This record predates the controls that separate the two "
                 "(`analysis.state_controls`: exact plans on centred and on whitened states, and a linear probe from a "
                 "frame's state to its word's content fitted with the tables); a rerun of the sweep records them, and "
-                "section 4 shows them on this notebook's small models.")
+                "section 2 shows them on this notebook's small models.")
     rows = table[table.variant == variant].set_index(["modality", "measure"])
     said = lambda measure: " and ".join(f"{_interval(rows.loc[m, measure])} ({'video' if m == 'vision' else m})"
                                         for m in ("audio", "vision"))
