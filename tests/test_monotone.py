@@ -87,6 +87,19 @@ def brute_force_with_no_word(scores, no_word, frame_mask, word_mask):
     return log_z, post, blank, best
 
 
+def test_a_best_path_may_end_in_a_pause_with_every_word_real():
+    """The last "no word" state (after the last word) has no word of its own: a clip whose every word
+    is real and whose last frames are a pause ends there, as the enumeration says."""
+    scores = torch.randn(2, 6, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    no_word = torch.full((2, 6), -5.0, dtype=torch.float64)
+    no_word[:, -2:] = 5.0  # the last two frames: a pause
+    frames, words = torch.ones(2, 6, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool)
+    best = monotone.best_path(scores, frames, words, no_word)
+    for b in range(2):
+        assert torch.equal(best[b], brute_force_with_no_word(scores[b], no_word[b], frames[b], words[b])[3])
+    assert (best[:, -2:] == NO_WORD).all()
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_recursions_with_a_no_word_state_match_enumeration(seed):
     generator = torch.Generator().manual_seed(seed)

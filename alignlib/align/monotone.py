@@ -262,7 +262,8 @@ def best_path(scores, frame_mask=None, word_mask=None, no_word=None) -> torch.Te
         path[:, i] = torch.where(real, state, -1)
         state = torch.where(real, state - back[rows, i, state], state)
     if no_word is not None:  # chain states back to words: 2j + 1 is word j, the even states are no word
-        words = torch.where(path % 2 == 1, order.gather(1, (path // 2).clamp_min(0)), NO_WORD)
+        word = (path // 2).clamp(0, order.shape[1] - 1)  # the last "no word" state, 2W, has no word W
+        words = torch.where(path % 2 == 1, order.gather(1, word), NO_WORD)
         return torch.where(path >= 0, words, -1)
     return torch.where(path >= 0, order.gather(1, path.clamp_min(0)), -1)  # back to the words' own positions
 
