@@ -540,6 +540,70 @@ display(Markdown(
 # committed sweep on MOSI-length clips is the harder test.
 
 # %% [markdown]
+# **Pauses: a "no word" state.** A monotone path puts every frame on a word, but real speech has
+# pauses, frames of no word (the generator's `pause` knob, notebook 05). Forced onto a word, a pause's
+# frames pull that word's segment out of place. CTC's answer is a *blank* state. The chain becomes
+# $\varnothing, w_1, \varnothing, w_2, \ldots, w_W, \varnothing$ ($2W + 1$ states; state $2j$ is the blank
+# before word $j$, state $2j+1$ word $j$). A path starts on the first blank or $w_1$ and ends on $w_W$ or
+# the last blank. Each next frame stays on its state, moves one state on, or jumps from a word over the
+# blank to the next word (so a pause between two words is optional). A frame on a blank scores $b_i$.
+# The forward recursion is the one of section 2 over the chain, with that extra jump, and the
+# posterior splits into the words and the blank (`monotone.log_partition(..., no_word=b)`,
+# `monotone.posterior`, `monotone.best_path`, which marks a blank frame `NO_WORD`). First the check,
+# against an enumeration of every path through the chain:
+
+# %%
+tiny_generator = torch.Generator().manual_seed(seed)
+e_tiny, b_tiny = (torch.randn(*shape, dtype=torch.float64, generator=tiny_generator) for shape in ((1, 5, 2), (1, 5)))
+chains = [c for c in itertools.product(range(5), repeat=5) if c[0] in (0, 1) and c[-1] in (3, 4)
+          and all(b - a in (0, 1) or (b - a == 2 and a % 2) for a, b in zip(c, c[1:]))]
+totals = [sum((e_tiny[0, i, k // 2] if k % 2 else b_tiny[0, i]).item() for i, k in enumerate(c)) for c in chains]
+blank_by_paths = sum(np.exp(t - np.logaddexp.reduce(totals)) * (np.array(c) % 2 == 0) for c, t in zip(chains, totals))
+_, blank_tiny = monotone.posterior(e_tiny, no_word=b_tiny)
+print(f"{len(chains)} paths through the chain; log Z by enumeration {np.logaddexp.reduce(totals):.12f}, library "
+      f"{monotone.log_partition(e_tiny, no_word=b_tiny).item():.12f}; P(no word) per frame {np.round(blank_by_paths, 3)}")
+assert abs(np.logaddexp.reduce(totals) - monotone.log_partition(e_tiny, no_word=b_tiny).item()) < 1e-12
+assert np.abs(blank_by_paths - blank_tiny[0].numpy()).max() < 1e-12
+
+# %% [markdown]
+# On clips with 40 % pause frames, with section 3's supervised projection and emissions
+# $\log p(\text{word} \mid \text{frame})$ (normalised over each frame's words, temperature 0.1), a constant blank
+# score $b_i = c$ is a threshold: a frame goes to no word when no word explains it with a log-probability
+# above about $c$. Lower $c$ says "no word" less often (precision up, recall down).
+
+# %%
+paused_path = training.ensure_data({"preset": "tiny", "n_clips": 300, "seed": seed, "pause": 0.4}, run_root)
+paused = load_mmsa(paused_path)
+pause_rows, shown = [], {}
+for m in SOURCES:
+    project, split = analysis.fit_supervised_projection(paused.splits["train"], m), paused.splits["test"]
+    frames, words = (torch.nn.functional.normalize(torch.as_tensor(v).double(), dim=-1)
+                     for v in (project(split.features[m]), split.features["text"]))
+    masks, table = tuple(torch.as_tensor(split.masks[k]) for k in (m, "text")), torch.as_tensor(split.alignment[m]).long()
+    scores = monotone.emission_scores(frames @ words.transpose(1, 2) / 0.1, *masks, normalise="frames")
+    forced = monotone.best_path(scores, *masks)
+    for c in (-3.0, -2.0, -1.5, -1.0):
+        found = monotone.best_path(scores, *masks, torch.full(masks[0].shape, c, dtype=torch.float64))
+        pause_rows.append({"modality": m, "c": c, "words found, forced": analysis.frame_accuracy(forced, table, masks[0]),
+                           "words found": analysis.frame_accuracy(found, table, masks[0]),
+                           **{f"pause {k}": v for k, v in analysis.pause_detection(found, table, masks[0]).items()}})
+    shown[m] = (scores[:1], masks[0][:1], masks[1][:1], table[0][masks[0][0]])
+pause_table = pd.DataFrame(pause_rows)
+display(pause_table.round(3))
+scores_0, frame_0, word_0, truth_0 = shown["vision"]
+forced_0 = monotone.posterior(scores_0, frame_0, word_0)[0]
+words_0, blank_0 = (t[0] for t in monotone.posterior(scores_0, frame_0, word_0, torch.full(frame_0.shape, -1.5, dtype=torch.float64)))
+real, real_words = frame_0[0], word_0[0]
+learned.no_word_figure(forced_0[real][:, real_words], words_0[real][:, real_words], blank_0[real], truth_0, "video, test clip 0")
+plt.show()
+best_pause = pause_table.loc[pause_table.groupby("modality")["pause f1"].idxmax()].set_index("modality")
+display(Markdown("With the blank, " + "; ".join(
+    f"{'video' if m == 'vision' else m} finds the pauses with F1 {r['pause f1']:.2f} (precision {r['pause precision']:.2f}, "
+    f"recall {r['pause recall']:.2f}, at c = {r.c:g}) and {r['words found']:.3f} of the word frames, against "
+    f"{r['words found, forced']:.3f} forced onto words" for m, r in best_pause.iterrows()) + ". The learned aligner "
+    "learns its blank score instead of a constant (`MonotoneAligner(no_word=True)`: a vector its frames are compared with)."))
+
+# %% [markdown]
 # **A shuffled plan: right segments, wrong words.** The `shuffled` control (`ot.plan(...,
 # method="shuffled", truth=...)`) keeps the true segmentation of the frames but rotates which word
 # each segment goes to. Its accuracy is zero, yet every boundary between words sits where it should:
@@ -660,6 +724,8 @@ print(f"audio missing: the learned plan puts {missing_accuracy:.3f} of the frame
 # %%
 record_metrics(
     metrics_path, chance_audio=chance_level["audio"], proportional_audio=floor["audio"], proportional_vision=floor["vision"],
+    **{f"pause_f1_{m}": best_pause.loc[m, "pause f1"] for m in SOURCES},
+    **{f"pause_words_found_{m}": best_pause.loc[m, "words found"] for m in SOURCES},
     am1_relaxed_audio_exact_init=found_ends["initial"].accuracy["audio"]["exact"],
     am1_relaxed_vision_exact_end=found_ends["trained"].accuracy["vision"]["exact"],
     am1_relaxed_audio_own_end=found_ends["trained"].accuracy["audio"]["model"], small_log_z=log_z_library,

@@ -371,6 +371,31 @@ def recursion_figure(scores, paths, weights, gamma, delta, advanced, best):
 NEG_SHOWN = -1e3  # below this a Viterbi score is the recursion's "impossible" (alignlib.align.monotone.NEG)
 
 
+def no_word_figure(without, with_words, with_blank, truth, title: str):
+    """A clip's posterior over its words without (``without (T, W)``) and with a "no word" state
+    (``with_words (T, W)``, ``with_blank (T,)``, drawn as an extra top row), its real frames only;
+    the true word of each frame as circles, its true pauses (``truth == NO_WORD``) as crosses on the top row."""
+    import matplotlib.pyplot as plt
+
+    from alignlib.data import NO_WORD
+
+    truth = np.asarray(truth)
+    frames = np.arange(len(truth))
+    pauses = truth == NO_WORD
+    fig, axes = plt.subplots(1, 2, figsize=(15, 3.6), sharey=True)
+    panels = {"without the no-word state": np.c_[without, np.zeros(len(truth))],
+              "with it (top row: no word)": np.c_[with_words, with_blank]}
+    for ax, (name, table) in zip(axes, panels.items()):
+        ax.imshow(table.T, aspect="auto", origin="lower", cmap="rocket_r", vmin=0, vmax=1)
+        ax.grid(False)
+        ax.scatter(frames[~pauses], truth[~pauses], s=14, facecolors="none", edgecolors="c", label="true word")
+        ax.scatter(frames[pauses], np.full(pauses.sum(), table.shape[1] - 1), marker="x", color="c", label="true pause")
+        ax.set(title=f"{title}: {name}", xlabel="frame", ylabel="word")
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def aligner_figure(history, proportional: dict, true_hub: dict):
     """Section 4: the stand-alone aligners' test accuracy, hub share and loss per step (``history``: rows
     of modality, emissions, step and the three columns), the proportional guess and the truth's hub share dashed."""
