@@ -61,6 +61,15 @@ def test_each_committed_result_is_its_sweeps_full_profile(name):
     assert record["estimated_seconds"] == pytest.approx(sum(map(sweep.estimate, record["grid"])))
 
 
+@pytest.mark.parametrize("name", [n for n in COMMITTED if sweeps()[n].statistics])
+def test_each_committed_result_stores_the_comparisons_its_runs_give(name):
+    """A committed sweep with comparisons stores them (adjusted p, minimal detectable effect, verdict),
+    and they are what its view computes from its runs today."""
+    sweep, record = sweeps()[name], load(PROJECT_ROOT / "benchmarks" / "results" / f"experiments_{name}.json")
+    assert record["statistics"] == sweep.statistics(record)
+    assert {"p_adjusted", "verdict"} <= set(record["statistics"][0])
+
+
 def test_ablation_grid_has_the_papers_rows_and_three_seeds_at_full_scale():
     runs = [run for run in ablations.SWEEP.runs("full") if run["kind"] == "train"]
     options = {r["factors"]["variant"]: r["train"]["model_options"] for r in runs}
