@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from alignlib.align import mmd, ot
+from alignlib.align import mmd, monotone, ot
 from alignlib.common.sequences import pack, unpack
 from alignlib.data import MMSADataset, collate, synthetic
 from alignlib.data.mmsa import ALIGNED, MODALITIES, NO_WORD, Batch, Split
@@ -110,6 +110,21 @@ def fit_supervised_projection(split: Split, modality: str, ridge: float = 1.0):
     if split.alignment is None:
         raise ValueError("fit_supervised_projection needs the split's true tables (a synthetic file)")
     return fit_word_probe(split.features[modality], split.features["text"], split.alignment[modality], ridge)
+
+
+def supervised_emissions(train: Split, test: Split, modality: str, temperature: float = 0.1):
+    """A reading of the frames given the tables: each frame of ``test`` projected into the text's space
+    by :func:`fit_supervised_projection` (fitted on ``train``), its cosine with each word of its clip
+    over ``temperature`` as ``log p(word | frame)`` (:func:`~alignlib.align.monotone.emission_scores`,
+    normalised over the frame's words). Returns ``scores (B, T_m, W)``, ``frame_mask (B, T_m)``,
+    ``word_mask (B, W)`` and the true words ``table (B, T_m)``."""
+    project = fit_supervised_projection(train, modality)
+    frames, words = (nn.functional.normalize(torch.as_tensor(v).double(), dim=-1)
+                     for v in (project(test.features[modality]), test.features["text"]))
+    frame_mask, word_mask = (torch.as_tensor(test.masks[k]) for k in (modality, "text"))
+    scores = monotone.emission_scores(frames @ words.transpose(1, 2) / temperature, frame_mask, word_mask,
+                                      normalise="frames")
+    return scores, frame_mask, word_mask, torch.as_tensor(test.alignment[modality]).long()
 
 
 def whitening(states: torch.Tensor, mask: torch.Tensor, shrink: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:

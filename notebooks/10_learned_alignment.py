@@ -52,6 +52,8 @@ n_layers: int = 1
 aligner_epochs: int = 2  # the stand-alone aligners of section 4, trained at `aligner_lr`
 aligner_lr: float = 0.01
 n_clips: int = 120  # test clips on which every plan is scored
+reading_clips: int = 300  # clips of each setting of section 6's stress map before training
+reading_seeds: int = 1  # its data seeds (intervals from 2)
 blur: float = 0.05  # temperature of the OT and monotone plans between fixed projections; epsilon is blur squared
 seed: int = 0
 run_dir: str = ""  # where the runs are written; empty: a temporary folder
@@ -77,7 +79,7 @@ from alignlib import analysis
 from alignlib.align import monotone, ot
 from alignlib.data import load_mmsa
 from alignlib.data.references import score_references
-from alignlib.experiments import learned, training
+from alignlib.experiments import learned, stress, training
 from alignlib.experiments.sweep import load
 from alignlib.models.checkpoint import load_model
 from alignlib.notebooks import record_metrics
@@ -576,11 +578,7 @@ paused_path = training.ensure_data({"preset": "tiny", "n_clips": 300, "seed": se
 paused = load_mmsa(paused_path)
 pause_rows, shown = [], {}
 for m in SOURCES:
-    project, split = analysis.fit_supervised_projection(paused.splits["train"], m), paused.splits["test"]
-    frames, words = (torch.nn.functional.normalize(torch.as_tensor(v).double(), dim=-1)
-                     for v in (project(split.features[m]), split.features["text"]))
-    masks, table = tuple(torch.as_tensor(split.masks[k]) for k in (m, "text")), torch.as_tensor(split.alignment[m]).long()
-    scores = monotone.emission_scores(frames @ words.transpose(1, 2) / 0.1, *masks, normalise="frames")
+    scores, *masks, table = analysis.supervised_emissions(paused.splits["train"], paused.splits["test"], m, temperature=0.1)
     forced = monotone.best_path(scores, *masks)
     for c in (-3.0, -2.0, -1.5, -1.0):
         found = monotone.best_path(scores, *masks, torch.full(masks[0].shape, c, dtype=torch.float64))
@@ -602,6 +600,47 @@ display(Markdown("With the blank, " + "; ".join(
     f"recall {r['pause recall']:.2f}, at c = {r.c:g}) and {r['words found']:.3f} of the word frames, against "
     f"{r['words found, forced']:.3f} forced onto words" for m, r in best_pause.iterrows()) + ". The learned aligner "
     "learns its blank score instead of a constant (`MonotoneAligner(no_word=True)`: a vector its frames are compared with)."))
+
+# %% [markdown]
+# **Where the reading breaks, before any training.** Pauses are one way the data can leave the
+# monotone, every-frame-on-a-word model the learned plan assumes; the generator has three more knobs
+# (notebook 05): `skip` (words with no frame), `faint` (frames that show less of their word) and
+# `nonlinear` (frames a fixed random network of their latent). The stress sweep
+# (`python -m alignlib.experiments stress --profile full`) trains AlignMamba-1 with each plan at every
+# level; here, first, the part of the question that needs no training: on each setting's own data,
+# the reading given the tables (the ridge projection above; the most a *linear* map of the raw frames
+# tells) and the best monotone path over it, forced onto words and with the no-word state at
+# $c = -1.5$, against the proportional guess (`stress.reading_map`, one line per knob, the others at 0).
+
+# %%
+reading = stress.reading_map(stress.SETTINGS, {"preset": "tiny", "n_clips": reading_clips}, run_root, seeds=range(reading_seeds))
+stress.plot_reading_map(reading)
+plt.show()
+reading_means = stress.reading_summary(reading).set_index(["setting", "modality", "metric"])["mean"]
+display(Markdown(" ".join(stress.reading_sentences(reading))))
+print(f"the full stress sweep: {len(stress.SWEEP.runs('full'))} training runs, "
+      f"about {sum(map(stress.SWEEP.estimate, stress.SWEEP.runs('full'))) / 3600:.0f} CPU-hours by its own estimate")
+
+# %% [markdown]
+# Read with its scope (tiny clips, a reading fitted on the training split's tables, so it says what the
+# frames *hold*, not what a model learns to read): `faint` is the knob that breaks the reading. As the
+# frames lose their word's content the emissions carry less than the position does, and a path that
+# trusts them at temperature 0.1 does *worse* than the proportional guess (checked below at faint 0.9):
+# an emission that knew how little it knows would fall back on the position prior. Pauses need the
+# no-word state: forced onto words, the path loses ground as the pauses grow, and at the top level the
+# path with the state finds more word frames (checked below); on clean data the state costs some, as
+# it then only takes frames from their words. Skipped words cost steadily without bringing the reading
+# down to the guess. `nonlinear` costs a linear reading little: the generator's network is 32 tanh
+# units of random projections at gain 4, close to their signs, and such sign codes keep the angles
+# between latents (random-hyperplane hashing), so the words stay apart; a knob that bites would have
+# to merge words' latents, not bend them. The full sweep, when it has run, says this for trained
+# models; until then these breaking points are the reading's, not the learned plan's.
+
+# %%
+for m in SOURCES:
+    assert reading_means["faint 0.9", m, "forced"] < reading_means["faint 0.9", m, "proportional"], m
+    assert reading_means["pause 0.6", m, "no_word"] > reading_means["pause 0.6", m, "forced"], m
+    assert reading_means["clean", m, "no_word"] < reading_means["clean", m, "forced"], m
 
 # %% [markdown]
 # **A shuffled plan: right segments, wrong words.** The `shuffled` control (`ot.plan(...,
@@ -726,6 +765,8 @@ record_metrics(
     metrics_path, chance_audio=chance_level["audio"], proportional_audio=floor["audio"], proportional_vision=floor["vision"],
     **{f"pause_f1_{m}": best_pause.loc[m, "pause f1"] for m in SOURCES},
     **{f"pause_words_found_{m}": best_pause.loc[m, "words found"] for m in SOURCES},
+    **{f"reading_{setting.replace(' ', '_')}_{m}_{path}": reading_means[setting, m, path]
+       for setting in ("clean", "pause 0.6", "faint 0.9", "nonlinear 1") for m in SOURCES for path in stress.PATHS},
     am1_relaxed_audio_exact_init=found_ends["initial"].accuracy["audio"]["exact"],
     am1_relaxed_vision_exact_end=found_ends["trained"].accuracy["vision"]["exact"],
     am1_relaxed_audio_own_end=found_ends["trained"].accuracy["audio"]["model"], small_log_z=log_z_library,

@@ -381,6 +381,28 @@ def test_the_supervised_projection_is_given_the_tables():
     assert residual < 0.9  # the frames explain part of their word's token
 
 
+def test_supervised_emissions_are_scikit_learns_ridge_read_by_cosine():
+    """The reading given the tables: scikit-learn's ridge (the bias a penalised column, as ours) from each
+    training frame to its word's token, then log p(word | frame) over each test frame's real words."""
+    from sklearn.linear_model import Ridge
+
+    data = load_mmsa(SAMPLE)
+    train_split, test = data.splits["train"], data.splits["test"]
+    scores, frame_mask, word_mask, table = analysis.supervised_emissions(train_split, test, "vision", temperature=0.2)
+    rows, frames = np.nonzero(train_split.alignment["vision"] >= 0)
+    inputs = train_split.features["vision"][rows, frames]
+    ridge = Ridge(alpha=1.0, fit_intercept=False).fit(np.c_[inputs, np.ones(len(rows))],
+                                                      train_split.features["text"][rows, train_split.alignment["vision"][rows, frames]])
+    clip, real_frames, real_words = 0, frame_mask[0].nonzero().ravel(), word_mask[0].nonzero().ravel()
+    x = test.features["vision"][clip][real_frames.numpy()]
+    projected = ridge.predict(np.c_[x, np.ones(len(x))])
+    words = test.features["text"][clip][real_words.numpy()]
+    cosine = (projected / np.linalg.norm(projected, axis=1, keepdims=True)) @ (words / np.linalg.norm(words, axis=1, keepdims=True)).T
+    expected = cosine / 0.2 - np.logaddexp.reduce(cosine / 0.2, axis=1, keepdims=True)
+    np.testing.assert_allclose(scores[0][real_frames][:, real_words].numpy(), expected, atol=1e-6)
+    assert torch.equal(table, torch.as_tensor(test.alignment["vision"]).long())
+
+
 def test_whitening_gives_the_real_tokens_identity_covariance_by_numpy():
     rng = np.random.default_rng(0)
     tokens = rng.standard_normal((2, 30, 4)) @ np.diag([5.0, 1.0, 0.2, 0.05]) + 3.0  # anisotropic, offset

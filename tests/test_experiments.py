@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import papermill
 import pytest
 from scipy import stats as sps
@@ -684,6 +685,31 @@ def test_stress_views_find_where_a_plan_breaks():
     assert any(s.startswith("fragile breaks at pause 0.4") for s in sentences)
     assert any(s.startswith("sturdy holds up to pause 0.4") for s in sentences)
     assert any(s.startswith("On the hard setting, sturdy finds 0.90 of the word frames") for s in sentences)
+
+
+def test_the_reading_map_scores_each_setting_and_finds_where_it_falls_to_the_guess(tmp_path):
+    """Before training: on clean data no frame is a pause (pause F1 0: the no-word path only takes word
+    frames); the floors are the data's own; and the breaking point is the lowest level at which the
+    better path is no better than the proportional guess (checked on a map written by hand)."""
+    settings = {"clean": {}, "pause 0.4": {"pause": 0.4}}
+    found = stress.reading_map(settings, {"preset": "tiny", "n_clips": 90}, tmp_path)
+    assert set(found.metric) == {"forced", "no_word", "proportional", "chance", "pause_f1"}
+    values = found.set_index(["setting", "modality", "metric"])["value"]
+    path = training.ensure_data({"preset": "tiny", "n_clips": 90, "seed": 0, "pause": 0.4}, tmp_path)
+    floors = analysis.correspondence_floors(load_mmsa(path).splits["test"])
+    assert {f"{m}_{f}": values["pause 0.4", m, f] for m in ("audio", "vision") for f in ("proportional", "chance")} == floors
+    assert values["clean", "vision", "pause_f1"] == 0.0 and values["pause 0.4", "vision", "pause_f1"] > 0.3
+
+    by_hand = []
+    for level, forced, no_word in ((0.0, 0.8, 0.7), (0.5, 0.5, 0.45), (0.75, 0.4, 0.39), (0.9, 0.2, 0.3)):
+        knobs = {k: (level if k == "faint" else 0.0) for k in stress.KNOBS}
+        for metric, value in (("forced", forced), ("no_word", no_word), ("proportional", 0.4)):
+            by_hand.append({"setting": f"faint {level:g}", **knobs, "modality": "audio", "seed": 0,
+                            "metric": metric, "value": value})
+    breaks = stress.reading_breaks(pd.DataFrame(by_hand)).set_index("knob")
+    assert breaks.broken_at["faint"] == 0.75 and breaks.best_at_top["faint"] == 0.3
+    assert math.isnan(breaks.broken_at["pause"])  # only its level 0 was mapped
+    assert stress.reading_sentences(pd.DataFrame(by_hand))[2].startswith("audio: the reading falls to the proportional guess at faint 0.75")
 
 
 def test_the_full_profile_refuses_a_dirty_library_unless_allowed(tmp_path, monkeypatch):

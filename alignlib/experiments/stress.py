@@ -109,7 +109,7 @@ def reference_table(record: dict):
 
 
 def along(frame, knob: str):
-    """The rows of a :func:`table` or :func:`reference_table` on ``knob``'s axis: the settings where
+    """The rows of a table with the knobs' columns (:func:`table`, :func:`reference_table`, a reading map) on ``knob``'s axis: the settings where
     every other knob is 0 (the clean setting and ``knob`` alone), with ``level`` its value."""
     others = [k for k in KNOBS if k != knob]
     rows = frame[(frame[others] == 0).all(axis=1)]
@@ -215,6 +215,102 @@ def show(record: dict, title: str):
     plt.show()
     print("\n".join(summary(record)))
     return combined_table(record)
+
+
+# -- before any training: the table-given linear reading ---------------------------------------------
+READING = {"temperature": 0.1, "blank": -1.5}  # notebook 10's pause study: emissions' temperature, no-word score
+PATHS = {"forced": "the path forced onto words", "no_word": "the path with a no-word state"}
+
+
+def reading_map(settings: dict, data: dict, root: Path, seeds=(0,), temperature: float = READING["temperature"],
+                blank: float = READING["blank"]):
+    """Where monotone alignment breaks before any model is trained: per setting ``{name: knobs}``, data
+    seed and modality, the share of the test split's word frames that the best monotone path finds over
+    :func:`alignlib.analysis.supervised_emissions` (the reading given the tables: the most a linear
+    map of the raw frames tells), forced onto words (``forced``) and with a no-word state of constant
+    score ``blank`` (``no_word``); beside them the data's floors (``proportional``, ``chance``) and the
+    no-word path's ``pause_f1``. ``data``: the files' ``preset`` and ``n_clips`` (generated under
+    ``root/data``). A tidy table: ``setting``, the knobs, ``modality``, ``seed``, ``metric``, ``value``."""
+    import pandas as pd
+    import torch
+
+    from alignlib import analysis
+    from alignlib.align import monotone
+    from alignlib.data import load_mmsa
+
+    rows = []
+    for name, knobs in settings.items():
+        for seed in seeds:
+            splits = load_mmsa(training.ensure_data({**data, "seed": seed, **knobs}, root)).splits
+            floors = analysis.correspondence_floors(splits["test"])
+            for m in analysis.SOURCES:
+                scores, frames, words, truth = analysis.supervised_emissions(splits["train"], splits["test"], m, temperature)
+                with_blank = monotone.best_path(scores, frames, words, torch.full(frames.shape, blank, dtype=scores.dtype))
+                values = {"forced": analysis.frame_accuracy(monotone.best_path(scores, frames, words), truth, frames),
+                          "no_word": analysis.frame_accuracy(with_blank, truth, frames),
+                          "proportional": floors[f"{m}_proportional"], "chance": floors[f"{m}_chance"],
+                          "pause_f1": analysis.pause_detection(with_blank, truth, frames)["f1"]}
+                where = {"setting": name, **{knob: float(knobs.get(knob, 0.0)) for knob in KNOBS}, "modality": m, "seed": seed}
+                rows += [{**where, "metric": metric, "value": value} for metric, value in values.items()]
+    return pd.DataFrame(rows)
+
+
+def reading_summary(frame):
+    """A :func:`reading_map` per setting, modality and metric: ``n`` seeds, ``mean``, 95 % interval."""
+    return stats.summary(frame, ["setting", *KNOBS, "modality"])
+
+
+def reading_breaks(frame):
+    """Per knob and modality of a :func:`reading_map`, the lowest level at which neither path finds more
+    word frames than the proportional guess (NaN: the reading beats it at every level), and at the
+    knob's top level the better path's share and the guess's. Columns ``knob``, ``modality``,
+    ``broken_at``, ``top``, ``best_at_top``, ``proportional_at_top``."""
+    import pandas as pd
+
+    means = reading_summary(frame).pivot_table(index=["setting", *KNOBS, "modality"], columns="metric", values="mean")
+    means = means.reset_index().assign(best=lambda t: t[list(PATHS)].max(axis=1))
+    rows = []
+    for knob in KNOBS:
+        for m, part in along(means, knob).groupby("modality", sort=False):
+            part = part.sort_values("level")
+            broken, top = part[part.best <= part.proportional], part.iloc[-1]
+            rows.append({"knob": knob, "modality": m, "broken_at": broken.level.min() if len(broken) else float("nan"),
+                         "top": top.level, "best_at_top": top.best, "proportional_at_top": top.proportional})
+    return pd.DataFrame(rows)
+
+
+def reading_sentences(frame) -> list[str]:
+    """One sentence per knob and modality from :func:`reading_breaks`."""
+    sentences = []
+    for _, row in reading_breaks(frame).iterrows():
+        where = "video" if row.modality == "vision" else row.modality
+        fate = (f"holds up to {row.knob} {row.top:g}" if row.broken_at != row.broken_at
+                else f"falls to the proportional guess at {row.knob} {row.broken_at:g}")
+        sentences.append(f"{where}: the reading {fate} (at {row.top:g}, {row.best_at_top:.2f} of the word frames "
+                         f"against the guess's {row.proportional_at_top:.2f}).")
+    return sentences
+
+
+def plot_reading_map(frame):
+    """One panel per knob: each path's share of the word frames per modality against the knob's level
+    (bands: 95 % intervals over data seeds) and the proportional guess dotted."""
+    import matplotlib.pyplot as plt
+
+    from alignlib.experiments import plots
+
+    table = reading_summary(frame)
+    table = table.assign(line=table.modality.map({"audio": "audio", "vision": "video"}) + ", " + table.metric.map(PATHS))
+    fig, axes = plt.subplots(1, len(KNOBS), figsize=(4 * len(KNOBS), 3.6), sharey=True)
+    for ax, knob in zip(axes, KNOBS):
+        rows = along(table, knob)
+        plots.curves_with_bands(ax, rows[rows.metric.isin(list(PATHS))].assign(metric="found"), "level", "line", "found")
+        for m, part in rows[rows.metric == "proportional"].groupby("modality"):
+            part = part.sort_values("level")
+            ax.plot(part.level, part["mean"], ":", color="grey", label="proportional guess" if m == "audio" else None)
+        ax.set(xlabel=knob, ylabel="word frames found", ylim=(0, 1))
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 SWEEP = Sweep(
