@@ -29,7 +29,7 @@ def final_metric(record, metric, key="variant"):
     """``{group: {seed: value}}`` of ``metric`` in each trained run's last row (the raw JSON)."""
     values = {}
     for run_id, run in record["runs"].items():
-        if run_id != "references":
+        if not run_id.startswith("references"):  # the reference lines of each data file
             values.setdefault(run["factors"][key], {})[run["seed"]] = run["rows"][-1]["metrics"][metric]
     return values
 
@@ -194,7 +194,7 @@ def test_model_paired_rows_and_the_oracle_against_the_learned_plan(records):
     means = summary.set_index("variant")["mean"]
     assert means["learned plan"] == pytest.approx(np.mean(list(learned["learned plan"].values())))
     assert means["oracle plan"] == pytest.approx(np.mean(list(learned["oracle plan"].values())))
-    assert means["learned plan"] < means["oracle plan"]  # at equal sizes: 0.408 against 0.440
+    assert means["learned plan"] < means["oracle plan"]  # at equal sizes: 0.406 against 0.418
     by_hand = paired_by_hand(learned, [("learned plan", "oracle plan")]).iloc[0]
     assert paired.iloc[0]["mean"] == pytest.approx(by_hand["mean"]) and paired.iloc[0].p == pytest.approx(by_hand.p)
     assert f"{means['learned plan']:.3f}" in model_table.oracle_sentence(records["learned"])
