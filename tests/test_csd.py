@@ -182,6 +182,7 @@ def _nan_row(f, i):
     (lambda f, i: (f[:-1], i), "vision.csd: video 'vidB': features has 7 rows but intervals has 8"),
     (lambda f, i: (f, i[:, ::-1]), r"vision.csd: video 'vidB': interval 0 runs backwards or is not finite \(0.25 to 0.0\)"),
     (lambda f, i: (f, i[:, :1]), r"vision.csd: video 'vidB': intervals should be \(T, 2\)"),
+    (lambda f, i: (np.array(True), i), r"vision.csd: video 'vidB': features should be \(T, d\) or \(T,\), got shape \(\)"),
 ])
 def test_invalid_videos_are_one_line_errors(tmp_path, change, message):
     paths, _ = sequences(tmp_path)

@@ -108,7 +108,9 @@ class ComputationalSequence:
             features = features[:, None]
         if intervals.ndim != 2 or intervals.shape[1] != 2 or intervals.dtype.kind not in "fiu":
             raise CsdError(f"{where}: intervals should be (T, 2) numbers, got shape {intervals.shape} of {intervals.dtype}")
-        if features.ndim != 2 or len(features) != len(intervals):
+        if features.ndim != 2:
+            raise CsdError(f"{where}: features should be (T, d) or (T,), got shape {features.shape}")
+        if len(features) != len(intervals):
             raise CsdError(f"{where}: features has {len(features)} rows but intervals has {len(intervals)}")
         intervals = intervals.astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(intervals).all(1) | (intervals[:, 1] < intervals[:, 0]))
