@@ -78,6 +78,7 @@ from IPython.display import Markdown, display
 from alignlib import analysis
 from alignlib.align import monotone, ot
 from alignlib.data import load_mmsa
+from alignlib.data.mmsa import SPOKEN_NAMES
 from alignlib.data.references import score_references
 from alignlib.experiments import learned, stress, training
 from alignlib.experiments.sweep import load
@@ -596,7 +597,7 @@ learned.no_word_figure(forced_0[real][:, real_words], words_0[real][:, real_word
 plt.show()
 best_pause = pause_table.loc[pause_table.groupby("modality")["pause f1"].idxmax()].set_index("modality")
 display(Markdown("With the blank, " + "; ".join(
-    f"{'video' if m == 'vision' else m} finds the pauses with F1 {r['pause f1']:.2f} (precision {r['pause precision']:.2f}, "
+    f"{SPOKEN_NAMES[m]} finds the pauses with F1 {r['pause f1']:.2f} (precision {r['pause precision']:.2f}, "
     f"recall {r['pause recall']:.2f}, at c = {r.c:g}) and {r['words found']:.3f} of the word frames, against "
     f"{r['words found, forced']:.3f} forced onto words" for m, r in best_pause.iterrows()) + ". The learned aligner "
     "learns its blank score instead of a constant (`MonotoneAligner(no_word=True)`: a vector its frames are compared with)."))

@@ -21,6 +21,7 @@ from alignlib.common import safe_pickle
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "vision")
 ALIGNED = ("audio", "vision")  # the modalities aligned onto the words
+SPOKEN_NAMES = {"text": "text", "audio": "audio", "vision": "video"}  # each modality as the prose calls it
 REQUIRED_KEYS = (*MODALITIES, "regression_labels", "id")
 DATA_ENV = "ALIGNLIB_DATA"
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from alignlib.align.ot import BLUR
+from alignlib.data.mmsa import SPOKEN_NAMES
 from alignlib.experiments import plots, stats, training
 from alignlib.experiments.sweep import RUN_OVERHEAD_S, Sweep, run_id
 
@@ -323,7 +324,7 @@ def control_sentences(record: dict, variant: str = "AM2 with losses") -> str:
                 "frame's state to its word's content fitted with the tables); a rerun of the sweep records them, and "
                 "section 2 shows them on this notebook's small models.")
     rows = table[table.variant == variant].set_index(["modality", "measure"])
-    said = lambda measure: " and ".join(f"{_interval(rows.loc[m, measure])} ({'video' if m == 'vision' else m})"
+    said = lambda measure: " and ".join(f"{_interval(rows.loc[m, measure])} ({SPOKEN_NAMES[m]})"
                                         for m in ("audio", "vision"))
     chance = " / ".join(f"{rows.loc[m, 'exact'].chance:.3f}" for m in ("audio", "vision"))
     above = [m for m in ("audio", "vision") if rows.loc[m, "probe"].ci_low > rows.loc[m, "probe"].chance]
@@ -331,7 +332,7 @@ def control_sentences(record: dict, variant: str = "AM2 with losses") -> str:
             f"frames on their word between the raw states, {said('exact_centred')} with each modality's mean removed and "
             f"{said('exact_whitened')} whitened. A linear probe fitted with the tables on training clips maps a frame's "
             f"state nearest to its own word's content for {said('probe')} of the test frames (R² {said('probe_r2')}): "
-            + (f"the word is linearly in the {' and '.join('video' if m == 'vision' else m for m in above)} states, so a "
+            + (f"the word is linearly in the {' and '.join(SPOKEN_NAMES[m] for m in above)} states, so a "
                "plan that misses it misses something the state holds." if above else
                "the probe does no better than chance, so the states hold little of their word for any plan to find."))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alignlib.data.mmsa import SPOKEN_NAMES
 from alignlib.experiments import plots, stats, training
 from alignlib.experiments.sweep import Sweep
 
@@ -189,7 +190,7 @@ def summary(record: dict) -> str:
     start = per_epoch[(per_epoch.epoch == 0) & (per_epoch.variant == RELAXED)].set_index("modality")["mean"]
     guess = proportional(record)
     seeds = int(table[table.variant == LEARNED].n.max())
-    words = " and ".join(f"{_value(table, RELAXED, FOUND[m])} of the {'video' if m == 'vision' else m} frames"
+    words = " and ".join(f"{_value(table, RELAXED, FOUND[m])} of the {SPOKEN_NAMES[m]} frames"
                          for m in FOUND)
     learned_words = " and ".join(f"{_value(table, LEARNED, FOUND[m])}" for m in FOUND)
     met = targets(record)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alignlib.data.mmsa import SPOKEN_NAMES
 from alignlib.data.synthetic import KNOB_LIMITS
 from alignlib.experiments import stats, training
 from alignlib.experiments.sweep import Sweep, run_id
@@ -109,8 +110,9 @@ def reference_table(record: dict):
 
 
 def along(frame, knob: str):
-    """The rows of a table with the knobs' columns (:func:`table`, :func:`reference_table`, a reading map) on ``knob``'s axis: the settings where
-    every other knob is 0 (the clean setting and ``knob`` alone), with ``level`` its value."""
+    """The rows of a table with the knobs' columns (:func:`table`, :func:`reference_table`, a
+    :func:`reading_map`) on ``knob``'s axis: the settings where every other knob is 0 (the clean
+    setting and ``knob`` alone), with ``level`` its value."""
     others = [k for k in KNOBS if k != knob]
     rows = frame[(frame[others] == 0).all(axis=1)]
     return rows.assign(level=rows[knob])
@@ -283,10 +285,9 @@ def reading_sentences(frame) -> list[str]:
     """One sentence per knob and modality from :func:`reading_breaks`."""
     sentences = []
     for _, row in reading_breaks(frame).iterrows():
-        where = "video" if row.modality == "vision" else row.modality
         fate = (f"holds up to {row.knob} {row.top:g}" if row.broken_at != row.broken_at
                 else f"falls to the proportional guess at {row.knob} {row.broken_at:g}")
-        sentences.append(f"{where}: the reading {fate} (at {row.top:g}, {row.best_at_top:.2f} of the word frames "
+        sentences.append(f"{SPOKEN_NAMES[row.modality]}: the reading {fate} (at {row.top:g}, {row.best_at_top:.2f} of the word frames "
                          f"against the guess's {row.proportional_at_top:.2f}).")
     return sentences
 
@@ -299,7 +300,7 @@ def plot_reading_map(frame):
     from alignlib.experiments import plots
 
     table = reading_summary(frame)
-    table = table.assign(line=table.modality.map({"audio": "audio", "vision": "video"}) + ", " + table.metric.map(PATHS))
+    table = table.assign(line=table.modality.map(SPOKEN_NAMES) + ", " + table.metric.map(PATHS))
     fig, axes = plt.subplots(1, len(KNOBS), figsize=(4 * len(KNOBS), 3.6), sharey=True)
     for ax, knob in zip(axes, KNOBS):
         rows = along(table, knob)
