@@ -484,13 +484,14 @@ display(Markdown(
 # `python -m alignlib.experiments learned --profile full` trains AlignMamba-1 on the `mosi` preset
 # (MOSI's clip counts and lengths: up to 50 words, 375 audio and 500 video frames) with the relaxed,
 # learned, oracle and shuffled plans (three seeds each, a checkpoint per epoch, early stopping), the
-# oracle plan again in a model twice as wide trained at lr 3e-3, the learned plan again on a second
-# data seed, and the benchmark's four reference lines (`constant`, `text_only`, `set_level`: the best a
-# model can do without knowing which frame belongs to which word, `bound`: what binding every cue to
-# its word allows). `alignlib.experiments.learned` reads the committed JSON: the model's own plan per
-# epoch (bands: 95 % t-intervals over seeds), test MAE beside the reference lines, the final metrics,
-# where each variant lies between `set_level` and `bound`, every variant minus the oracle paired over
-# seeds (Holm-adjusted per metric) and the targets.
+# oracle plan again in a model twice as wide trained at lr 3e-3, and the learned and oracle plans again
+# on a second data seed; each data file has the benchmark's four reference lines (`constant`,
+# `text_only`, `set_level`: the best a model can do without knowing which frame belongs to which word,
+# `bound`: what binding every cue to its word allows), and each variant is read against its own data's.
+# `alignlib.experiments.learned` reads the committed JSON: the model's own plan per epoch (bands: 95 %
+# t-intervals over seeds), test MAE beside the reference lines, the final metrics, where each variant
+# lies between `set_level` and `bound`, every variant minus its data's oracle paired over seeds
+# (Holm-adjusted per metric) and the targets.
 
 # %%
 learned.show(committed, "committed sweep")
