@@ -295,11 +295,41 @@ def test_train_and_score_is_the_steps_by_hand():
     result = emma.train_and_score(config, train_data, test_data, probe_data, 4, 10, 1e-3, seed=5, progress=False)
     torch.manual_seed(5)
     model = emma.EmmaLM(config)
-    history = emma.train(model, train_data, 4, 10, 1e-3, seed=5, progress=False)
+    history, curve = emma.train(model, train_data, 4, 10, 1e-3, seed=5, progress=False)
     predicted, test_states = emma.predict(model, test_data)
     _, probe_states = emma.predict(model, probe_data)
     r2, _ = emma.probe_layers(probe_states, emma.patchify(probe_data.images, 8), test_states,
                               emma.patchify(test_data.images, 8))
-    assert result.history == history
+    assert result.history == history and result.valid_curve == curve == []
     assert result.scores == pytest.approx(emma.evaluate(predicted, test_data), nan_ok=True)
     np.testing.assert_allclose(result.r2, r2)
+
+
+def test_validation_curve_is_the_error_and_cross_entropy_at_its_steps():
+    """Validation passes at every twentieth of the run leave training untouched (the same losses as
+    a run without them); each point is the error rate and cross-entropy counted scene by scene."""
+    train_data = ds.make_digit_scenes(100, "train", seed=3)
+    valid_data = ds.make_digit_scenes(30, "train", seed=9)
+    config = emma.EmmaConfig(patch_size=8, d_model=8, n_layers=2)
+    torch.manual_seed(1)
+    plain = emma.EmmaLM(config)
+    history, _ = emma.train(plain, train_data, 40, 10, 1e-3, seed=1, progress=False)
+    torch.manual_seed(1)
+    model = emma.EmmaLM(config)
+    validated, curve = emma.train(model, train_data, 40, 10, 1e-3, seed=1, progress=False, valid_data=valid_data)
+    assert validated == history
+    assert [point["step"] for point in curve] == list(range(2, 41, 2))
+    with torch.no_grad():
+        logits = torch.cat([model(valid_data.images[i:i + 1], valid_data.tokens[i:i + 1], valid_data.mask[i:i + 1]).logits
+                            for i in range(len(valid_data))])
+    error = sum(int(logits[i].argmax() != valid_data.answers[i]) for i in range(len(valid_data))) / len(valid_data)
+    loss = float(np.mean([-torch.log_softmax(logits[i], -1)[valid_data.answers[i]].item() for i in range(len(valid_data))]))
+    assert curve[-1]["error"] == pytest.approx(error) and curve[-1]["answer_loss"] == pytest.approx(loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("errors, flat", [([0.5] * 10 + [0.4] * 10, True), ([0.5] * 15 + [0.4] * 5, False),
+                                          ([0.5 - 0.01 * k for k in range(20)], False), ([0.3] * 4, False)])
+def test_convergence_reads_the_last_quarter_of_the_curve(errors, flat):
+    """Flat when the best of the last 5 passes improves on the best before by under 1 % (too short: not flat)."""
+    curve = [{"step": k, "error": e, "answer_loss": 0.0} for k, e in enumerate(errors)]
+    assert emma.convergence([{}] * 7, curve) == {"optimizer_steps": 7, "stopped_by": "steps", "valid_flat": flat}

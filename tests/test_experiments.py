@@ -347,9 +347,10 @@ def test_emma_sweep_runs_train_and_score(tmp_path):
     metrics = record["runs"]["both-emma-seed0"]["rows"][0]["metrics"]
     train_data = digit_scenes.make_digit_scenes(120, "train", seed=0)
     test_data = digit_scenes.make_digit_scenes(60, "test", seed=1)
+    valid_data = digit_scenes.make_digit_scenes(emma_sweep.VALID_SCENES, "train", seed=2)
     direct = emma.train_and_score(emma.EmmaConfig(patch_size=8, d_model=8, n_layers=2, pixel_weight=1.0, mff=True),
                                   train_data, test_data, train_data.subset(slice(0, 60)), 40, 8, small["learning_rate"],
-                                  seed=0, progress=False)
+                                  seed=0, progress=False, valid_data=valid_data)
     for key, value in direct.scores.items():
         assert metrics[key] == pytest.approx(value, nan_ok=True), key
     np.testing.assert_allclose([metrics[f"probe_r2_layer{k}"] for k in range(3)], direct.r2)
@@ -357,6 +358,11 @@ def test_emma_sweep_runs_train_and_score(tmp_path):
     assert metrics["final_pixel_loss"] == pytest.approx((direct.history[38]["pixel"] + direct.history[39]["pixel"]) / 2)
     assert metrics["final_answer_loss"] == pytest.approx((direct.history[38]["answer"] + direct.history[39]["answer"]) / 2)
     assert record["runs"]["both-emma-seed0"]["seed"] == 0
+    curve = record["runs"]["both-emma-seed0"]["rows"][0]["valid_curve"]
+    assert [(p["step"], p["error"]) for p in curve] == [(p["step"], p["error"]) for p in direct.valid_curve]
+    assert [p["answer_loss"] for p in curve] == pytest.approx([p["answer_loss"] for p in direct.valid_curve], rel=1e-5)
+    assert {k: metrics[k] for k in ("optimizer_steps", "stopped_by", "valid_flat")} == emma.convergence(direct.history,
+                                                                                                      direct.valid_curve)
     with pytest.raises(SweepError, match="CPU only"):
         sweep.run(out=tmp_path / "gpu", device="cuda", progress=False)
 

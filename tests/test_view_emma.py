@@ -226,3 +226,18 @@ def test_a_record_the_view_cannot_read_is_named():
     partial = {**RECORD, "runs": {k: v for k, v in RECORD["runs"].items() if not k.startswith("mff")}}
     with pytest.raises(ValueError, match=r"no finished run of \['\+MFF'\]"):
         view.summary(partial)
+
+
+def test_provenance_counts_the_runs_that_ended_flat():
+    """With the convergence fields in every run, the provenance gives the optimiser steps and the
+    number of flat validation curves (counted here from the rows); without them it says nothing of them."""
+    record = copy.deepcopy(RECORD)
+    if not all("valid_flat" in run["rows"][0]["metrics"] for run in record["runs"].values()):
+        assert "optimiser steps" not in view.provenance(record)
+        for k, run in enumerate(record["runs"].values()):
+            run["rows"][0]["metrics"].update(optimizer_steps=4000, stopped_by="steps", valid_flat=k % 3 == 0)
+    ends = [run["rows"][0]["metrics"] for run in record["runs"].values()]
+    flat = sum(1 for end in ends if end["valid_flat"] is True)
+    steps = ", ".join(str(s) for s in sorted({end["optimizer_steps"] for end in ends}))
+    assert (f"optimiser steps per run: {steps}; validation error flat over the last quarter of the run in "
+            f"{flat} of {len(ends)} runs") in view.provenance(record)

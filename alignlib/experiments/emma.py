@@ -37,6 +37,8 @@ SECONDS_PER_SCENE_STEP = 1.2e-3
 # the metrics compared with the baseline, paired over seeds (each one a Holm family; see long_table)
 COMPARED = ("accuracy", "false_yes_rate", "present_minus_false_yes", "probe_r2_layer0", "probe_r2_last", "probe_r2_change")
 CHANCE_DIGIT_AT = 0.1  # a guess among the ten digits
+# validation scenes of a run: new scenes from the training images (seed data_seed + 2), never the test images
+VALID_SCENES = 1000
 
 
 def grid(settings: dict) -> list[dict]:
@@ -54,21 +56,26 @@ def run_metrics(result) -> dict[str, float]:
 
 
 def execute(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
-    """One variant and seed: :func:`run_metrics` and the mean loss parts of the last 5 % of the steps."""
+    """One variant and seed: :func:`run_metrics`, the mean loss parts of the last 5 % of the steps,
+    how the run ended (:func:`alignlib.models.emma.convergence`: ``optimizer_steps``, ``stopped_by``,
+    ``valid_flat`` on :data:`VALID_SCENES` validation scenes) and the validation curve."""
     from alignlib.data.digit_scenes import make_digit_scenes
-    from alignlib.models.emma import EmmaConfig, train_and_score
+    from alignlib.models.emma import EmmaConfig, convergence, train_and_score
 
     if device != "cpu":
         raise SweepError(f"the emma sweep runs on the CPU only, got --device {device}")
     s = run["emma"]
     train_data = make_digit_scenes(s["n_train"], "train", seed=s["data_seed"])
     test_data = make_digit_scenes(s["n_test"], "test", seed=s["data_seed"] + 1)
+    valid_data = make_digit_scenes(VALID_SCENES, "train", seed=s["data_seed"] + 2)
     config = EmmaConfig(patch_size=s["patch_size"], d_model=s["d_model"], n_layers=s["n_layers"], **s["options"])
     result = train_and_score(config, train_data, test_data, train_data.subset(slice(0, s["probe_scenes"])),
-                             s["train_steps"], s["batch_size"], s["learning_rate"], seed=s["seed"], progress=False)
+                             s["train_steps"], s["batch_size"], s["learning_rate"], seed=s["seed"], progress=False,
+                             valid_data=valid_data)
     tail = result.history[-max(1, len(result.history) // 20):]  # the last 5 % of the steps
-    metrics = {**run_metrics(result), **{f"final_{part}_loss": float(np.mean([h[part] for h in tail])) for part in tail[0]}}
-    return s, [{"metrics": metrics}]
+    metrics = {**run_metrics(result), **{f"final_{part}_loss": float(np.mean([h[part] for h in tail])) for part in tail[0]},
+               **convergence(result.history, result.valid_curve)}
+    return s, [{"metrics": metrics, "valid_curve": result.valid_curve}]
 
 
 def estimate(run: dict) -> float:
@@ -158,7 +165,8 @@ def runs_of(record: dict) -> dict[tuple[str, int], dict]:
 
 
 def long_table(runs: dict[tuple[str, int], dict]):
-    """``{(variant, seed): metrics}`` -> one row per run and metric (``variant, seed, metric, value``),
+    """``{(variant, seed): metrics}`` -> one row per run and numeric metric (``variant, seed, metric, value``;
+    ``stopped_by`` is a word and is left out),
     variants in :data:`VARIANTS`' order, with three derived metrics per run: ``present_minus_false_yes``
     (``accuracy_present - false_yes_rate``: 0 for any answer that ignores the image), ``probe_r2_last``
     (the last layer's probe R²) and ``probe_r2_change`` (last minus layer 0)."""
@@ -171,7 +179,7 @@ def long_table(runs: dict[tuple[str, int], dict]):
                    "probe_r2_last": metrics[f"probe_r2_layer{last}"],
                    "probe_r2_change": metrics[f"probe_r2_layer{last}"] - metrics["probe_r2_layer0"]}
         rows += [{"variant": variant, "seed": seed, "metric": m, "value": float(v)}
-                 for m, v in {**metrics, **derived}.items()]
+                 for m, v in {**metrics, **derived}.items() if not isinstance(v, str)]
     table = pd.DataFrame(rows)
     order = {name: i for i, name in enumerate(VARIANTS)}
     return table.sort_values("variant", key=lambda v: v.map(order), kind="stable").reset_index(drop=True)
@@ -324,7 +332,8 @@ def summary(record: dict) -> str:
 
 # -- provenance and figures -----------------------------------------------------------------------------
 def provenance(record: dict) -> str:
-    """The command, runs, run time, sizes and commits of a record."""
+    """The command, runs, run time, sizes and commits of a record, and how its runs ended (optimiser
+    steps, validation curves flat) where they record it."""
     import pandas as pd
 
     spec = record["grid"][0]["emma"]
@@ -335,6 +344,11 @@ def provenance(record: dict) -> str:
             + f"\nruns per commit: {commits.to_dict()}")
     if len(commits) > 1:
         text += " (more than one commit: weaker evidence than runs from a single commit)"
+    ends = [run["rows"][0]["metrics"] for run in record["runs"].values()]
+    if all("valid_flat" in end for end in ends):
+        steps = sorted({end["optimizer_steps"] for end in ends})
+        text += (f"\noptimiser steps per run: {', '.join(map(str, steps))}; validation error flat over the last quarter "
+                 f"of the run in {sum(end['valid_flat'] for end in ends)} of {len(ends)} runs")
     return text
 
 

@@ -44,8 +44,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from alignlib.common.checks import check_finite, trusted
 from alignlib.data.digit_scenes import ANSWER_INDEX, ANSWERS, QUESTION_TYPES, WORDS, DigitScenes
 from alignlib.ssm.mamba import MambaStack
+
+VALID_EVALUATIONS = 20  # validation passes over a run (one every ``steps // 20`` steps)
+FLAT_WINDOW = 5  # the validation curve is flat when its last 5 passes (the last quarter) improve on the best before by < 1 %
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -167,8 +171,7 @@ class EmmaLM(nn.Module):
             raise TypeError(f"images: expected a floating torch.Tensor, got {getattr(images, 'dtype', type(images))}")
         if images.dim() != 3 or tuple(images.shape[1:]) != (size, size):
             raise ValueError(f"images: expected shape (B, {size}, {size}), got {tuple(images.shape)}")
-        if not torch.isfinite(images).all():
-            raise ValueError("images: contains NaN or infinite values")
+        check_finite(images, "images")
         if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.int64:
             raise TypeError(f"tokens: expected an int64 torch.Tensor, got {getattr(tokens, 'dtype', type(tokens))}")
         if tokens.dim() != 2 or tokens.shape[0] != images.shape[0] or tokens.shape[1] == 0:
@@ -220,27 +223,60 @@ class EmmaLM(nn.Module):
 
 
 def train(model: EmmaLM, data: DigitScenes, steps: int, batch_size: int = 64, lr: float = 3e-3,
-          seed: int = 0, progress: bool = True) -> list[dict[str, float]]:
+          seed: int = 0, progress: bool = True,
+          valid_data: DigitScenes | None = None) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """AdamW with a cosine learning-rate decay and gradient clipping at 1.0 over ``steps`` random
-    minibatches of ``data``; returns the loss parts of every step."""
+    minibatches of ``data``. Returns the loss parts of every step, and the validation curve: with
+    ``valid_data``, :data:`VALID_EVALUATIONS` points ``{"step", "error", "answer_loss"}`` spread
+    evenly over the run (the last one after the last step), else an empty list. The scenes are ours,
+    finite by construction: the NaN checks are skipped (:func:`alignlib.common.checks.trusted`)."""
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    history = []
+    checkpoints = {round(steps * (k + 1) / VALID_EVALUATIONS) for k in range(VALID_EVALUATIONS)} - {0}
+    history, curve = [], []
     model.train()
-    for _ in tqdm(range(steps), desc="training", disable=not progress, leave=False):
-        batch = data.subset(torch.randint(len(data), (batch_size,), generator=generator))
-        total, parts = model.loss(model(batch.images, batch.tokens, batch.mask), batch.answers)
-        optimizer.zero_grad()
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        history.append({name: value.item() for name, value in parts.items()})
+    with trusted():
+        for step in tqdm(range(1, steps + 1), desc="training", disable=not progress, leave=False):
+            batch = data.subset(torch.randint(len(data), (batch_size,), generator=generator))
+            total, parts = model.loss(model(batch.images, batch.tokens, batch.mask), batch.answers)
+            optimizer.zero_grad()
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            history.append({name: value.item() for name, value in parts.items()})
+            if valid_data is not None and step in checkpoints:
+                curve.append({"step": step, **validate(model, valid_data)})
+                model.train()
     model.eval()
-    return history
+    return history, curve
+
+
+@torch.no_grad()
+def validate(model: EmmaLM, data: DigitScenes, batch_size: int = 512) -> dict[str, float]:
+    """The answer's error rate and mean cross-entropy on ``data`` (the model left in eval mode)."""
+    model.eval()
+    wrong, loss = 0.0, 0.0
+    for start in range(0, len(data), batch_size):
+        batch = data.subset(slice(start, start + batch_size))
+        logits = model(batch.images, batch.tokens, batch.mask).logits
+        wrong += (logits.argmax(-1) != batch.answers).sum().item()
+        loss += F.cross_entropy(logits, batch.answers, reduction="sum").item()
+    return {"error": wrong / len(data), "answer_loss": loss / len(data)}
+
+
+def convergence(history: list[dict], curve: list[dict]) -> dict:
+    """How a run ended, as the trainer records it (:func:`alignlib.train.convergence`):
+    ``optimizer_steps``, ``stopped_by`` (always ``steps``: a fixed budget) and ``valid_flat``
+    (:func:`alignlib.train.validation_flat` of the validation error over the last
+    :data:`FLAT_WINDOW` passes)."""
+    from alignlib.train import validation_flat
+
+    return {"optimizer_steps": len(history), "stopped_by": "steps",
+            "valid_flat": validation_flat([point["error"] for point in curve], FLAT_WINDOW)}
 
 
 @torch.no_grad()
@@ -248,11 +284,12 @@ def predict(model: EmmaLM, data: DigitScenes, batch_size: int = 512) -> tuple[to
     """Predicted answers ``(N,)`` and the visual states of every layer, ``n_layers + 1`` tensors ``(N, P, d)``."""
     model.eval()
     answers, states = [], []
-    for start in range(0, len(data), batch_size):
-        batch = data.subset(slice(start, start + batch_size))
-        output = model(batch.images, batch.tokens, batch.mask)
-        answers.append(output.logits.argmax(-1))
-        states.append(output.visual_states)
+    with trusted():  # our scenes are finite by construction
+        for start in range(0, len(data), batch_size):
+            batch = data.subset(slice(start, start + batch_size))
+            output = model(batch.images, batch.tokens, batch.mask)
+            answers.append(output.logits.argmax(-1))
+            states.append(output.visual_states)
     return torch.cat(answers), [torch.cat(layer) for layer in zip(*states)]
 
 
@@ -308,11 +345,13 @@ def probe_layers(train_states: list[torch.Tensor], train_patches: torch.Tensor, 
 @dataclass
 class VariantResult:
     """What :func:`train_and_score` returns: the trained ``model``, the loss parts of every step
-    (``history``), the test ``scores`` of :func:`evaluate`, the probe's ``r2`` per layer and its
-    test ``reconstructions`` per layer ``(N, P, p)``."""
+    (``history``), the validation curve (``valid_curve``, empty without validation scenes), the test
+    ``scores`` of :func:`evaluate`, the probe's ``r2`` per layer and its test ``reconstructions``
+    per layer ``(N, P, p)``."""
 
     model: EmmaLM
     history: list[dict[str, float]]
+    valid_curve: list[dict[str, float]]
     scores: dict[str, float]
     r2: np.ndarray
     reconstructions: list[torch.Tensor]
@@ -320,15 +359,16 @@ class VariantResult:
 
 def train_and_score(config: EmmaConfig, train_data: DigitScenes, test_data: DigitScenes, probe_data: DigitScenes,
                     steps: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
-                    progress: bool = True) -> VariantResult:
+                    progress: bool = True, valid_data: DigitScenes | None = None) -> VariantResult:
     """One run of a variant: the model built under ``torch.manual_seed(seed)``, trained by
-    :func:`train`, scored on ``test_data`` by :func:`evaluate`, and probed per layer by
-    :func:`probe_layers` (fitted on ``probe_data``, scored on ``test_data``)."""
+    :func:`train` (validated on ``valid_data`` when given), scored on ``test_data`` by
+    :func:`evaluate`, and probed per layer by :func:`probe_layers` (fitted on ``probe_data``,
+    scored on ``test_data``)."""
     torch.manual_seed(seed)
     model = EmmaLM(config)
-    history = train(model, train_data, steps, batch_size, lr, seed=seed, progress=progress)
+    history, curve = train(model, train_data, steps, batch_size, lr, seed=seed, progress=progress, valid_data=valid_data)
     predicted, test_states = predict(model, test_data)
     _, probe_states = predict(model, probe_data)
     r2, reconstructions = probe_layers(probe_states, patchify(probe_data.images, config.patch_size), test_states,
                                        patchify(test_data.images, config.patch_size))
-    return VariantResult(model, history, evaluate(predicted, test_data), r2, reconstructions)
+    return VariantResult(model, history, curve, evaluate(predicted, test_data), r2, reconstructions)
