@@ -397,6 +397,47 @@ def plot_curves(histories: dict, window: int):
     return fig
 
 
+def validation_curves(record: dict) -> dict[tuple[str, int], list[dict]]:
+    """A record's validation curves ``{(variant, seed): [{"step", "error", "answer_loss"}, ...]}``,
+    for the runs that recorded one (runs made before validation was added have none)."""
+    return {(run["factors"]["variant"], run["factors"]["seed"]): record["runs"][run["id"]]["rows"][0]["valid_curve"]
+            for run in record["grid"] if "valid_curve" in record["runs"].get(run["id"], {"rows": [{}]})["rows"][0]}
+
+
+def plot_validation(curves: dict[tuple[str, int], list[dict]], blind_error: float):
+    """Validation error against the optimiser step, one line per run coloured by variant, beside the
+    image-blind answers' error on the same scenes (``blind_error``)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labelled = set()
+    for (name, _), curve in curves.items():
+        ax.plot([p["step"] for p in curve], [p["error"] for p in curve], color=f"C{list(VARIANTS).index(name)}",
+                alpha=0.8, marker=".", label=None if name in labelled else name)
+        labelled.add(name)
+    ax.axhline(blind_error, color="grey", ls="--", label="image-blind answers")
+    ax.set(xlabel="optimiser step", ylabel="validation error", ylim=(0, None),
+           title="validation error on held-out scenes (training images, new scenes)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+@functools.lru_cache(maxsize=4)
+def _blind_on_validation(n_train: int, data_seed: int) -> float:
+    from alignlib.data.digit_scenes import make_digit_scenes
+
+    blind = image_blind(make_digit_scenes(n_train, "train", seed=data_seed),
+                        make_digit_scenes(VALID_SCENES, "train", seed=data_seed + 2))
+    return 1 - blind.scores["accuracy"]
+
+
+def record_blind_error_on_validation(record: dict) -> float:
+    """The image-blind answers' error on a record's validation scenes (rebuilt from its sizes)."""
+    spec = record["grid"][0]["emma"]
+    return _blind_on_validation(spec["n_train"], spec["data_seed"])
+
+
 def _error_bars(rows, bounds) -> np.ndarray:
     """``(2, n)`` distances from each mean to its interval's ends, clipped to ``bounds`` (zero without one)."""
     low, high = rows.ci_low.clip(lower=bounds[0]), rows.ci_high.clip(upper=bounds[1])
@@ -486,8 +527,13 @@ def show_runs(table, blind: ImageBlind, title: str) -> None:
 
 
 def show(record: dict, title: str = "committed full profile") -> None:
-    """Display a record: its provenance and :func:`show_runs`."""
+    """Display a record: its provenance, the validation curves (where recorded) and :func:`show_runs`."""
+    import matplotlib.pyplot as plt
+
     print(provenance(record))
+    if curves := validation_curves(record):
+        plot_validation(curves, record_blind_error_on_validation(record))
+        plt.show()
     show_runs(long_table(runs_of(record)), record_blind(record), title)
 
 
