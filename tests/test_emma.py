@@ -333,3 +333,23 @@ def test_convergence_reads_the_last_quarter_of_the_curve(errors, flat):
     """Flat when the best of the last 5 passes improves on the best before by under 1 % (too short: not flat)."""
     curve = [{"step": k, "error": e, "answer_loss": 0.0} for k, e in enumerate(errors)]
     assert emma.convergence([{}] * 7, curve) == {"optimizer_steps": 7, "stopped_by": "steps", "valid_flat": flat}
+
+
+@pytest.mark.parametrize("steps, expected", [(7, list(range(1, 8))), (50, [3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28, 30, 33, 35,
+                                                                          38, 40, 43, 45, 48, 50])])
+def test_validation_passes_follow_the_run_length(steps, expected):
+    """Twenty passes at ceil(k * steps / 20) (written out for 50 steps), every step of a shorter run."""
+    data = ds.make_digit_scenes(40, "train", seed=3)
+    torch.manual_seed(0)
+    _, curve = emma.train(emma.EmmaLM(emma.EmmaConfig(patch_size=8, d_model=8, n_layers=2)), data, steps, 4,
+                          progress=False, valid_data=data.subset(slice(0, 8)))
+    assert [point["step"] for point in curve] == expected
+
+
+def test_a_diverging_run_stops_with_its_step():
+    data = ds.make_digit_scenes(40, "train", seed=3)
+    model = emma.EmmaLM(emma.EmmaConfig(patch_size=8, d_model=8, n_layers=2))
+    with torch.no_grad():
+        model.answer_head.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="diverged at step 1"):
+        emma.train(model, data, 3, 4, progress=False)

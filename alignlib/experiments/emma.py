@@ -39,6 +39,8 @@ COMPARED = ("accuracy", "false_yes_rate", "present_minus_false_yes", "probe_r2_l
 CHANCE_DIGIT_AT = 0.1  # a guess among the ten digits
 # validation scenes of a run: new scenes from the training images (seed data_seed + 2), never the test images
 VALID_SCENES = 1000
+# how a run ended (alignlib.models.emma.convergence): recorded with its metrics, not compared as metrics
+RUN_FIELDS = ("optimizer_steps", "stopped_by", "valid_flat")
 
 
 def grid(settings: dict) -> list[dict]:
@@ -165,8 +167,8 @@ def runs_of(record: dict) -> dict[tuple[str, int], dict]:
 
 
 def long_table(runs: dict[tuple[str, int], dict]):
-    """``{(variant, seed): metrics}`` -> one row per run and numeric metric (``variant, seed, metric, value``;
-    ``stopped_by`` is a word and is left out),
+    """``{(variant, seed): metrics}`` -> one row per run and metric (``variant, seed, metric, value``;
+    the :data:`RUN_FIELDS` of how a run ended are left out),
     variants in :data:`VARIANTS`' order, with three derived metrics per run: ``present_minus_false_yes``
     (``accuracy_present - false_yes_rate``: 0 for any answer that ignores the image), ``probe_r2_last``
     (the last layer's probe R²) and ``probe_r2_change`` (last minus layer 0)."""
@@ -179,7 +181,7 @@ def long_table(runs: dict[tuple[str, int], dict]):
                    "probe_r2_last": metrics[f"probe_r2_layer{last}"],
                    "probe_r2_change": metrics[f"probe_r2_layer{last}"] - metrics["probe_r2_layer0"]}
         rows += [{"variant": variant, "seed": seed, "metric": m, "value": float(v)}
-                 for m, v in {**metrics, **derived}.items() if not isinstance(v, str)]
+                 for m, v in {**metrics, **derived}.items() if m not in RUN_FIELDS]
     table = pd.DataFrame(rows)
     order = {name: i for i, name in enumerate(VARIANTS)}
     return table.sort_values("variant", key=lambda v: v.map(order), kind="stable").reset_index(drop=True)
@@ -346,9 +348,11 @@ def provenance(record: dict) -> str:
         text += " (more than one commit: weaker evidence than runs from a single commit)"
     ends = [run["rows"][0]["metrics"] for run in record["runs"].values()]
     if all("valid_flat" in end for end in ends):
+        from alignlib.models.emma import FLAT_WINDOW
+
         steps = sorted({end["optimizer_steps"] for end in ends})
-        text += (f"\noptimiser steps per run: {', '.join(map(str, steps))}; validation error flat over the last quarter "
-                 f"of the run in {sum(end['valid_flat'] for end in ends)} of {len(ends)} runs")
+        text += (f"\noptimiser steps per run: {', '.join(map(str, steps))}; validation error flat over the last "
+                 f"{FLAT_WINDOW} of its passes in {sum(end['valid_flat'] for end in ends)} of {len(ends)} runs")
     return text
 
 

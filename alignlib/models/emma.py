@@ -48,8 +48,8 @@ from alignlib.common.checks import check_finite, trusted
 from alignlib.data.digit_scenes import ANSWER_INDEX, ANSWERS, QUESTION_TYPES, WORDS, DigitScenes
 from alignlib.ssm.mamba import MambaStack
 
-VALID_EVALUATIONS = 20  # validation passes over a run (one every ``steps // 20`` steps)
-FLAT_WINDOW = 5  # the validation curve is flat when its last 5 passes (the last quarter) improve on the best before by < 1 %
+VALID_EVALUATIONS = 20  # validation passes over a run: after steps ceil(k * steps / 20), k = 1..20 (every step if fewer)
+FLAT_WINDOW = 5  # flat: the best of the last 5 passes (a quarter of 20) improves on the best before by < 1 %
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -227,15 +227,17 @@ def train(model: EmmaLM, data: DigitScenes, steps: int, batch_size: int = 64, lr
           valid_data: DigitScenes | None = None) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """AdamW with a cosine learning-rate decay and gradient clipping at 1.0 over ``steps`` random
     minibatches of ``data``. Returns the loss parts of every step, and the validation curve: with
-    ``valid_data``, :data:`VALID_EVALUATIONS` points ``{"step", "error", "answer_loss"}`` spread
-    evenly over the run (the last one after the last step), else an empty list. The scenes are ours,
-    finite by construction: the NaN checks are skipped (:func:`alignlib.common.checks.trusted`)."""
+    ``valid_data``, one point ``{"step", "error", "answer_loss"}`` after each step
+    ``ceil(k * steps / VALID_EVALUATIONS)``, k = 1..20 (every step of a run shorter than that; the
+    last one after the last step), else an empty list. The scenes are ours, finite by construction:
+    the per-pass NaN checks are skipped (:func:`alignlib.common.checks.trusted`), and a loss that is
+    not finite stops the run with an error naming its step."""
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    checkpoints = {round(steps * (k + 1) / VALID_EVALUATIONS) for k in range(VALID_EVALUATIONS)} - {0}
+    checkpoints = {-(-steps * k // VALID_EVALUATIONS) for k in range(1, VALID_EVALUATIONS + 1)}
     history, curve = [], []
     model.train()
     with trusted():
@@ -248,6 +250,8 @@ def train(model: EmmaLM, data: DigitScenes, steps: int, batch_size: int = 64, lr
             optimizer.step()
             schedule.step()
             history.append({name: value.item() for name, value in parts.items()})
+            if not all(map(math.isfinite, history[-1].values())):
+                raise FloatingPointError(f"training diverged at step {step}: loss parts {history[-1]}")
             if valid_data is not None and step in checkpoints:
                 curve.append({"step": step, **validate(model, valid_data)})
                 model.train()
@@ -272,7 +276,8 @@ def convergence(history: list[dict], curve: list[dict]) -> dict:
     """How a run ended, as the trainer records it (:func:`alignlib.train.convergence`):
     ``optimizer_steps``, ``stopped_by`` (always ``steps``: a fixed budget) and ``valid_flat``
     (:func:`alignlib.train.validation_flat` of the validation error over the last
-    :data:`FLAT_WINDOW` passes)."""
+    :data:`FLAT_WINDOW` passes). A run that never left the image-blind plateau is flat too: read
+    the curve beside the image-blind error."""
     from alignlib.train import validation_flat
 
     return {"optimizer_steps": len(history), "stopped_by": "steps",
