@@ -22,7 +22,7 @@ run: $(STAMP)  ## execute every notebook into build/ with an HTML index
 	$(BIN)/python -m alignlib.notebooks run --out build
 
 test: $(STAMP)  ## the whole test suite, notebooks included
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15  # the slowest 15 tests last: where the suite's time goes
 
 lab: $(STAMP)  ## JupyterLab on the notebooks (on 127.0.0.1; root, as in containers, needs --allow-root)
 	$(BIN)/jupyter lab notebooks --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -241,8 +241,8 @@ def test_provenance_counts_the_runs_that_ended_flat():
     ends = [run["rows"][0]["metrics"] for run in record["runs"].values()]
     flat = sum(1 for end in ends if end["valid_flat"] is True)
     steps = ", ".join(str(s) for s in sorted({end["optimizer_steps"] for end in ends}))
-    assert (f"optimiser steps per run: {steps}; validation error flat over the last 5 of its passes in "
-            f"{flat} of {len(ends)} runs") in view.provenance(record)
+    assert (f"optimiser steps per run: {steps}; validation error flat (its last 5 passes improve on the best "
+            f"before by less than one standard error) in {flat} of {len(ends)} runs") in view.provenance(record)
 
 
 def test_validation_figure_draws_each_recorded_curve_beside_the_image_blind_error():

@@ -49,7 +49,7 @@ from alignlib.data.digit_scenes import ANSWER_INDEX, ANSWERS, QUESTION_TYPES, WO
 from alignlib.ssm.mamba import MambaStack
 
 VALID_EVALUATIONS = 20  # validation passes over a run: after steps ceil(k * steps / 20), k = 1..20 (every step if fewer)
-FLAT_WINDOW = 5  # flat: the best of the last 5 passes (a quarter of 20) improves on the best before by < 1 %
+FLAT_WINDOW = 5  # flat: the best of the last 5 passes (a quarter of 20) improves on the best before by < 1 s.e.
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -227,7 +227,7 @@ def train(model: EmmaLM, data: DigitScenes, steps: int, batch_size: int = 64, lr
           valid_data: DigitScenes | None = None) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """AdamW with a cosine learning-rate decay and gradient clipping at 1.0 over ``steps`` random
     minibatches of ``data``. Returns the loss parts of every step, and the validation curve: with
-    ``valid_data``, one point ``{"step", "error", "answer_loss"}`` after each step
+    ``valid_data``, one point ``{"step", "scenes", "error", "answer_loss"}`` after each step
     ``ceil(k * steps / VALID_EVALUATIONS)``, k = 1..20 (every step of a run shorter than that; the
     last one after the last step), else an empty list. The scenes are ours, finite by construction:
     the per-pass NaN checks are skipped (:func:`alignlib.common.checks.trusted`), and a loss that is
@@ -253,7 +253,7 @@ def train(model: EmmaLM, data: DigitScenes, steps: int, batch_size: int = 64, lr
             if not all(map(math.isfinite, history[-1].values())):
                 raise FloatingPointError(f"training diverged at step {step}: loss parts {history[-1]}")
             if valid_data is not None and step in checkpoints:
-                curve.append({"step": step, **validate(model, valid_data)})
+                curve.append({"step": step, "scenes": len(valid_data), **validate(model, valid_data)})
                 model.train()
     model.eval()
     return history, curve
@@ -273,15 +273,20 @@ def validate(model: EmmaLM, data: DigitScenes, batch_size: int = 512) -> dict[st
 
 
 def convergence(history: list[dict], curve: list[dict]) -> dict:
-    """How a run ended, as the trainer records it (:func:`alignlib.train.convergence`):
-    ``optimizer_steps``, ``stopped_by`` (always ``steps``: a fixed budget) and ``valid_flat``
-    (:func:`alignlib.train.validation_flat` of the validation error over the last
-    :data:`FLAT_WINDOW` passes). A run that never left the image-blind plateau is flat too: read
-    the curve beside the image-blind error."""
-    from alignlib.train import validation_flat
-
-    return {"optimizer_steps": len(history), "stopped_by": "steps",
-            "valid_flat": validation_flat([point["error"] for point in curve], FLAT_WINDOW)}
+    """How a run ended, in the trainer's fields (:func:`alignlib.train.convergence`): ``optimizer_steps``,
+    ``stopped_by`` (always ``steps``: a fixed budget) and ``valid_flat``: the best validation error
+    of the last :data:`FLAT_WINDOW` passes improves on the best before them, ``e``, by less than one
+    binomial standard error ``sqrt(e (1 - e) / scenes)``: less than the validation scenes can
+    resolve (the trainer's 1 % relative tolerance means nothing for an error near 0). False for a
+    curve of :data:`FLAT_WINDOW` passes or fewer. A run that never left the image-blind plateau is
+    flat too: read the curve beside the image-blind error."""
+    errors = [point["error"] for point in curve]
+    flat = False
+    if len(errors) > FLAT_WINDOW:
+        before, recent = min(errors[:-FLAT_WINDOW]), min(errors[-FLAT_WINDOW:])
+        gain = before - recent
+        flat = gain <= 0 or gain < math.sqrt(before * (1 - before) / curve[0]["scenes"])
+    return {"optimizer_steps": len(history), "stopped_by": "steps", "valid_flat": bool(flat)}
 
 
 @torch.no_grad()
