@@ -264,7 +264,9 @@ print("untrained model, probe R² per layer (0 = LM input):", untrained_r2.round
 # and deeper LM trained longer, several seeds per variant), as a resumable sweep of
 # `alignlib.experiments` that calls the same `emma.train_and_score` as section 7. It was run once
 # on this project's CPU and committed; here it is read back (`emma_sweep.show`): the command and
-# sizes, the accuracy table with 95 % t-intervals over seeds (clipped to [0, 1] for display), the
+# sizes, how the runs ended (optimiser steps, and whether each validation curve was flat: its last
+# five passes improve on the best before by less than one standard error), the validation error
+# against the step on 1000 held-out scenes beside the image-blind error, the accuracy table with 95 % t-intervals over seeds (clipped to [0, 1] for display), the
 # image-blind row, accuracy per question type and probe R² per layer, whether each variant left
 # the image-blind plateau (its gain against twice the binomial standard error), and each variant
 # minus the baseline paired by seed (`stats.paired_differences`: Holm-adjusted per metric over the

@@ -230,7 +230,7 @@ def test_a_record_the_view_cannot_read_is_named():
         view.summary(partial)
 
 
-def test_provenance_counts_the_runs_that_ended_flat():
+def test_provenance_and_answer_count_the_runs_that_ended_flat():
     """With the convergence fields in every run, the provenance gives the optimiser steps and the
     number of flat validation curves (counted here from the rows); without them it says nothing of them."""
     record = copy.deepcopy(RECORD)
@@ -243,6 +243,12 @@ def test_provenance_counts_the_runs_that_ended_flat():
     steps = ", ".join(str(s) for s in sorted({end["optimizer_steps"] for end in ends}))
     assert (f"optimiser steps per run: {steps}; validation error flat (its last 5 passes improve on the best "
             f"before by less than one standard error) in {flat} of {len(ends)} runs") in view.provenance(record)
+    answer = view.summary(record)
+    assert f"{record['grid'][0]['emma']['train_steps']} optimiser steps a run, the validation error flat at the end in {flat} of " \
+           f"{len(ends)} runs" in answer
+    still = [f"{run['factors']['variant']} (seed {run['factors']['seed']})" for run in record["grid"]
+             if record["runs"][run["id"]]["rows"][0]["metrics"]["valid_flat"] is False]
+    assert all(name in answer for name in still) and ("Still improving" in answer) == bool(still)
 
 
 def test_validation_figure_draws_each_recorded_curve_beside_the_image_blind_error():

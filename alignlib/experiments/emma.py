@@ -300,7 +300,12 @@ def summary(record: dict) -> str:
              "fades as the model aligns image and text; a pixel-wise alignment loss (structural) and multi-scale "
              "feature fusion, MFF (hierarchical), keep it, and the pretrained model answers visual questions better "
              "(VQA v2, GQA, VizWiz) and hallucinates less.")
-    ours = (f"**Our committed numbers** ({record['profile']} profile, {seeds} seed{'s' if seeds > 1 else ''} per "
+    ends = [run["rows"][0]["metrics"] for run in record["runs"].values()]
+    recorded = all("valid_flat" in end for end in ends)
+    n_flat = sum(bool(end.get("valid_flat")) for end in ends)
+    training = (f"{spec['train_steps']} optimiser steps a run, the validation error flat at the end in {n_flat} of "
+                f"{len(ends)} runs; " if recorded else "")
+    ours = (f"**Our committed numbers** ({record['profile']} profile, {training}{seeds} seed{'s' if seeds > 1 else ''} per "
             "variant; means with 95 % t-intervals; each variant minus the baseline paired by seed, Holm-adjusted over "
             "the three variants). A linear probe reads the pixels from the baseline's visual tokens with R² "
             f"{_level(per_variant, 'baseline', 'probe_r2_layer0')} at the LM's input and "
@@ -326,6 +331,11 @@ def summary(record: dict) -> str:
                    "exclude an accuracy gain below the minimal detectable effect quoted above"
                    + (": the fading and its repair are measured, better answers are not established." if fades and kept
                       else "."))
+    if recorded and n_flat < len(ends):
+        still = sorted({f"{run['factors']['variant']} (seed {run['factors']['seed']})" for run in record["grid"]
+                        if run["id"] in record["runs"] and not record["runs"][run["id"]]["rows"][0]["metrics"]["valid_flat"]})
+        why.append(f"Still improving at the end of the budget: {', '.join(still)}; their differences are measured at a "
+                   "fixed budget, not at convergence.")
     if seeds >= 2 and not (differs("+MFF", "probe_r2_last") or differs("+MFF", "accuracy")):
         why.append(f"MFF is not distinguishable from the baseline: with {spec['n_layers']} layers there is little "
                    "hierarchy to recover, and the paper's claim for it, about a much deeper model, is not tested here.")
