@@ -13,8 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 RESULTS = {name: load(path) for name in sweeps()
            if (path := ROOT / "benchmarks" / "results" / f"experiments_{name}.json").exists()}
-# committed sweeps whose runs come from more than one commit, until they are rerun (README says which)
-MIXED = {"emma": "6 runs from 5d58363 added to 6 from 611e290"}
 
 
 def commits(record: dict) -> set[str]:
@@ -25,10 +23,7 @@ def commits(record: dict) -> set[str]:
 def test_each_committed_sweep_names_its_commits(name):
     made_by = commits(RESULTS[name])
     assert not any(commit.endswith("+dirty") for commit in made_by) or RESULTS[name].get("allow_dirty")
-    if name in MIXED:
-        assert len(made_by) > 1, f"{name} is one commit now: drop it from MIXED"
-    else:
-        assert len(made_by) == 1, f"{name}: runs from {sorted(made_by)}"
+    assert len(made_by) == 1, f"{name}: runs from {sorted(made_by)}"
 
 
 def sweep_row(name: str) -> str:

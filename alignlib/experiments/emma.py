@@ -327,7 +327,7 @@ def summary(record: dict) -> str:
         why.append("With one seed there is no interval and no test: every difference above is a single run's.")
     elif not differs("+both (EMMA)", "accuracy"):
         why.append(f"The baseline's accuracy ranges from {by_seed.min():.3f} to {by_seed.max():.3f} over its "
-                   f"{seeds} seeds (some seeds leave the image-blind plateau later than others), so this design cannot "
+                   f"{seeds} seeds, so this design cannot "
                    "exclude an accuracy gain below the minimal detectable effect quoted above"
                    + (": the fading and its repair are measured, better answers are not established." if fades and kept
                       else "."))
