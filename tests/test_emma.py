@@ -356,3 +356,11 @@ def test_a_diverging_run_stops_with_its_step():
         model.answer_head.bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="diverged at step 1"):
         emma.train(model, data, 3, 4, progress=False)
+
+
+def test_batches_cover_the_scenes_in_order():
+    data = ds.make_digit_scenes(20, "train", seed=3)
+    parts = list(data.batches(7))
+    assert [len(part) for part in parts] == [7, 7, 6]
+    assert torch.equal(torch.cat([part.images for part in parts]), data.images)
+    assert torch.equal(torch.cat([part.answers for part in parts]), data.answers)

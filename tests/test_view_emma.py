@@ -256,19 +256,17 @@ def test_validation_figure_draws_each_recorded_curve_beside_the_image_blind_erro
     validation scenes counted here by hand (the most common answer of each template in training)."""
     curves = {("baseline", 0): [{"step": 10, "error": 0.6, "answer_loss": 1.0}, {"step": 20, "error": 0.4, "answer_loss": 0.8}],
               ("+pixel", 0): [{"step": 10, "error": 0.5, "answer_loss": 0.9}, {"step": 20, "error": 0.3, "answer_loss": 0.7}]}
-    record = {"sweep": "emma", "grid": [{"id": "a", "factors": {"variant": v, "seed": s}, "emma": {"n_train": 300, "data_seed": 4}}
-                                        for v, s in curves],
-              "runs": {}}
-    record["grid"][0]["id"], record["grid"][1]["id"] = "a", "b"
-    record["runs"] = {"a": {"rows": [{"metrics": {}, "valid_curve": curves["baseline", 0]}]},
-                      "b": {"rows": [{"metrics": {}, "valid_curve": curves["+pixel", 0]}]}}
+    spec = {"n_train": 300, "n_test": 30, "data_seed": 4}
+    record = {"sweep": "emma", "grid": [{"id": run, "factors": {"variant": v, "seed": seed}, "emma": spec}
+                                        for run, (v, seed) in zip("ab", curves)],
+              "runs": {run: {"rows": [{"metrics": {}, "valid_curve": curve}]} for run, curve in zip("ab", curves.values())}}
     assert view.validation_curves(record) == curves
     train, valid = ds.make_digit_scenes(300, "train", seed=4), ds.make_digit_scenes(view.VALID_SCENES, "train", seed=6)
     template = view.templates(train.question_type)
     counts = {int(k): Counter(train.answers[template == k].tolist()) for k in template.unique()}
     common = {k: min(c, key=lambda answer: (-c[answer], answer)) for k, c in counts.items()}  # a tie: the first answer
     wrong = sum(common[int(k)] != int(a) for k, a in zip(view.templates(valid.question_type), valid.answers))
-    blind = view.record_blind_error_on_validation(record)
+    blind = 1 - view.record_blind(record, "valid").scores["accuracy"]
     assert blind == pytest.approx(wrong / len(valid))
     lines = view.plot_validation(curves, blind).axes[0].lines
     assert [list(line.get_ydata()) for line in lines[:2]] == [[0.6, 0.4], [0.5, 0.3]]

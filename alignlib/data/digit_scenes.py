@@ -72,6 +72,10 @@ class DigitScenes:
         """The scenes at ``index`` (a slice, an index tensor or a boolean mask)."""
         return DigitScenes(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
+    def batches(self, size: int):
+        """Consecutive subsets of at most ``size`` scenes, in order."""
+        return (self.subset(slice(start, start + size)) for start in range(0, len(self), size))
+
     def questions(self) -> list[str]:
         """The questions as text."""
         return [decode(row[m]) for row, m in zip(self.tokens, self.mask)]

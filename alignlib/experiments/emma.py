@@ -57,23 +57,38 @@ def run_metrics(result) -> dict[str, float]:
     return {**result.scores, **{f"probe_r2_layer{k}": float(v) for k, v in enumerate(result.r2)}}
 
 
+@functools.lru_cache(maxsize=4)
+def scenes(n: int, split: str, seed: int):
+    """:func:`alignlib.data.digit_scenes.make_digit_scenes`, kept: a view builds each set once."""
+    from alignlib.data.digit_scenes import make_digit_scenes
+
+    return make_digit_scenes(n, split, seed=seed)
+
+
+def data_of(spec: dict) -> dict:
+    """A run's scenes from its sizes: ``train`` (seed ``data_seed``), ``test`` (the test images,
+    ``data_seed + 1``) and ``valid`` (:data:`VALID_SCENES` new scenes from the training images,
+    ``data_seed + 2``)."""
+    seed = spec["data_seed"]
+    return {"train": scenes(spec["n_train"], "train", seed), "test": scenes(spec["n_test"], "test", seed + 1),
+            "valid": scenes(VALID_SCENES, "train", seed + 2)}
+
+
 def execute(run: dict, root: Path, device: str) -> tuple[dict, list[dict]]:
     """One variant and seed: :func:`run_metrics`, the mean loss parts of the last 5 % of the steps,
     how the run ended (:func:`alignlib.models.emma.convergence`: ``optimizer_steps``, ``stopped_by``,
     ``valid_flat`` on :data:`VALID_SCENES` validation scenes) and the validation curve."""
-    from alignlib.data.digit_scenes import make_digit_scenes
     from alignlib.models.emma import EmmaConfig, convergence, train_and_score
 
     if device != "cpu":
         raise SweepError(f"the emma sweep runs on the CPU only, got --device {device}")
     s = run["emma"]
-    train_data = make_digit_scenes(s["n_train"], "train", seed=s["data_seed"])
-    test_data = make_digit_scenes(s["n_test"], "test", seed=s["data_seed"] + 1)
-    valid_data = make_digit_scenes(VALID_SCENES, "train", seed=s["data_seed"] + 2)
+    data = data_of(s)
+    train_data, test_data = data["train"], data["test"]
     config = EmmaConfig(patch_size=s["patch_size"], d_model=s["d_model"], n_layers=s["n_layers"], **s["options"])
     result = train_and_score(config, train_data, test_data, train_data.subset(slice(0, s["probe_scenes"])),
                              s["train_steps"], s["batch_size"], s["learning_rate"], seed=s["seed"], progress=False,
-                             valid_data=valid_data)
+                             valid_data=data["valid"])
     tail = result.history[-max(1, len(result.history) // 20):]  # the last 5 % of the steps
     metrics = {**run_metrics(result), **{f"final_{part}_loss": float(np.mean([h[part] for h in tail])) for part in tail[0]},
                **convergence(result.history, result.valid_curve)}
@@ -126,18 +141,11 @@ def image_blind(train_data, test_data) -> ImageBlind:
     return ImageBlind(answers, scores, dict(zip(QUESTION_TYPES, counts)))
 
 
-@functools.lru_cache(maxsize=4)
-def _blind(n_train: int, n_test: int, data_seed: int) -> ImageBlind:
-    from alignlib.data.digit_scenes import make_digit_scenes
-
-    return image_blind(make_digit_scenes(n_train, "train", seed=data_seed),
-                       make_digit_scenes(n_test, "test", seed=data_seed + 1))
-
-
-def record_blind(record: dict) -> ImageBlind:
-    """:func:`image_blind` on a record's data, rebuilt from its recorded sizes (deterministic)."""
-    spec = record["grid"][0]["emma"]
-    return _blind(spec["n_train"], spec["n_test"], spec["data_seed"])
+def record_blind(record: dict, scored_on: str = "test") -> ImageBlind:
+    """:func:`image_blind` on a record's data, rebuilt from its recorded sizes (deterministic),
+    scored on its ``test`` or ``valid`` scenes (:func:`data_of`)."""
+    data = data_of(record["grid"][0]["emma"])
+    return image_blind(data["train"], data[scored_on])
 
 
 def scene_counts(datasets: dict):
@@ -155,6 +163,19 @@ def scene_counts(datasets: dict):
 
 
 # -- the results, per variant -------------------------------------------------------------------------
+def run_ends(record: dict) -> dict | None:
+    """How a record's runs ended (:data:`RUN_FIELDS`): ``steps`` (the distinct optimiser steps),
+    ``flat`` (how many runs ended on a flat validation curve), ``runs`` and ``still_improving``
+    (``variant (seed s)`` of the others); None for a record made before the runs recorded it."""
+    runs = runs_of(record)
+    if not all("valid_flat" in metrics for metrics in runs.values()):
+        return None
+    return {"steps": sorted({metrics["optimizer_steps"] for metrics in runs.values()}), "runs": len(runs),
+            "flat": sum(bool(metrics["valid_flat"]) for metrics in runs.values()),
+            "still_improving": [f"{variant} (seed {seed})" for (variant, seed), metrics in runs.items()
+                                if not metrics["valid_flat"]]}
+
+
 def runs_of(record: dict) -> dict[tuple[str, int], dict]:
     """A record's finished runs as ``{(variant, seed): metrics}``, in the grid's order."""
     if record.get("sweep") != "emma":
@@ -300,11 +321,9 @@ def summary(record: dict) -> str:
              "fades as the model aligns image and text; a pixel-wise alignment loss (structural) and multi-scale "
              "feature fusion, MFF (hierarchical), keep it, and the pretrained model answers visual questions better "
              "(VQA v2, GQA, VizWiz) and hallucinates less.")
-    ends = [run["rows"][0]["metrics"] for run in record["runs"].values()]
-    recorded = all("valid_flat" in end for end in ends)
-    n_flat = sum(bool(end.get("valid_flat")) for end in ends)
-    training = (f"{spec['train_steps']} optimiser steps a run, the validation error flat at the end in {n_flat} of "
-                f"{len(ends)} runs; " if recorded else "")
+    ends = run_ends(record)
+    training = (f"{spec['train_steps']} optimiser steps a run, the validation error flat at the end in {ends['flat']} of "
+                f"{ends['runs']} runs; " if ends else "")
     ours = (f"**Our committed numbers** ({record['profile']} profile, {training}{seeds} seed{'s' if seeds > 1 else ''} per "
             "variant; means with 95 % t-intervals; each variant minus the baseline paired by seed, Holm-adjusted over "
             "the three variants). A linear probe reads the pixels from the baseline's visual tokens with R² "
@@ -331,11 +350,9 @@ def summary(record: dict) -> str:
                    "exclude an accuracy gain below the minimal detectable effect quoted above"
                    + (": the fading and its repair are measured, better answers are not established." if fades and kept
                       else "."))
-    if recorded and n_flat < len(ends):
-        still = sorted({f"{run['factors']['variant']} (seed {run['factors']['seed']})" for run in record["grid"]
-                        if run["id"] in record["runs"] and not record["runs"][run["id"]]["rows"][0]["metrics"]["valid_flat"]})
-        why.append(f"Still improving at the end of the budget: {', '.join(still)}; their differences are measured at a "
-                   "fixed budget, not at convergence.")
+    if ends and ends["still_improving"]:
+        why.append(f"Still improving at the end of the budget: {', '.join(ends['still_improving'])}; their differences "
+                   "are measured at a fixed budget, not at convergence.")
     if seeds >= 2 and not (differs("+MFF", "probe_r2_last") or differs("+MFF", "accuracy")):
         why.append(f"MFF is not distinguishable from the baseline: with {spec['n_layers']} layers there is little "
                    "hierarchy to recover, and the paper's claim for it, about a much deeper model, is not tested here.")
@@ -356,14 +373,12 @@ def provenance(record: dict) -> str:
             + f"\nruns per commit: {commits.to_dict()}")
     if len(commits) > 1:
         text += " (more than one commit: weaker evidence than runs from a single commit)"
-    ends = [run["rows"][0]["metrics"] for run in record["runs"].values()]
-    if all("valid_flat" in end for end in ends):
+    if ends := run_ends(record):
         from alignlib.models.emma import FLAT_WINDOW
 
-        steps = sorted({end["optimizer_steps"] for end in ends})
-        text += (f"\noptimiser steps per run: {', '.join(map(str, steps))}; validation error flat (its last {FLAT_WINDOW} "
-                 f"passes improve on the best before by less than one standard error) in "
-                 f"{sum(end['valid_flat'] for end in ends)} of {len(ends)} runs")
+        text += (f"\noptimiser steps per run: {', '.join(map(str, ends['steps']))}; validation error flat (its last "
+                 f"{FLAT_WINDOW} passes improve on the best before by less than one standard error) in "
+                 f"{ends['flat']} of {ends['runs']} runs")
     return text
 
 
@@ -415,8 +430,9 @@ def plot_curves(histories: dict, window: int):
 def validation_curves(record: dict) -> dict[tuple[str, int], list[dict]]:
     """A record's validation curves ``{(variant, seed): [{"step", "error", "answer_loss"}, ...]}``,
     for the runs that recorded one (runs made before validation was added have none)."""
-    return {(run["factors"]["variant"], run["factors"]["seed"]): record["runs"][run["id"]]["rows"][0]["valid_curve"]
-            for run in record["grid"] if "valid_curve" in record["runs"].get(run["id"], {"rows": [{}]})["rows"][0]}
+    rows = {(run["factors"]["variant"], run["factors"]["seed"]): record["runs"][run["id"]]["rows"][0]
+            for run in record["grid"] if run["id"] in record["runs"]}
+    return {key: row["valid_curve"] for key, row in rows.items() if "valid_curve" in row}
 
 
 def plot_validation(curves: dict[tuple[str, int], list[dict]], blind_error: float):
@@ -437,20 +453,6 @@ def plot_validation(curves: dict[tuple[str, int], list[dict]], blind_error: floa
     fig.tight_layout()
     return fig
 
-
-@functools.lru_cache(maxsize=4)
-def _blind_on_validation(n_train: int, data_seed: int) -> float:
-    from alignlib.data.digit_scenes import make_digit_scenes
-
-    blind = image_blind(make_digit_scenes(n_train, "train", seed=data_seed),
-                        make_digit_scenes(VALID_SCENES, "train", seed=data_seed + 2))
-    return 1 - blind.scores["accuracy"]
-
-
-def record_blind_error_on_validation(record: dict) -> float:
-    """The image-blind answers' error on a record's validation scenes (rebuilt from its sizes)."""
-    spec = record["grid"][0]["emma"]
-    return _blind_on_validation(spec["n_train"], spec["data_seed"])
 
 
 def _error_bars(rows, bounds) -> np.ndarray:
@@ -547,7 +549,7 @@ def show(record: dict, title: str = "committed full profile") -> None:
 
     print(provenance(record))
     if curves := validation_curves(record):
-        plot_validation(curves, record_blind_error_on_validation(record))
+        plot_validation(curves, 1 - record_blind(record, "valid").scores["accuracy"])
         plt.show()
     show_runs(long_table(runs_of(record)), record_blind(record), title)
 

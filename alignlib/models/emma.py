@@ -264,11 +264,11 @@ def validate(model: EmmaLM, data: DigitScenes, batch_size: int = 512) -> dict[st
     """The answer's error rate and mean cross-entropy on ``data`` (the model left in eval mode)."""
     model.eval()
     wrong, loss = 0.0, 0.0
-    for start in range(0, len(data), batch_size):
-        batch = data.subset(slice(start, start + batch_size))
-        logits = model(batch.images, batch.tokens, batch.mask).logits
-        wrong += (logits.argmax(-1) != batch.answers).sum().item()
-        loss += F.cross_entropy(logits, batch.answers, reduction="sum").item()
+    with trusted():  # our scenes are finite by construction
+        for batch in data.batches(batch_size):
+            logits = model(batch.images, batch.tokens, batch.mask).logits
+            wrong += (logits.argmax(-1) != batch.answers).sum().item()
+            loss += F.cross_entropy(logits, batch.answers, reduction="sum").item()
     return {"error": wrong / len(data), "answer_loss": loss / len(data)}
 
 
@@ -295,8 +295,7 @@ def predict(model: EmmaLM, data: DigitScenes, batch_size: int = 512) -> tuple[to
     model.eval()
     answers, states = [], []
     with trusted():  # our scenes are finite by construction
-        for start in range(0, len(data), batch_size):
-            batch = data.subset(slice(start, start + batch_size))
+        for batch in data.batches(batch_size):
             output = model(batch.images, batch.tokens, batch.mask)
             answers.append(output.logits.argmax(-1))
             states.append(output.visual_states)
