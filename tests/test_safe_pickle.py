@@ -94,3 +94,52 @@ def test_numpy_1_pickles_load():
     assert "numpy.core.multiarray _reconstruct" in globals_named
     loaded = safe_pickle.load(io.BytesIO(old))
     np.testing.assert_array_equal(loaded["test"]["text"], mmsa_file()["test"]["text"])
+
+
+class Reduces:
+    """Pickles as ``numpy._reconstruct`` followed by the given array state, as a damaged file could."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        return np._core.multiarray._reconstruct, (np.ndarray, (0,), b"b"), self.state
+
+
+def object_dtype_without_its_flags():
+    """An object dtype whose pickled flags say "no pointers" (a flipped bit in ``'i8'`` gives ``'O8'``)."""
+    dtype = np.dtype("O8", False, True)
+    dtype.__setstate__((3, "|", None, None, None, -1, -1, 0))
+    return dtype
+
+
+@pytest.mark.parametrize("state, reason", [
+    ((1, (3,), object_dtype_without_its_flags(), False, b"\x01" * 24), "the dtype '|O' is damaged: its flags 0"),
+    ((1, (6,), np.dtype(object), False, ["a", "b"]), r"its shape \(6,\) is given 2 items"),
+    ((1, (2,), np.dtype(object), False, bytes(16)), r"its shape \(2,\) is given bytes"),
+    ((1, (2,), np.dtype([("a", "i4"), ("b", "O")]), False, [(1, "x"), (2, "y")]), "structured dtype"),
+])
+def test_damaged_arrays_are_refused_before_numpy_reads_them(state, reason):
+    """numpy, unguarded, reads the first two's raw bytes or short list as object pointers and crashes the
+    interpreter; a structured dtype is refused whole (its fields' flags are not checked)."""
+    blob = pickle.dumps({"audio": Reduces(state)}, protocol=2)
+    with pytest.raises(safe_pickle.UnsafePickleError, match=reason):
+        safe_pickle.load(io.BytesIO(blob))
+
+
+@pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
+def test_loads_plain_arrays_equal_to_what_was_pickled(protocol):
+    inner = np.arange(6, dtype=np.int16).reshape(2, 3, order="F")
+    objects = np.empty((2, 2), dtype=object, order="F")
+    objects[:] = [["a", inner], [None, 1.5]]
+    data = {"objects": objects, "scalar": np.float32(2.5), "nested": [(inner, np.asfortranarray(np.eye(2)))],
+            "text": np.array(["ab", "c"]), "when": np.array(["2020-01-01"], dtype="M8[D]")}
+    loaded = safe_pickle.load(io.BytesIO(pickle.dumps(data, protocol=protocol)))
+    arrays = [loaded["objects"], loaded["objects"][0, 1], *loaded["nested"][0], loaded["text"], loaded["when"]]
+    assert all(type(array) is np.ndarray for array in arrays)
+    assert loaded["objects"].tolist()[0][0] == "a" and loaded["objects"][1, 1] == 1.5
+    np.testing.assert_array_equal(loaded["objects"][0, 1], inner)
+    assert loaded["nested"][0][0] is loaded["objects"][0, 1]  # shared in the pickle, shared when loaded
+    for key in ("text", "when"):
+        np.testing.assert_array_equal(loaded[key], data[key])
+    assert loaded["scalar"] == np.float32(2.5) and loaded["scalar"].dtype == np.float32
