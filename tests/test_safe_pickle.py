@@ -143,3 +143,8 @@ def test_loads_plain_arrays_equal_to_what_was_pickled(protocol):
     for key in ("text", "when"):
         np.testing.assert_array_equal(loaded[key], data[key])
     assert loaded["scalar"] == np.float32(2.5) and loaded["scalar"].dtype == np.float32
+
+
+def test_a_huge_memo_index_costs_nothing():
+    """One flipped bit in a memo index (LONG_BINPUT 2**31 - 1): C's unpickler sizes an array to it (16 GB)."""
+    assert safe_pickle.load(io.BytesIO(b"\x80\x02]r\xff\xff\xff\x7f.")) == []

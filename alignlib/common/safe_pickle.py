@@ -95,7 +95,11 @@ def _dtype_checked(build, position: int):
     return checked_build
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Python's own unpickler rather than the C one: its memo is a dict, where the C one allocates an array
+    up to the largest index a file names (one flipped bit in a memo index asked for 20 GB). Loading an
+    MMSA-sized file is as fast (its time is in reading the arrays' bytes)."""
+
     def find_class(self, module: str, name: str):
         canonical = _RENAMED.get(module, module)
         if name not in ALLOWED.get(canonical, ()):
