@@ -148,3 +148,10 @@ def test_loads_plain_arrays_equal_to_what_was_pickled(protocol):
 def test_a_huge_memo_index_costs_nothing():
     """One flipped bit in a memo index (LONG_BINPUT 2**31 - 1): C's unpickler sizes an array to it (16 GB)."""
     assert safe_pickle.load(io.BytesIO(b"\x80\x02]r\xff\xff\xff\x7f.")) == []
+
+
+def test_a_bytearray_longer_than_its_file_is_refused_without_allocating_it():
+    """BYTEARRAY8 declaring 2**40 bytes (1 TB), followed by 3: Python's unpickler would zero-fill 1 TB first."""
+    with pytest.raises(pickle.UnpicklingError, match="ends inside a bytearray of 1099511627776 bytes"):
+        safe_pickle.load(io.BytesIO(b"\x80\x05\x96" + (1 << 40).to_bytes(8, "little") + b"abc"))
+    assert safe_pickle.load(io.BytesIO(pickle.dumps(bytearray(b"abc"), protocol=5))) == bytearray(b"abc")

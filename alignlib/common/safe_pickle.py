@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import math
 import pickle
+import struct
 from typing import BinaryIO
 
 import numpy as np
@@ -34,6 +35,7 @@ ALLOWED = {
 # NPY_ITEM_REFCOUNT | NPY_LIST_PICKLE | NPY_ITEM_IS_POINTER: how numpy treats an item's bytes as pointers;
 # an object dtype also needs NPY_NEEDS_INIT (its memory zeroed before pointers are stored).
 _POINTER_FLAGS, _NEEDS_INIT = 0x07, 0x08
+_CHUNK = 1 << 26  # bytes a large bytearray is read in
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -99,6 +101,20 @@ class _RestrictedUnpickler(pickle._Unpickler):
     """Python's own unpickler rather than the C one: its memo is a dict, where the C one allocates an array
     up to the largest index a file names (one flipped bit in a memo index asked for 20 GB). Loading an
     MMSA-sized file is as fast (its time is in reading the arrays' bytes)."""
+
+    def load_bytearray8(self):
+        """A bytearray read as far as the file goes: Python's own allocates the length the file declares
+        first (zero-filled: a flipped bit in it asked for 15 GB)."""
+        size, = struct.unpack("<Q", self.read(8))
+        data = bytearray()
+        while len(data) < size:
+            chunk = self.read(min(size - len(data), _CHUNK))
+            if not chunk:
+                raise pickle.UnpicklingError(f"the file ends inside a bytearray of {size} bytes")
+            data += chunk
+        self.append(data)
+
+    dispatch = {**pickle._Unpickler.dispatch, pickle.BYTEARRAY8[0]: load_bytearray8}
 
     def find_class(self, module: str, name: str):
         canonical = _RENAMED.get(module, module)
