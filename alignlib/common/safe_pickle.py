@@ -158,4 +158,8 @@ def _plain(obj, done: dict):
 def load(handle: BinaryIO):
     """``pickle.load`` restricted to :data:`ALLOWED`; raises :class:`UnsafePickleError` naming the first
     other global, or a structured or damaged dtype, before any object is built from it."""
-    return _plain(_RestrictedUnpickler(handle).load(), {})
+    try:
+        loaded = _RestrictedUnpickler(handle).load()
+    except (EOFError, struct.error):  # Python's unpickler meeting the end of the file mid-opcode
+        raise pickle.UnpicklingError("pickle data was truncated") from None
+    return _plain(loaded, {})
