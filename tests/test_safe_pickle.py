@@ -117,7 +117,7 @@ def object_dtype_without_its_flags():
     ((1, (3,), object_dtype_without_its_flags(), False, b"\x01" * 24), "the dtype '|O' is damaged: its flags 0"),
     ((1, (6,), np.dtype(object), False, ["a", "b"]), r"its shape \(6,\) is given 2 items"),
     ((1, (2,), np.dtype(object), False, bytes(16)), r"its shape \(2,\) is given bytes"),
-    ((1, (2,), np.dtype([("a", "i4"), ("b", "O")]), False, [(1, "x"), (2, "y")]), "structured dtype"),
+    ((1, (2,), np.dtype([("a", "i4"), ("b", "O")]), False, [(1, "x"), (2, "y")]), "refused a structured dtype"),
 ])
 def test_damaged_arrays_are_refused_before_numpy_reads_them(state, reason):
     """numpy, unguarded, reads the first two's raw bytes or short list as object pointers and crashes the
@@ -134,9 +134,13 @@ def test_loads_plain_arrays_equal_to_what_was_pickled(protocol):
     objects[:] = [["a", inner], [None, 1.5]]
     data = {"objects": objects, "scalar": np.float32(2.5), "nested": [(inner, np.asfortranarray(np.eye(2)))],
             "text": np.array(["ab", "c"]), "when": np.array(["2020-01-01"], dtype="M8[D]")}
-    loaded = safe_pickle.load(io.BytesIO(pickle.dumps(data, protocol=protocol)))
-    arrays = [loaded["objects"], loaded["objects"][0, 1], *loaded["nested"][0], loaded["text"], loaded["when"]]
-    assert all(type(array) is np.ndarray for array in arrays)
+    blob = pickle.dumps(data, protocol=protocol)
+    loaded, unrestricted = safe_pickle.load(io.BytesIO(blob)), pickle.loads(blob)
+
+    def arrays(tree):
+        return [tree["objects"], tree["objects"][0, 1], *tree["nested"][0], tree["text"], tree["when"]]
+    for array, reference in zip(arrays(loaded), arrays(unrestricted)):
+        assert type(array) is np.ndarray and array.flags.owndata == reference.flags.owndata
     assert loaded["objects"].tolist()[0][0] == "a" and loaded["objects"][1, 1] == 1.5
     np.testing.assert_array_equal(loaded["objects"][0, 1], inner)
     assert loaded["nested"][0][0] is loaded["objects"][0, 1]  # shared in the pickle, shared when loaded
@@ -155,3 +159,37 @@ def test_a_bytearray_longer_than_its_file_is_refused_without_allocating_it():
     with pytest.raises(pickle.UnpicklingError, match="ends inside a bytearray of 1099511627776 bytes"):
         safe_pickle.load(io.BytesIO(b"\x80\x05\x96" + (1 << 40).to_bytes(8, "little") + b"abc"))
     assert safe_pickle.load(io.BytesIO(pickle.dumps(bytearray(b"abc"), protocol=5))) == bytearray(b"abc")
+
+
+
+class FromBuffer:
+    """An array made by ``_frombuffer`` whose state the pickle then sets (numpy's pickles never do)."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        return np._core.numeric._frombuffer, (b"", np.dtype("f8"), (0,), "C"), self.state
+
+
+@pytest.mark.parametrize("blob, reason", [
+    # numpy crashes on a datetime dtype's state without its metadata (8 entries, not 9)
+    (b"\x80\x02cnumpy\ndtype\nU\x02M8\x89\x88\x87R(K\x04U\x01<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb.",
+     "a damaged dtype: its state"),
+    # a state set on an array numpy's pickles never set one on: numpy would read the short list as pointers
+    (pickle.dumps(FromBuffer((1, (10**6,), np.dtype(object), False, ["a"])), protocol=2),
+     "refused to set the state of a ndarray"),
+    (b"c__builtin__\nbytearray\nJ\xff\xff\xff\x7f\x85R.", r"refused bytearray of a size \(2147483647\)"),  # 2 GB of zeros
+    (b"\x80\x02cnumpy\nndarray\nJ\x00\xca\x9a;\x85U\x01O\x86R.", "refused to call numpy.ndarray"),  # 10**9 objects
+])
+def test_numpys_callables_only_as_numpys_pickles_use_them(blob, reason):
+    with pytest.raises(safe_pickle.UnsafePickleError, match=reason):
+        safe_pickle.load(io.BytesIO(blob))
+
+
+def test_shared_and_cyclic_objects_stay_so():
+    inner = [np.arange(2)]
+    outer = (inner,)
+    inner.append(outer)
+    loaded = safe_pickle.load(io.BytesIO(pickle.dumps(outer, protocol=2)))
+    assert loaded[0][1] is loaded and np.array_equal(loaded[0][0], np.arange(2))
