@@ -45,8 +45,9 @@ def epoch_seconds(name: str, device: str, d_model: int, options: dict) -> tuple[
 def in_process(name: str, args, library: Path) -> tuple[float, float]:
     """:func:`epoch_seconds` in a fresh process that imports alignlib from ``library``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(library), os.environ.get("PYTHONPATH", "")])}
-    child = subprocess.run([sys.executable, __file__, "--one", name, "--device", args.device,
-                            "--d-model", str(args.d_model), "--model-options", json.dumps(args.model_options)], env=env, capture_output=True, text=True, check=True)
+    command = [sys.executable, __file__, "--one", name, "--device", args.device, "--d-model", str(args.d_model),
+               "--model-options", json.dumps(args.model_options)]
+    child = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     wall, cpu = child.stdout.strip().splitlines()[-1].split()
     return float(wall), float(cpu)
 

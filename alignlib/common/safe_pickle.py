@@ -165,8 +165,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
             _checked(target)
             return
         if not (isinstance(state, tuple) and len(state) in (4, 5)):  # ([version,] shape, dtype, is_fortran, data)
-            raise UnsafePickleError(f"a damaged array: its state is a {type(state).__name__} of {len(state)} entries"
-                                    if isinstance(state, tuple) else f"a damaged array: its state is a {type(state).__name__}")
+            raise UnsafePickleError(f"a damaged array: expected a state of 4 or 5 entries, got {state!r:.80}")
         shape, dtype, _, data = state[-4:]
         if self._usable(dtype).hasobject and not _fills(shape, data):
             given = f"{len(data)} items" if isinstance(data, list) else type(data).__name__
