@@ -1,5 +1,8 @@
-"""Monotone alignment against brute force: every monotone path enumerated by a Python loop."""
+"""Monotone alignment against brute force: every monotone path enumerated by a Python loop.
+On CPU the recursions run in C++ (``alignlib/ssm/kernels/monotone.cpp``); the PyTorch loops they
+replace (other devices, no compiler) must give the same tables."""
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -7,6 +10,7 @@ import torch
 
 from alignlib.align import monotone, ot
 from alignlib.data import NO_WORD, MMSADataset, collate, load_mmsa
+from alignlib.ssm import kernels
 
 SAMPLE = "data_samples/synthetic_tiny.pkl"
 
@@ -136,6 +140,65 @@ def test_gradient_of_log_partition_is_the_posterior():
     assert torch.autograd.gradcheck(lambda s: monotone.log_partition(s), (scores,))
     grad, = torch.autograd.grad(monotone.log_partition(scores).sum(), scores)
     assert torch.allclose(grad, monotone.posterior(scores.detach()))
+
+
+def chain_inputs(seed, dtype, no_word, batch=6, frames=60, words=12):
+    """Packed chain scores, frame mask and chain of a batch with padding anywhere (as log_partition builds them)."""
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.randn(batch, frames, words, generator=generator, dtype=dtype).log_softmax(1) * 3
+    frame_mask = torch.rand(batch, frames, generator=generator) > 0.2
+    word_mask = torch.rand(batch, words, generator=generator) > 0.3
+    word_mask[:, 0] = True
+    blank = torch.randn(batch, frames, generator=generator, dtype=dtype) if no_word else None
+    frame_mask, word_mask, order = monotone._masks(scores, frame_mask, word_mask)
+    extended, chain = monotone._chain(monotone._pack_words(scores, order), word_mask, blank)
+    return extended, frame_mask, chain
+
+
+@pytest.mark.parametrize("no_word", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_compiled_recursions_equal_the_pytorch_loops(dtype, no_word):
+    if kernels.load("monotone") is None:
+        pytest.skip("no working C++ compiler here")
+    scores, frame_mask, chain = chain_inputs(3, dtype, no_word)
+    masked = scores.masked_fill(~chain.states[:, None, :], monotone.NEG)
+    alpha, expected_alpha = monotone._forward(scores, frame_mask, chain), monotone._forward_loop(masked, frame_mask, chain)
+    real = chain.states[:, None, :].expand_as(alpha)
+    tolerance = dict(rtol=1e-12, atol=1e-9) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(alpha[real], expected_alpha[real], **tolerance)
+    log_z = monotone._finish(alpha[:, -1], chain)
+    post = monotone._posterior(scores, frame_mask, chain, alpha, log_z)
+    expected = monotone._posterior_loop(scores, frame_mask, chain, expected_alpha, monotone._finish(expected_alpha[:, -1], chain))
+    torch.testing.assert_close(post, expected, rtol=0, atol=1e-10 if dtype == torch.float64 else 1e-4)
+    assert (post[~frame_mask] == 0).all() and (post.masked_select(~real) == 0).all(), "padding and unreal states hold 0"
+    # each batch item is one task: the tables do not depend on the thread count
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = monotone._forward(scores, frame_mask, chain), monotone._posterior(scores, frame_mask, chain, alpha, log_z)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one[0], alpha) and torch.equal(one[1], post)
+
+
+def test_monotone_recursions_fall_back_to_the_loops_with_one_warning(monkeypatch, tmp_path):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("ALIGNLIB_CACHE", str(tmp_path / "cache"))
+    kernels.load.cache_clear()
+    scores, frame_mask, chain = chain_inputs(4, torch.float64, no_word=True, frames=20, words=5)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            alpha = monotone._forward(scores, frame_mask, chain)
+            post = monotone._posterior(scores, frame_mask, chain, alpha, monotone._finish(alpha[:, -1], chain))
+    finally:
+        kernels.load.cache_clear()
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == [
+        f"alignlib: the C++ kernel 'monotone' is unavailable, using the pure-PyTorch fallback: "
+        f"no C++ compiler found ({tmp_path / 'no-such-compiler'}; set CXX)"]
+    masked = scores.masked_fill(~chain.states[:, None, :], monotone.NEG)
+    assert torch.equal(alpha, monotone._forward_loop(masked, frame_mask, chain))
+    assert torch.equal(post, monotone._posterior_loop(scores, frame_mask, chain, alpha, monotone._finish(alpha[:, -1], chain)))
 
 
 def test_emission_scores_normalise_the_chosen_axis():

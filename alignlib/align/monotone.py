@@ -35,12 +35,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ctypes
+
 import torch
 from torch import nn
 
 from alignlib.align.ot import _prepare, register_plan
 from alignlib.common.sequences import pack_order
 from alignlib.data.mmsa import NO_WORD
+from alignlib.ssm import kernels
 
 NEG = -1e4  # log-score of an impossible step: finite, so no inf - inf reaches a gradient
 
@@ -124,9 +127,37 @@ def _step(alpha, skip):
     return reached
 
 
+def _compiled(scores):
+    """The C++ recursions (``alignlib/ssm/kernels/monotone.cpp``) for CPU float32/float64 scores,
+    else None: the PyTorch loops (other devices and dtypes, or no compiler: one warning)."""
+    if scores.device.type != "cpu" or scores.dtype not in (torch.float32, torch.float64):
+        return None
+    return kernels.load("monotone")
+
+
+def _run_compiled(library, function, scores, frame_mask, ends, skip, *rest):
+    """A new ``(B, T, S)`` table from ``monotone_<function>`` of the C++ recursions: masked scores
+    ``(B, T, S)``, frame mask, the chain's start or end states, its skip mask, then the function's
+    other inputs (bool masks pass as one byte each)."""
+    inputs = [t.contiguous() for t in (scores, frame_mask, ends, skip, *rest)]  # alive through the call
+    out = torch.empty_like(inputs[0])
+    dims = (ctypes.c_int64 * 4)(*scores.shape, bool(skip.any()))
+    suffix = "f64" if scores.dtype == torch.float64 else "f32"
+    getattr(library, f"monotone_{function}_{suffix}")(
+        *(ctypes.c_void_p(t.data_ptr()) for t in (*inputs, out)), dims, ctypes.c_double(NEG), torch.get_num_threads())
+    return out
+
+
 def _forward(scores, frame_mask, chain):
     """``alpha (B, T, S)``: log-sum of the paths ending on state ``j`` at frame ``i`` (carried over padded frames)."""
     scores = scores.masked_fill(~chain.states[:, None, :], NEG)
+    if (library := _compiled(scores)) is not None:
+        return _run_compiled(library, "forward", scores, frame_mask, chain.start, chain.skip)
+    return _forward_loop(scores, frame_mask, chain)
+
+
+def _forward_loop(scores, frame_mask, chain):
+    """:func:`_forward` a frame at a time in PyTorch, on scores already masked to the chain's states."""
     batch, frames, _ = scores.shape
     start = torch.where(chain.start, 0.0, NEG).to(scores.dtype)  # before the first real frame, nothing scored
     alphas, alpha, seen = [], start, torch.zeros(batch, dtype=torch.bool, device=scores.device)
@@ -181,6 +212,17 @@ class _LogPartition(torch.autograd.Function):
 
 
 def _posterior(scores, frame_mask, chain, alpha, log_z):
+    """``(B, T, S)`` probability of state ``j`` at frame ``i`` (0 on padding), from ``alpha`` and
+    the backward recursion."""
+    if (library := _compiled(scores)) is not None:
+        masked = scores.masked_fill(~chain.states[:, None, :], NEG)
+        return _run_compiled(library, "posterior", masked, frame_mask, chain.end, chain.skip, chain.states,
+                             alpha, log_z)
+    return _posterior_loop(scores, frame_mask, chain, alpha, log_z)
+
+
+def _posterior_loop(scores, frame_mask, chain, alpha, log_z):
+    """:func:`_posterior` through the PyTorch loop of :func:`_backward`."""
     beta = _backward(scores, frame_mask, chain)
     post = (alpha + beta - log_z[:, None, None]).exp()
     return post * frame_mask[..., None] * chain.states[:, None, :]

@@ -1,9 +1,11 @@
 """alignlib's C++ kernels, compiled on first use and loaded with ctypes.
 
-A kernel is one C++ source file beside this module with a plain C ABI (``<name>.cpp``). It is
-compiled by the system compiler (``$CXX``, else ``g++``) into a shared library in the cache
-directory (``$ALIGNLIB_CACHE``, else ``$XDG_CACHE_HOME/alignlib`` or ``~/.cache/alignlib``), named
-by a hash of the source, the flags, the compiler's version and the CPU: one build per machine
+A kernel is one C++ source file beside this module with a plain C ABI (``<name>.cpp``; shared
+code in the headers beside it): ``selective_scan`` (:mod:`alignlib.ssm.selective_scan`) and
+``monotone`` (:mod:`alignlib.align.monotone`). It is compiled by the system compiler (``$CXX``,
+else ``g++``) into a shared library in the cache directory (``$ALIGNLIB_CACHE``, else
+``$XDG_CACHE_HOME/alignlib`` or ``~/.cache/alignlib``), named by a hash of the source and the
+headers, the flags, the compiler's version and the CPU: one build per machine
 (``-march=native``), a rebuild when any of them changes, and the library is renamed into place
 only once complete, so processes that build at the same time never load a half-written file.
 ``make`` builds it while setting up the environment (``python -m alignlib.ssm.kernels``).
@@ -56,7 +58,8 @@ def library_path(name: str) -> Path:
     except (OSError, subprocess.CalledProcessError) as error:
         raise KernelBuildError(f"{compiler} --version failed: {error}") from error
     key = hashlib.sha256()
-    for part in ((SOURCES / f"{name}.cpp").read_bytes(), " ".join(FLAGS).encode(), compiler.encode(),
+    headers = [path.read_bytes() for path in sorted(SOURCES.glob("*.h"))]  # what every source may include
+    for part in ((SOURCES / f"{name}.cpp").read_bytes(), *headers, " ".join(FLAGS).encode(), compiler.encode(),
                  version.encode(), _cpu_signature().encode()):
         key.update(part + b"\0")
     return cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"

@@ -15,56 +15,11 @@
 #include <cstring>
 #include <vector>
 
+#include "vector_math.h"
+
 namespace {
 
-// exp(x) for x in the range the scan meets, written so the compiler vectorises it (no libm
-// call): x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a Taylor polynomial accurate to the last
-// bit, 2^n put into the exponent bits. x is clamped so that 2^n stays a normal number.
-inline float exp_vec(float x) {
-  x = std::min(std::max(x, -86.5f), 88.0f);
-  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float t = x * 1.44269504088896341f + shifter;
-  const float n = t - shifter;
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  int32_t tb, sb, pb;
-  std::memcpy(&tb, &t, sizeof tb);
-  std::memcpy(&sb, &shifter, sizeof sb);
-  std::memcpy(&pb, &p, sizeof pb);
-  pb += (tb - sb) << 23;
-  float out;
-  std::memcpy(&out, &pb, sizeof out);
-  return out;
-}
-
-inline double exp_vec(double x) {
-  x = std::min(std::max(x, -707.0), 709.0);
-  const double shifter = 6755399441055744.0;  // 1.5 * 2^52
-  const double t = x * 1.4426950408889634074 + shifter;
-  const double n = t - shifter;
-  const double r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
-  double p = 1.0 / 6227020800.0;  // 1 / 13!
-  const double inv[12] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                          1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
-                          1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0};
-  for (double c : inv) p = p * r + c;
-  p = p * r + 1.0;
-  int64_t tb, sb, pb;
-  std::memcpy(&tb, &t, sizeof tb);
-  std::memcpy(&sb, &shifter, sizeof sb);
-  std::memcpy(&pb, &p, sizeof pb);
-  pb += (tb - sb) << 52;
-  double out;
-  std::memcpy(&out, &pb, sizeof out);
-  return out;
-}
+using alignlib::exp_vec;
 
 struct Shape {
   int64_t batch, channels, states, length, chunk, block, b_selective, c_selective;
