@@ -2,11 +2,14 @@
 (batch 32) of ``alignlib.train`` on MOSI-shaped synthetic clips (text 50, audio 375, video 500 steps),
 d_model 64, 2 layers, after one warm-up epoch. Per model: milliseconds a step and the operators with
 the most self CPU time (ms a step, share of the step). JSON: ``results/profile_training.json``.
-Run: python benchmarks/profile_training.py [--models concat alignmamba2 ...] [--top 15]
+``--model-options`` (JSON) goes to every model and ``--result`` names the JSON, as in bench_training.py.
+Run: python benchmarks/profile_training.py [--models concat alignmamba2 ...] [--top 15] [--model-options JSON]
+     [--result NAME]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -23,10 +26,10 @@ STEPS = 8
 CLIPS = 420  # the mosi preset's split shares give 8 training batches of 32 (256 clips)
 
 
-def profile_model(name: str, data: Path, top: int) -> dict:
+def profile_model(name: str, data: Path, top: int, options: dict) -> dict:
     with tempfile.TemporaryDirectory() as out:
         config = TrainConfig(model=name, data=str(data), out=out, epochs=2, batch_size=32, device="cpu",
-                             model_options={"d_model": 64, "n_layers": 2})
+                             model_options={"d_model": 64, "n_layers": 2, **options})
         run = build_run(config, torch.device("cpu"), 0, 1)
         train_epoch(run, 0, progress=False)  # warm-up: lazy initialisation, thread pools, allocator
         steps = run.steps
@@ -48,12 +51,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="*", default=sorted(MODELS))
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--model-options", type=json.loads, default={}, help="JSON options for every model")
+    parser.add_argument("--result", default="profile_training", help="the JSON's name under results/")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "synthetic_mosi_profile.pkl"
         synthetic.write(data, *synthetic.generate("mosi", seed=0, n_clips=CLIPS))
-        rows = [profile_model(name, data, args.top) for name in args.models]
-    write_result("profile_training", {"d_model": 64, "n_layers": 2, "batch_size": 32, "steps": STEPS, "rows": rows})
+        rows = [profile_model(name, data, args.top, args.model_options) for name in args.models]
+    write_result(args.result, {"d_model": 64, "n_layers": 2, "batch_size": 32, "steps": STEPS,
+                               "model_options": args.model_options, "rows": rows})
 
 
 if __name__ == "__main__":
