@@ -66,14 +66,20 @@ def coupled_scan_reference(u, delta, A, B, C, return_states: bool = False, coupl
 
 def coupled_scan(u, delta, A, B, C, return_states: bool = False, coupling: float = 1.0):
     """The coupled scan through one diagonal scan of the summed state; same arguments and result
-    as :func:`coupled_scan_reference`."""
+    as :func:`coupled_scan_reference`.
+
+    The chains' own drives ``Bbar_t^m x_t^m`` are never materialised as ``(M, L, B, D, N)``: the scan
+    needs only their sum over modalities, and each output their contraction with ``C``,
+    ``<C_t^m, Bbar_t^m x_t^m> = delta_t^m x_t^m <B_t^m, C_t^m>``."""
     _check_coupled(u, delta, A, B, C)
-    decay, drive = _transitions(u, delta, A, B, coupling)
-    total = diagonal_scan(decay.sum(0), drive.sum(0))  # S_t: (L, B, D, N)
+    decay = coupling * torch.exp(torch.einsum("mbdl,mdn->mlbdn", delta, A))  # c Abar: (M, L, B, D, N)
+    total = diagonal_scan(decay.sum(0), torch.einsum("mbdl,mbnl->lbdn", delta * u, B))  # S_t: (L, B, D, N)
     previous = torch.cat([torch.zeros_like(total[:1]), total[:-1]], dim=0)
-    states = decay * previous + drive  # h_t^m = Abar_t^m S_{t-1} + Bbar_t^m x_t^m
-    y = torch.einsum("mlbdn,mbnl->mbdl", states, C)
-    return (y, states) if return_states else y
+    # y_t^m = <C_t^m, h_t^m> with h_t^m = Abar_t^m S_{t-1} + Bbar_t^m x_t^m
+    y = torch.einsum("mlbdn,mbnl->mbdl", decay * previous, C) + delta * u * torch.einsum("mbnl,mbnl->mbl", B, C)[:, :, None]
+    if not return_states:
+        return y
+    return y, decay * previous + torch.einsum("mbdl,mbnl->mlbdn", delta * u, B)
 
 
 class CoupledMambaLayer(nn.Module):
