@@ -250,7 +250,9 @@ assert abs(alpha[-1, -1] - log_z_library) < 1e-12
 # $\gamma$ is also $\partial \log Z / \partial e_{ij}$ (each path's score is linear in the $e_{ij}$ it
 # visits), and its rows sum to 1: a soft plan. We check $\gamma$ by hand against an enumeration of every
 # path, against `monotone.posterior` (the library's forward-backward) and against autograd through
-# `log_partition`.
+# `log_partition`. On CPU the library runs these two recursions in C++ (`alignlib/ssm/kernels/monotone.cpp`,
+# a batch item per thread, all the states of a frame at once), where the loops below take a Python step a
+# cell; on other devices it runs them in PyTorch, a frame at a time.
 
 # %%
 beta = np.full((n_small, w_small), -np.inf)
