@@ -161,8 +161,7 @@ def test_compiled_recursions_equal_the_pytorch_loops(dtype, no_word):
     if kernels.load("monotone") is None:
         pytest.skip("no working C++ compiler here")
     scores, frame_mask, chain = chain_inputs(3, dtype, no_word)
-    masked = scores.masked_fill(~chain.states[:, None, :], monotone.NEG)
-    alpha, expected_alpha = monotone._forward(scores, frame_mask, chain), monotone._forward_loop(masked, frame_mask, chain)
+    alpha, expected_alpha = monotone._forward(scores, frame_mask, chain), monotone._forward_loop(scores, frame_mask, chain)
     real = chain.states[:, None, :].expand_as(alpha)
     tolerance = dict(rtol=1e-12, atol=1e-9) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(alpha[real], expected_alpha[real], **tolerance)
@@ -196,8 +195,7 @@ def test_monotone_recursions_fall_back_to_the_loops_with_one_warning(monkeypatch
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == [
         f"alignlib: the C++ kernel 'monotone' is unavailable, using the pure-PyTorch fallback: "
         f"no C++ compiler found ({tmp_path / 'no-such-compiler'}; set CXX)"]
-    masked = scores.masked_fill(~chain.states[:, None, :], monotone.NEG)
-    assert torch.equal(alpha, monotone._forward_loop(masked, frame_mask, chain))
+    assert torch.equal(alpha, monotone._forward_loop(scores, frame_mask, chain))
     assert torch.equal(post, monotone._posterior_loop(scores, frame_mask, chain, alpha, monotone._finish(alpha[:, -1], chain)))
 
 

@@ -33,9 +33,8 @@ sit anywhere). Every clip needs at least as many real frames as real words.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import ctypes
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -82,12 +81,14 @@ def _masks(scores, frame_mask, word_mask):
 def _chain(scores, word_mask, no_word):
     """``(scores (B, T, S), chain)`` of the packed words: the words themselves (``no_word`` None), or
     with a "no word" state before, between and after them (CTC's blank: ``S = 2W + 1``, the blank
-    ``2j`` before word ``j``, word ``j`` at ``2j + 1``; a path may pass a blank by)."""
+    ``2j`` before word ``j``, word ``j`` at ``2j + 1``; a path may pass a blank by). The scores of the
+    states that are not real are ``NEG``, for every recursion below."""
     batch, words = word_mask.shape
     count = word_mask.sum(1, keepdim=True)
     if no_word is None:
         index = torch.arange(words, device=scores.device)[None].expand(batch, -1)
-        return scores, _Chain(word_mask, index == 0, torch.zeros_like(word_mask), index == count - 1)
+        chain = _Chain(word_mask, index == 0, torch.zeros_like(word_mask), index == count - 1)
+        return scores.masked_fill(~word_mask[:, None, :], NEG), chain
     if no_word.shape != scores.shape[:2]:
         raise ValueError(f"no_word: expected (B, T) = {tuple(scores.shape[:2])} scores, got {tuple(no_word.shape)}")
     extended = torch.stack([no_word[..., None].expand_as(scores), scores], 3).flatten(2)  # blank, word, blank, ...
@@ -96,7 +97,8 @@ def _chain(scores, word_mask, no_word):
     is_word = state % 2 == 1
     real = torch.where(is_word, torch.nn.functional.pad(word_mask, (0, 1)).repeat_interleave(2, 1)[:, :-1],
                        state // 2 <= count)
-    return extended, _Chain(real, state <= 1, is_word & (state >= 3) & real, (state == 2 * count) | (state == 2 * count - 1))
+    chain = _Chain(real, state <= 1, is_word & (state >= 3) & real, (state == 2 * count) | (state == 2 * count - 1))
+    return extended.masked_fill(~real[:, None, :], NEG), chain
 
 
 def _pack_words(scores, order):
@@ -150,14 +152,13 @@ def _run_compiled(library, function, scores, frame_mask, ends, skip, *rest):
 
 def _forward(scores, frame_mask, chain):
     """``alpha (B, T, S)``: log-sum of the paths ending on state ``j`` at frame ``i`` (carried over padded frames)."""
-    scores = scores.masked_fill(~chain.states[:, None, :], NEG)
     if (library := _compiled(scores)) is not None:
         return _run_compiled(library, "forward", scores, frame_mask, chain.start, chain.skip)
     return _forward_loop(scores, frame_mask, chain)
 
 
 def _forward_loop(scores, frame_mask, chain):
-    """:func:`_forward` a frame at a time in PyTorch, on scores already masked to the chain's states."""
+    """:func:`_forward` a frame at a time in PyTorch."""
     batch, frames, _ = scores.shape
     start = torch.where(chain.start, 0.0, NEG).to(scores.dtype)  # before the first real frame, nothing scored
     alphas, alpha, seen = [], start, torch.zeros(batch, dtype=torch.bool, device=scores.device)
@@ -178,7 +179,6 @@ def _finish(alpha_end, chain):
 
 def _backward(scores, frame_mask, chain):
     """``beta (B, T, S)``: log-sum over the rest of a path that is on state ``j`` at frame ``i``."""
-    scores = scores.masked_fill(~chain.states[:, None, :], NEG)
     frames = scores.shape[1]
     end = torch.where(chain.end, 0.0, NEG).to(scores.dtype)
     skip_from = torch.nn.functional.pad(chain.skip[:, 2:], (0, 2), value=False)  # state j may go on to j + 2
@@ -215,9 +215,7 @@ def _posterior(scores, frame_mask, chain, alpha, log_z):
     """``(B, T, S)`` probability of state ``j`` at frame ``i`` (0 on padding), from ``alpha`` and
     the backward recursion."""
     if (library := _compiled(scores)) is not None:
-        masked = scores.masked_fill(~chain.states[:, None, :], NEG)
-        return _run_compiled(library, "posterior", masked, frame_mask, chain.end, chain.skip, chain.states,
-                             alpha, log_z)
+        return _run_compiled(library, "posterior", scores, frame_mask, chain.end, chain.skip, chain.states, alpha, log_z)
     return _posterior_loop(scores, frame_mask, chain, alpha, log_z)
 
 
@@ -260,7 +258,6 @@ def _viterbi(scores, frame_mask, chain):
     """``(delta, back)``, both ``(B, T, S)`` on the chain's states: the best score of a path on state
     ``j`` at frame ``i``, and how many states its best way in moved on (0, 1, or 2 past a "no word"
     state: the traceback's pointer)."""
-    scores = scores.masked_fill(~chain.states[:, None, :], NEG)
     batch, frames, _ = scores.shape
     value = torch.where(chain.start, 0.0, NEG).to(scores.dtype)
     seen = torch.zeros(batch, dtype=torch.bool, device=scores.device)

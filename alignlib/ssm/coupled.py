@@ -73,13 +73,14 @@ def coupled_scan(u, delta, A, B, C, return_states: bool = False, coupling: float
     ``<C_t^m, Bbar_t^m x_t^m> = delta_t^m x_t^m <B_t^m, C_t^m>``."""
     _check_coupled(u, delta, A, B, C)
     decay = coupling * torch.exp(torch.einsum("mbdl,mdn->mlbdn", delta, A))  # c Abar: (M, L, B, D, N)
-    total = diagonal_scan(decay.sum(0), torch.einsum("mbdl,mbnl->lbdn", delta * u, B))  # S_t: (L, B, D, N)
+    delta_u = delta * u
+    total = diagonal_scan(decay.sum(0), torch.einsum("mbdl,mbnl->lbdn", delta_u, B))  # S_t: (L, B, D, N)
     previous = torch.cat([torch.zeros_like(total[:1]), total[:-1]], dim=0)
     # y_t^m = <C_t^m, h_t^m> with h_t^m = Abar_t^m S_{t-1} + Bbar_t^m x_t^m
-    y = torch.einsum("mlbdn,mbnl->mbdl", decay * previous, C) + delta * u * torch.einsum("mbnl,mbnl->mbl", B, C)[:, :, None]
+    y = torch.einsum("mlbdn,mbnl->mbdl", decay * previous, C) + delta_u * torch.einsum("mbnl,mbnl->mbl", B, C)[:, :, None]
     if not return_states:
         return y
-    return y, decay * previous + torch.einsum("mbdl,mbnl->mlbdn", delta * u, B)
+    return y, decay * previous + torch.einsum("mbdl,mbnl->mlbdn", delta_u, B)
 
 
 class CoupledMambaLayer(nn.Module):
