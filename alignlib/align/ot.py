@@ -261,12 +261,16 @@ def sinkhorn_log(
     """
     log_a, log_b = a.log(), b.log()  # -inf on padding: those rows/columns get no mass
     g = torch.zeros_like(b) if g is None else g
+    # -C / eps once, and its transpose laid out for g's update: each update is then one addition
+    # and a log-sum-exp over the last axis.
+    kernel = -cost / epsilon
+    kernel_t = kernel.transpose(1, 2).contiguous()
 
     def update_f(g):
-        return -epsilon * torch.logsumexp(log_b[:, None, :] + (g[:, None, :] - cost) / epsilon, dim=2)
+        return -epsilon * torch.logsumexp(kernel + (log_b + g / epsilon)[:, None, :], dim=2)
 
     def update_g(f):
-        return -epsilon * torch.logsumexp(log_a[:, :, None] + (f[:, :, None] - cost) / epsilon, dim=1)
+        return -epsilon * torch.logsumexp(kernel_t + (log_a + f / epsilon)[:, None, :], dim=2)
 
     f = update_f(g)
     for iteration in range(max_iter + 1):
