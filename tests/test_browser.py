@@ -1,6 +1,7 @@
 """The notebooks' explorers in a real browser (Debian's chromium, driven by Playwright).
 
-Voila serves each notebook of ``EXPLORERS``; the test changes the controls as a user would (a
+Voila serves each notebook of ``EXPLORERS`` (its text up to the explorer, and the code cells that
+build it: every cell runs in the notebook's regression run); the test changes the controls as a user would (a
 click, keys on a slider, a mouse drag) and after every change the figure in the DOM must equal the
 figure the same ``alignlib.widgets`` class computes in this process for the values the browser
 shows. A page built by the runner is then opened with the network blocked: its maths must be
@@ -46,14 +47,14 @@ class Case:
     (each action must change the figure's title, so that the test can tell when the update has
     arrived), papermill parameters that make the cells before the explorer quicker without
     changing it (paths then absolute: the served copy lies in a temporary folder), and the earlier
-    cells the explorer cell needs besides the parameters (substrings that pick them)."""
+    cells the explorer cell needs besides the parameters (substrings that pick them). The page and
+    the reference in this process run the same cells: these, the parameters and the explorer's."""
 
     variable: str
     actions: tuple
     parameters: dict = field(default_factory=dict)
     needs: tuple[str, ...] = ()
     notebook: str = ""  # the notebook's stem when the key names a second explorer of it
-    drop: tuple[str, ...] = ()  # cells left out of the served copy (substrings that pick them)
 
 
 def stem_of(key: str) -> str:
@@ -89,18 +90,18 @@ EXPLORERS = {
                            "def fit_projection")),
     # 07's explorers show models the notebook trains first: one epoch each here, and the
     # reference trains the same models in this process from the same seeds (the `needs` cells).
-    # Each is served without the other: with two plotly FigureWidgets on one Voila page, one of
-    # them at random stops following its controls (plotly 7.1 / anywidget 0.11 / Voila 0.5.13; a
-    # two-figure notebook of a dropdown each shows it too), so a page holds one explorer here.
+    # Each is served without the other (a page runs only its explorer's cells): with two plotly
+    # FigureWidgets on one Voila page, one of them at random stops following its controls (plotly
+    # 7.1 / anywidget 0.11 / Voila 0.5.13; a two-figure notebook of a dropdown each shows it too).
     # (Sinkhorn is driven in 05: its plan is polished to a marginal tolerance, so states trained in two
     # processes that differ in the last bits can stop it an iteration apart.)
     "07_inside_trained_models": Case("explorer", (Choose("model", "AM2 OT weight 1"), Choose("clip", "tiny-0-test-2"),
                                                   Choose("pair", f"vision{NBSP}->{NBSP}text"), Click("method", "relaxed")),
-                                     parameters=INSIDE_QUICK, needs=INSIDE_NEEDS, drop=("ExpertActivationBrowser(",)),
+                                     parameters=INSIDE_QUICK, needs=INSIDE_NEEDS),
     "07_inside_trained_models-experts": Case("browser", (Choose("clip", "tiny-0-test-1"),
                                                          Choose("layer", "fusion.1.mixer.out_proj")),
                                              parameters=INSIDE_QUICK, needs=INSIDE_NEEDS,
-                                             notebook="07_inside_trained_models", drop=("TransportPlanExplorer(",)),
+                                             notebook="07_inside_trained_models"),
 }
 # Explorers with a known defect the browser shows (xfail, strict: the entry goes once it is fixed).
 # 02's gamma slider snapping 1/d = 0.125 to 0.1259 was fixed in 012bec8 (its grid now passes through 1/d).
@@ -126,28 +127,36 @@ def browser():
         chromium.close()
 
 
+def explorer_cells(cells, variable: str, needs: tuple[str, ...] = ()) -> list:
+    """The code cells that build an explorer: the parameters cells, the cells ``needs`` picks, then
+    the first cell that assigns ``variable``."""
+    code = [c for c in cells if c.cell_type == "code"]
+    chosen = [c for c in code if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
+    chosen += [c for c in code if any(n in c.source for n in needs)]
+    chosen += [c for c in code if re.search(rf"^{variable}\s*=", c.source, re.MULTILINE)][:1]
+    return chosen
+
+
 def served_notebook(stem: str, case: Case, folder):
-    """The notebook Voila serves: a copy with the case's parameters injected, without the cells the
-    case drops and without the cells after the explorer's (the page shows the explorer; the rest of
-    the notebook is the regression run's)."""
+    """The notebook Voila serves: a copy with the case's parameters injected, its text up to the
+    explorer and, of its code, only the cells that build the explorer (:func:`explorer_cells`, the
+    same cells :func:`reference_explorer` runs in this process; the rest of the notebook is the
+    regression run's)."""
     notebook = notebooks.NOTEBOOK_DIR / f"{stem}.ipynb"
     copy = folder / notebook.name
     served = parameterize_notebook(load_notebook_node(str(notebook)), case.parameters, kernel_name="python3",
                                    language="python")
-    served.cells = [c for c in served.cells if not any(d in c.source for d in case.drop)]
     last = max(i for i, c in enumerate(served.cells) if c.cell_type == "code" and f"{case.variable} = " in c.source)
-    served.cells = served.cells[:last + 1]
+    kept = {id(c) for c in explorer_cells(served.cells, case.variable, case.needs)}
+    served.cells = [c for c in served.cells[:last + 1] if c.cell_type != "code" or id(c) in kept]
     nbformat.write(served, copy)
     return copy
 
 
 def reference_explorer(notebook, variable: str, needs: tuple[str, ...] = ()):
-    """The explorer built in this process by the notebook's own code: its parameters cells, the
-    cells ``needs`` picks, then the cell that assigns ``variable``."""
+    """The explorer built in this process by the notebook's own code (:func:`explorer_cells`)."""
     cells = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
-    chosen = [c for c in cells if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
-    chosen += [c for c in cells if any(n in c.source for n in needs)]
-    chosen += [c for c in cells if re.search(rf"^{variable}\s*=", c.source, re.MULTILINE)][:1]
+    chosen = explorer_cells(cells, variable, needs)
     assert len(chosen) >= 2 + len(needs), f"{notebook.name}: no cell assigns {variable!r}"
     namespace: dict = {}
     for cell in chosen:
