@@ -1,6 +1,7 @@
 """Local alignment (OT) against independent sources: brute-force loops, scipy's LP solver,
 POT's exact and log-domain Sinkhorn solvers, and closed-form properties; the plan dispatcher."""
 import math
+import warnings
 
 import numpy as np
 import ot as pot
@@ -292,3 +293,81 @@ def test_time_prior_plan_is_pots_sinkhorn_on_the_cost_with_the_time_term():
     assert (heavy[0].argmax(1) == torch.div(torch.arange(9) * 5 + 2, 9, rounding_mode="floor")).float().mean() > 0.7
     with pytest.raises(ValueError, match="time_weight: must be >= 0"):
         ot.plan(x, y, method="time_prior", time_weight=-1.0)
+
+
+def padded_problem(seed: int = 0, batch: int = 6, rows: int = 17, columns: int = 9):
+    """A cosine cost ``(B, n, m)`` with random weights, some rows and columns padded (zero weight)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.nn.functional.normalize(torch.randn(batch, rows, 5, generator=g, dtype=torch.float64), dim=-1)
+    y = torch.nn.functional.normalize(torch.randn(batch, columns, 5, generator=g, dtype=torch.float64), dim=-1)
+    a = torch.rand(batch, rows, generator=g, dtype=torch.float64)
+    b = torch.rand(batch, columns, generator=g, dtype=torch.float64)
+    a[:, rows - 4:], a[1, :3], b[2, columns - 3:] = 0, 0, 0  # padding at the end and at the start
+    return 1 - x @ y.transpose(1, 2), a / a.sum(1, keepdim=True), b / b.sum(1, keepdim=True)
+
+
+@pytest.mark.parametrize("blur, max_iter", [(0.3, 2000), (0.05, 40)])  # converged, and stopped by max_iter
+def test_compiled_sinkhorn_equals_the_pytorch_updates(monkeypatch, blur, max_iter):
+    from alignlib.ssm import kernels
+
+    if kernels.load("sinkhorn") is None:
+        pytest.skip("no working C++ compiler here")
+    cost, a, b = padded_problem()
+    with warnings.catch_warnings(record=True) as compiled_warnings:
+        warnings.simplefilter("always")
+        f, g = ot.sinkhorn_log(cost, a, b, blur**2, max_iter=max_iter)
+    monkeypatch.setattr(ot, "_compiled_sinkhorn", lambda cost: None)
+    with warnings.catch_warnings(record=True) as torch_warnings:
+        warnings.simplefilter("always")
+        f_torch, g_torch = ot.sinkhorn_log(cost, a, b, blur**2, max_iter=max_iter)
+    torch.testing.assert_close(f, f_torch, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g, g_torch, rtol=1e-12, atol=1e-12)
+    assert [str(w.message) for w in compiled_warnings] == [str(w.message) for w in torch_warnings]
+    assert bool(compiled_warnings) == (max_iter == 40)
+    # each batch item is one task: the potentials do not depend on the thread count
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        monkeypatch.undo()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            one = ot.sinkhorn_log(cost, a, b, blur**2, max_iter=max_iter)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one[0], f) and torch.equal(one[1], g)
+
+
+def test_compiled_sinkhorn_plan_is_pots(monkeypatch):
+    """The plan from the C++ iterations against POT's log-domain Sinkhorn, item by item."""
+    cost, a, b = padded_problem(seed=1)
+    eps = 0.2**2
+    f, g = ot.sinkhorn_log(cost, a, b, eps, tol=1e-12, max_iter=20_000)
+    plan = ot.plan_from_potentials(f, g, cost, a, b, eps)
+    for k in range(len(cost)):
+        rows, columns = a[k] > 0, b[k] > 0
+        expected = pot.sinkhorn(a[k][rows].numpy(), b[k][columns].numpy(), cost[k][rows][:, columns].numpy(), eps,
+                                method="sinkhorn_log", numItermax=100_000, stopThr=1e-13)
+        np.testing.assert_allclose(plan[k][rows][:, columns].numpy(), expected, atol=1e-9)
+        assert (plan[k][~rows] == 0).all() and (plan[k][:, ~columns] == 0).all()
+
+
+def test_sinkhorn_falls_back_to_pytorch_with_one_warning(monkeypatch, tmp_path):
+    from alignlib.ssm import kernels
+
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("ALIGNLIB_CACHE", str(tmp_path / "cache"))
+    kernels.load.cache_clear()
+    cost, a, b = padded_problem(seed=2)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            f, g = ot.sinkhorn_log(cost, a, b, 0.3**2)
+            ot.sinkhorn_log(cost, a, b, 0.3**2)
+    finally:
+        kernels.load.cache_clear()
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == [
+        f"alignlib: the C++ kernel 'sinkhorn' is unavailable, using the pure-PyTorch fallback: "
+        f"no C++ compiler found ({tmp_path / 'no-such-compiler'}; set CXX)"]
+    monkeypatch.setattr(ot, "_compiled_sinkhorn", lambda cost: None)
+    expected = ot.sinkhorn_log(cost, a, b, 0.3**2)
+    assert torch.equal(f, expected[0]) and torch.equal(g, expected[1])

@@ -31,6 +31,7 @@ AlignMamba-2's OT loss (GeomLoss's default) and every default blur in alignlib.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import warnings
 from dataclasses import dataclass
@@ -249,7 +250,8 @@ def sinkhorn_log(
 
     Convergence is linear and slows down as epsilon shrinks: at ``blur = BLUR`` a plan whose
     source tokens skip some targets can need thousands of iterations. A warning says when
-    ``max_iter`` ran out first.
+    ``max_iter`` ran out first. On the CPU in float64 the iterations run in C++
+    (``alignlib/ssm/kernels/sinkhorn.cpp``, a batch item per thread); elsewhere in PyTorch.
 
     Args:
         cost: ``(B, Tm, Tn)``; a: ``(B, Tm)``, b: ``(B, Tn)`` probability weights (zeros allowed).
@@ -265,30 +267,72 @@ def sinkhorn_log(
     # and a log-sum-exp over the last axis.
     kernel = -cost / epsilon
     kernel_t = kernel.transpose(1, 2).contiguous()
-
-    def update_f(g):
-        return -epsilon * torch.logsumexp(kernel + (log_b + g / epsilon)[:, None, :], dim=2)
-
-    def update_g(f):
-        return -epsilon * torch.logsumexp(kernel_t + (log_a + f / epsilon)[:, None, :], dim=2)
-
-    f = update_f(g)
-    for iteration in range(max_iter + 1):
-        if iteration % check_every == 0 or iteration == max_iter:
-            plan = plan_from_potentials(f, g, cost, a, b, epsilon)
-            column_error = (plan.sum(dim=1) - b).abs().sum(dim=1).max().item()
-            if column_error < tol:
-                return f, g
-        if iteration < max_iter:
-            g = update_g(f)
-            f = update_f(g)
-    warnings.warn(
-        f"sinkhorn_log stopped after {max_iter} iterations with marginal error {column_error:.2e} "
-        f"(tol {tol:.0e}); a larger blur converges faster",
-        RuntimeWarning,
-        stacklevel=2,
-    )
+    if (library := _compiled_sinkhorn(cost)) is not None:
+        steps = _compiled_steps(library, kernel, kernel_t, log_a, log_b, b, g, epsilon)
+    else:
+        steps = _torch_steps(cost, kernel, kernel_t, log_a, log_b, a, b, g, epsilon)
+    f, g, column_error = steps(True, 0)  # f from the initial g, and the first check
+    done = 0
+    while column_error >= tol and done < max_iter:  # a check every check_every iterations, and after the last
+        n = min(check_every, max_iter - done)
+        f, g, column_error = steps(False, n)
+        done += n
+    if column_error >= tol:
+        warnings.warn(
+            f"sinkhorn_log stopped after {max_iter} iterations with marginal error {column_error:.2e} "
+            f"(tol {tol:.0e}); a larger blur converges faster",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return f, g
+
+
+def _compiled_sinkhorn(cost):
+    """The C++ iterations (``alignlib/ssm/kernels/sinkhorn.cpp``) for a CPU float64 cost, else None:
+    the PyTorch updates (other devices and dtypes, or no compiler: one warning)."""
+    if cost.device.type != "cpu" or cost.dtype != torch.float64:
+        return None
+    from alignlib.ssm import kernels
+
+    return kernels.load("sinkhorn")
+
+
+def _torch_steps(cost, kernel, kernel_t, log_a, log_b, a, b, g, epsilon):
+    """``steps(first, n)`` for :func:`sinkhorn_log` in PyTorch: with ``first``, ``f = update_f(g)``;
+    then ``n`` times ``g = update_g(f)``, ``f = update_f(g)``. Returns ``f``, ``g`` and the largest
+    L1 error of the plan's column marginals over the batch."""
+    def update(rows, log_w, v):
+        return -epsilon * torch.logsumexp(rows + (log_w + v / epsilon)[:, None, :], dim=2)
+
+    f = None
+
+    def steps(first: bool, n: int):
+        nonlocal f, g
+        if first:
+            f = update(kernel, log_b, g)
+        for _ in range(n):
+            g = update(kernel_t, log_a, f)
+            f = update(kernel, log_b, g)
+        plan = plan_from_potentials(f, g, cost, a, b, epsilon)
+        return f, g, (plan.sum(dim=1) - b).abs().sum(dim=1).max().item()
+
+    return steps
+
+
+def _compiled_steps(library, kernel, kernel_t, log_a, log_b, b, g, epsilon):
+    """:func:`_torch_steps` by ``sinkhorn_steps_f64`` of the C++ kernel (float64, in place)."""
+    inputs = [t.contiguous() for t in (kernel, kernel_t, log_a, log_b, b)]  # alive through the calls
+    f, g = torch.empty_like(inputs[2]), g.clone().contiguous()
+    dims = (ctypes.c_int64 * 3)(*kernel.shape)
+    library.sinkhorn_steps_f64.restype = ctypes.c_double
+
+    def steps(first: bool, n: int):
+        error = library.sinkhorn_steps_f64(*(ctypes.c_void_p(t.data_ptr()) for t in (*inputs, f, g)), dims,
+                                           ctypes.c_double(epsilon), ctypes.c_int64(first), ctypes.c_int64(n),
+                                           torch.get_num_threads())
+        return f, g, error
+
+    return steps
 
 
 def plan_from_potentials(f, g, cost, a, b, epsilon):

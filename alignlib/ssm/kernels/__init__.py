@@ -1,8 +1,8 @@
 """alignlib's C++ kernels, compiled on first use and loaded with ctypes.
 
 A kernel is one C++ source file beside this module with a plain C ABI (``<name>.cpp``; shared
-code in the headers beside it): ``selective_scan`` (:mod:`alignlib.ssm.selective_scan`) and
-``monotone`` (:mod:`alignlib.align.monotone`). It is compiled by the system compiler (``$CXX``,
+code in the headers beside it): ``selective_scan`` (:mod:`alignlib.ssm.selective_scan`),
+``monotone`` (:mod:`alignlib.align.monotone`) and ``sinkhorn`` (:func:`alignlib.align.ot.sinkhorn_log`). It is compiled by the system compiler (``$CXX``,
 else ``g++``) into a shared library in the cache directory (``$ALIGNLIB_CACHE``, else
 ``$XDG_CACHE_HOME/alignlib`` or ``~/.cache/alignlib``), named by a hash of the source and the
 headers, the flags, the compiler's version and the CPU: one build per machine
