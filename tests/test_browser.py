@@ -141,13 +141,15 @@ def served_notebook(stem: str, case: Case, folder):
     """The notebook Voila serves: a copy with the case's parameters injected, its text up to the
     explorer and, of its code, only the cells that build the explorer (:func:`explorer_cells`, the
     same cells :func:`reference_explorer` runs in this process; the rest of the notebook is the
-    regression run's)."""
+    regression run's). A cell the explorer needs only for a side effect (a seed, a global setting)
+    must be among ``needs``: neither side would miss it otherwise. The built-page test below shows
+    01's explorer after every cell of its notebook."""
     notebook = notebooks.NOTEBOOK_DIR / f"{stem}.ipynb"
     copy = folder / notebook.name
     served = parameterize_notebook(load_notebook_node(str(notebook)), case.parameters, kernel_name="python3",
                                    language="python")
-    last = max(i for i, c in enumerate(served.cells) if c.cell_type == "code" and f"{case.variable} = " in c.source)
-    kept = {id(c) for c in explorer_cells(served.cells, case.variable, case.needs)}
+    chosen = explorer_cells(served.cells, case.variable, case.needs)
+    kept, last = {id(c) for c in chosen}, max(i for i, c in enumerate(served.cells) if c is chosen[-1])
     served.cells = [c for c in served.cells[:last + 1] if c.cell_type != "code" or id(c) in kept]
     nbformat.write(served, copy)
     return copy

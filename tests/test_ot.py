@@ -316,7 +316,7 @@ def test_compiled_sinkhorn_equals_the_pytorch_updates(monkeypatch, blur, max_ite
     with warnings.catch_warnings(record=True) as compiled_warnings:
         warnings.simplefilter("always")
         f, g = ot.sinkhorn_log(cost, a, b, blur**2, max_iter=max_iter)
-    monkeypatch.setattr(ot, "_compiled_sinkhorn", lambda cost: None)
+    monkeypatch.setattr(ot, "_compiled_sinkhorn", lambda *inputs: None)
     with warnings.catch_warnings(record=True) as torch_warnings:
         warnings.simplefilter("always")
         f_torch, g_torch = ot.sinkhorn_log(cost, a, b, blur**2, max_iter=max_iter)
@@ -368,6 +368,56 @@ def test_sinkhorn_falls_back_to_pytorch_with_one_warning(monkeypatch, tmp_path):
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == [
         f"alignlib: the C++ kernel 'sinkhorn' is unavailable, using the pure-PyTorch fallback: "
         f"no C++ compiler found ({tmp_path / 'no-such-compiler'}; set CXX)"]
-    monkeypatch.setattr(ot, "_compiled_sinkhorn", lambda cost: None)
+    monkeypatch.setattr(ot, "_compiled_sinkhorn", lambda *inputs: None)
     expected = ot.sinkhorn_log(cost, a, b, 0.3**2)
     assert torch.equal(f, expected[0]) and torch.equal(g, expected[1])
+
+
+def loop_sinkhorn(cost, a, b, epsilon, g, tol, max_iter, check_every):
+    """The iterations written out as :func:`ot.sinkhorn_log` documents them: f from g, a check of the
+    column marginals every ``check_every`` iterations and after ``max_iter``; ``(f, g, converged)``."""
+    log_a, log_b = a.log(), b.log()
+    f = -epsilon * torch.logsumexp(log_b[:, None, :] + (g[:, None, :] - cost) / epsilon, dim=2)
+    for iteration in range(max_iter + 1):
+        if iteration % check_every == 0 or iteration == max_iter:
+            plan = ot.plan_from_potentials(f, g, cost, a, b, epsilon)
+            if (plan.sum(dim=1) - b).abs().sum(dim=1).max().item() < tol:
+                return f, g, True
+        if iteration < max_iter:
+            g = -epsilon * torch.logsumexp(log_a[:, :, None] + (f[:, :, None] - cost) / epsilon, dim=1)
+            f = -epsilon * torch.logsumexp(log_b[:, None, :] + (g[:, None, :] - cost) / epsilon, dim=2)
+    return f, g, False
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("blur, max_iter, check_every", [(0.3, 2000, 10), (0.3, 2000, 7), (0.05, 45, 10)])
+def test_sinkhorn_iterations_and_checks_follow_the_written_loop(monkeypatch, compiled, blur, max_iter, check_every):
+    """Both paths against the loop above, from a warm start that they leave unchanged; the same
+    number of iterations (a check cadence of 7, and a cap of 45 that is not a multiple of it)."""
+    if not compiled:
+        monkeypatch.setattr(ot, "_compiled_sinkhorn", lambda *inputs: None)
+    cost, a, b = padded_problem(seed=3)
+    warm = torch.randn(b.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 0.01
+    given = warm.clone()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        f, g = ot.sinkhorn_log(cost, a, b, blur**2, g=warm, max_iter=max_iter, check_every=check_every)
+    assert torch.equal(warm, given), "the warm start is the caller's: left as it was"
+    f_loop, g_loop, converged = loop_sinkhorn(cost, a, b, blur**2, given, 1e-5, max_iter, check_every)
+    torch.testing.assert_close(f, f_loop, rtol=1e-11, atol=1e-11)
+    torch.testing.assert_close(g, g_loop, rtol=1e-11, atol=1e-11)
+    assert len(caught) == (not converged)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_sinkhorn_warns_on_a_nan_and_rejects_check_every_0(monkeypatch, compiled):
+    if not compiled:
+        monkeypatch.setattr(ot, "_compiled_sinkhorn", lambda *inputs: None)
+    cost, a, b = padded_problem(seed=5)
+    warm = torch.zeros_like(b)
+    warm[2, 0] = float("nan")
+    with pytest.warns(RuntimeWarning, match="marginal error nan"):
+        f, _ = ot.sinkhorn_log(cost, a, b, 0.3**2, g=warm, max_iter=30)
+    assert f[2].isnan().all() and not f[0].isnan().any()
+    with pytest.raises(ValueError, match="check_every must be at least 1, got 0"):
+        ot.sinkhorn_log(cost, a, b, 0.3**2, check_every=0)

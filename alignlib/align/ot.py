@@ -267,17 +267,19 @@ def sinkhorn_log(
     # and a log-sum-exp over the last axis.
     kernel = -cost / epsilon
     kernel_t = kernel.transpose(1, 2).contiguous()
-    if (library := _compiled_sinkhorn(cost)) is not None:
+    if check_every < 1:
+        raise ValueError(f"check_every must be at least 1, got {check_every}")
+    if (library := _compiled_sinkhorn(cost, a, b, g)) is not None:
         steps = _compiled_steps(library, kernel, kernel_t, log_a, log_b, b, g, epsilon)
     else:
         steps = _torch_steps(cost, kernel, kernel_t, log_a, log_b, a, b, g, epsilon)
     f, g, column_error = steps(True, 0)  # f from the initial g, and the first check
     done = 0
-    while column_error >= tol and done < max_iter:  # a check every check_every iterations, and after the last
+    while not column_error < tol and done < max_iter:  # a check every check_every iterations, and after the last (NaN: on to the warning)
         n = min(check_every, max_iter - done)
         f, g, column_error = steps(False, n)
         done += n
-    if column_error >= tol:
+    if not column_error < tol:
         warnings.warn(
             f"sinkhorn_log stopped after {max_iter} iterations with marginal error {column_error:.2e} "
             f"(tol {tol:.0e}); a larger blur converges faster",
@@ -287,10 +289,15 @@ def sinkhorn_log(
     return f, g
 
 
-def _compiled_sinkhorn(cost):
-    """The C++ iterations (``alignlib/ssm/kernels/sinkhorn.cpp``) for a CPU float64 cost, else None:
-    the PyTorch updates (other devices and dtypes, or no compiler: one warning)."""
-    if cost.device.type != "cpu" or cost.dtype != torch.float64:
+def _compiled_sinkhorn(cost, a, b, g):
+    """The C++ iterations (``alignlib/ssm/kernels/sinkhorn.cpp``) where the cost ``(B, n, m)``, ``a
+    (B, n)``, ``b`` and ``g (B, m)`` are all CPU float64 tensors that need no gradient, else None:
+    the PyTorch updates (other devices, dtypes or broadcast shapes, gradients, or no compiler: one
+    warning)."""
+    batch, rows, columns = cost.shape
+    shapes = ((cost, cost.shape), (a, (batch, rows)), (b, (batch, columns)), (g, (batch, columns)))
+    if any(t.device.type != "cpu" or t.dtype != torch.float64 or t.shape != shape or t.requires_grad
+           for t, shape in shapes):
         return None
     from alignlib.ssm import kernels
 

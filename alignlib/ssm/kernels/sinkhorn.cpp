@@ -81,6 +81,6 @@ extern "C" double sinkhorn_steps_f64(const double* K, const double* Kt, const do
     }
   }
   double worst = 0.0;
-  for (double e : errors) worst = std::max(worst, e);
+  for (double e : errors) worst = std::isnan(e) || e > worst ? e : worst;  // a NaN item is reported
   return worst;
 }
