@@ -40,11 +40,14 @@ def _check_coupled(u, delta, A, B, C) -> None:
         raise ValueError("A: has positive entries; the coupled scan needs A < 0")
 
 
-def _transitions(u, delta, A, B, coupling):
-    """Time-major ``c Abar, Bbar x``: ``(M, L, B, D, N)`` each."""
-    decay = coupling * torch.exp(torch.einsum("mbdl,mdn->mlbdn", delta, A))
-    drive = torch.einsum("mbdl,mbnl->mlbdn", delta * u, B)
-    return decay, drive
+def _decay(delta, A, coupling):
+    """Time-major ``c Abar``: ``(M, L, B, D, N)``."""
+    return coupling * torch.exp(torch.einsum("mbdl,mdn->mlbdn", delta, A))
+
+
+def _drive(delta_u, B):
+    """Time-major ``Bbar x`` from ``delta * u (M, B, D, L)``: ``(M, L, B, D, N)``."""
+    return torch.einsum("mbdl,mbnl->mlbdn", delta_u, B)
 
 
 def coupled_scan_reference(u, delta, A, B, C, return_states: bool = False, coupling: float = 1.0):
@@ -52,7 +55,7 @@ def coupled_scan_reference(u, delta, A, B, C, return_states: bool = False, coupl
     ``A (M, D, N)``, ``B, C (M, B, N, L)`` -> ``y (M, B, D, L)``; with ``return_states`` also
     ``h (M, L, B, D, N)``. ``coupling`` scales the transition (see the module docstring)."""
     _check_coupled(u, delta, A, B, C)
-    decay, drive = _transitions(u, delta, A, B, coupling)
+    decay, drive = _decay(delta, A, coupling), _drive(delta * u, B)
     total = torch.zeros_like(drive[:, 0].sum(0))  # S_{t-1}: (B, D, N)
     outputs, states = [], []
     for decay_t, drive_t, c_t in zip(decay.unbind(1), drive.unbind(1), C.unbind(-1)):
@@ -72,15 +75,13 @@ def coupled_scan(u, delta, A, B, C, return_states: bool = False, coupling: float
     needs only their sum over modalities, and each output their contraction with ``C``,
     ``<C_t^m, Bbar_t^m x_t^m> = delta_t^m x_t^m <B_t^m, C_t^m>``."""
     _check_coupled(u, delta, A, B, C)
-    decay = coupling * torch.exp(torch.einsum("mbdl,mdn->mlbdn", delta, A))  # c Abar: (M, L, B, D, N)
-    delta_u = delta * u
+    decay, delta_u = _decay(delta, A, coupling), delta * u
     total = diagonal_scan(decay.sum(0), torch.einsum("mbdl,mbnl->lbdn", delta_u, B))  # S_t: (L, B, D, N)
     previous = torch.cat([torch.zeros_like(total[:1]), total[:-1]], dim=0)
+    carried = decay * previous  # Abar_t^m S_{t-1}: (M, L, B, D, N)
     # y_t^m = <C_t^m, h_t^m> with h_t^m = Abar_t^m S_{t-1} + Bbar_t^m x_t^m
-    y = torch.einsum("mlbdn,mbnl->mbdl", decay * previous, C) + delta_u * torch.einsum("mbnl,mbnl->mbl", B, C)[:, :, None]
-    if not return_states:
-        return y
-    return y, decay * previous + torch.einsum("mbdl,mbnl->mlbdn", delta_u, B)
+    y = torch.einsum("mlbdn,mbnl->mbdl", carried, C) + delta_u * torch.einsum("mbnl,mbnl->mbl", B, C)[:, :, None]
+    return (y, carried + _drive(delta_u, B)) if return_states else y
 
 
 class CoupledMambaLayer(nn.Module):
