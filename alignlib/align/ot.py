@@ -261,14 +261,14 @@ def sinkhorn_log(
     Returns:
         ``f (B, Tm), g (B, Tn)`` with plan ``P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)``.
     """
+    if check_every < 1:
+        raise ValueError(f"check_every must be at least 1, got {check_every}")
     log_a, log_b = a.log(), b.log()  # -inf on padding: those rows/columns get no mass
     g = torch.zeros_like(b) if g is None else g
     # -C / eps once, and its transpose laid out for g's update: each update is then one addition
     # and a log-sum-exp over the last axis.
     kernel = -cost / epsilon
     kernel_t = kernel.transpose(1, 2).contiguous()
-    if check_every < 1:
-        raise ValueError(f"check_every must be at least 1, got {check_every}")
     if (library := _compiled_sinkhorn(cost, a, b, g)) is not None:
         steps = _compiled_steps(library, kernel, kernel_t, log_a, log_b, b, g, epsilon)
     else:
